@@ -1,0 +1,50 @@
+# The README's two commands: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run demo test lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## the main job: the whole pipeline on the embedded local stack
+	$(BIN)/ingest up --demo-partner
+
+demo: $(STAMP) ## a scripted end-to-end run that exits when done
+	$(BIN)/ingest demo
+
+test: $(STAMP) ## every test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) build .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+# --- sam build (BuildMethod: makefile) -----------------------------------------------------
+# `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set. Only runtime code is packaged:
+# ingest/, connectors/ and lambdas/ (never tests, fixtures or bench) plus the runtime deps.
+LAMBDA_PACKAGES := ingest connectors lambdas
+
+build-lambda-package:
+	mkdir -p "$(ARTIFACTS_DIR)"
+	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)" -name '__pycache__' -type d -prune -exec rm -rf {} +
+	rm -rf "$(ARTIFACTS_DIR)/ingest/local"
+	$(PYTHON) -m pip install --quiet --no-compile --target "$(ARTIFACTS_DIR)" \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
+		--only-binary=:all: -r lambdas/requirements.txt
+
+build-FanoutFunction build-ProcessorFunction build-RetrieveFunction build-TransferStatusFunction build-UploadEventsFunction: build-lambda-package

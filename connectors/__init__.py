@@ -1,0 +1,1 @@
+"""SFTP connectors: host-key verification and AWS Transfer Family-shaped transfers."""

@@ -1,0 +1,104 @@
+"""Which deployment a CLI command talks to: the local stack (a state dir) or AWS (a stack)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.aws import AwsTarget
+from ingest.errors import ConfigError
+from ingest.local.endpoints import DEFAULT_STATE_DIR, ENDPOINTS_FILE, Endpoints, read_endpoints
+
+DEFAULT_STACK = "sftp-ingest"
+
+
+@dataclass
+class Deployment:
+    """An AWS target plus the names of the deployed resources (bucket, table, queues …)."""
+
+    aws: AwsTarget
+    resources: dict[str, str]
+    endpoints: Endpoints | None = None
+    state_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return self.state_dir is not None
+
+    def resource(self, name: str) -> str:
+        """A resource name, with an error that says which one is missing."""
+        try:
+            return self.resources[name]
+        except KeyError as exc:
+            raise ConfigError(
+                f"the deployment has no {name!r} resource (known: {sorted(self.resources)})"
+            ) from exc
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--state-dir`` (local stack) and ``--stack`` / ``--region`` (AWS)."""
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="talk to the local stack whose endpoints.json is in this directory "
+        f"(default: $INGEST_STATE_DIR, or ./{DEFAULT_STATE_DIR} when a stack runs there)",
+    )
+    parser.add_argument(
+        "--stack",
+        default=None,
+        help=f"talk to this deployed CloudFormation stack in AWS (default: {DEFAULT_STACK})",
+    )
+    parser.add_argument("--region", default=None, help="AWS region (default: from your profile)")
+
+
+def resolve_deployment(args: argparse.Namespace) -> Deployment:
+    """Local when a state dir is named or found, else the AWS stack's outputs."""
+    state_dir: Path | None = getattr(args, "state_dir", None)
+    if state_dir is None and not getattr(args, "stack", None):
+        env_dir = os.environ.get("INGEST_STATE_DIR")
+        if env_dir:
+            state_dir = Path(env_dir)
+        elif (Path(DEFAULT_STATE_DIR) / ENDPOINTS_FILE).exists():
+            state_dir = Path(DEFAULT_STATE_DIR)
+    if state_dir is not None:
+        endpoints = read_endpoints(state_dir)
+        return Deployment(
+            aws=AwsTarget(region=endpoints.region, endpoint_url=endpoints.aws_endpoint_url),
+            resources=endpoints.resources,
+            endpoints=endpoints,
+            state_dir=state_dir,
+        )
+    region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or "us-east-1"
+    aws = AwsTarget(region=region)
+    return Deployment(aws=aws, resources=stack_resources(aws, args.stack or DEFAULT_STACK))
+
+
+def stack_resources(aws: AwsTarget, stack: str) -> dict[str, str]:
+    """Resource names from a deployed stack's outputs (Output ``LandingBucketName`` → ``bucket``)."""
+    cfn = aws.client("cloudformation")
+    try:
+        outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    except Exception as exc:  # botocore raises ClientError or NoCredentialsError here
+        raise ConfigError(f"cannot read the outputs of stack {stack!r}: {exc}") from exc
+    return resources_from_outputs({o["OutputKey"]: o["OutputValue"] for o in outputs})
+
+
+#: template Output name → the short resource name the code and endpoints.json use.
+OUTPUT_RESOURCES = {
+    "LandingBucketName": "bucket",
+    "IngestQueueUrl": "queue_url",
+    "IngestDLQUrl": "dlq_url",
+    "RecordsTableName": "table",
+    "LedgerTableName": "ledger_table",
+    "TransferServerId": "server_id",
+}
+
+
+def resources_from_outputs(outputs: dict[str, str]) -> dict[str, str]:
+    """Map template outputs to resource names; unknown outputs keep their output name."""
+    return {OUTPUT_RESOURCES.get(k, k): v for k, v in outputs.items()}

@@ -1,0 +1,391 @@
+"""The ledger: one entry per landed file, with counters that account for every row.
+
+Table layout (its own DynamoDB table, ``pk``/``sk`` strings):
+
+* ``pk = FILE#<key>``, ``sk = FILE``: the file's current entry (the latest version of the key).
+* ``pk = FILE#<key>``, ``sk = CHUNK#<version>#<index>``: a marker written in the same
+  transaction that adds a chunk's counters to the file entry. Its conditional put is what makes
+  chunk completion happen exactly once, however often SQS delivers the message.
+
+Other packages keep their own item kinds in the same table under their own ``pk`` prefixes
+(for example ``TRANSFER#`` for connector transfers).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from ingest.errors import StaleVersionError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+FILE_SK = "FILE"
+
+
+class FileStatus(StrEnum):
+    """Every state a file can be in; each one is visible in ``ingest status``."""
+
+    RECEIVED = "RECEIVED"
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    PROCESSED = "PROCESSED"
+    PROCESSED_WITH_REJECTS = "PROCESSED_WITH_REJECTS"
+    FAILED = "FAILED"
+    UNMATCHED = "UNMATCHED"
+    PARTIAL = "PARTIAL"
+    IGNORED = "IGNORED"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file as the ledger knows it (the ``ingest status --json`` contract)."""
+
+    key: str
+    status: str
+    feed: str | None = None
+    version: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    chunks: int = 0
+    chunks_done: int = 0
+    rows_ok: int = 0
+    rows_rejected: int = 0
+    reason: str | None = None
+    updated_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape printed by ``ingest status --json``."""
+        return asdict(self)
+
+
+def file_pk(key: str) -> str:
+    """The partition key of a file's ledger items."""
+    return f"FILE#{key}"
+
+
+def _chunk_sk(version: str, index: int) -> str:
+    return f"CHUNK#{version}#{index:06d}"
+
+
+def _num(value: Mapping[str, Any] | None, default: int = 0) -> int:
+    return int(value["N"]) if value else default
+
+
+def _str(value: Mapping[str, Any] | None) -> str | None:
+    return value["S"] if value else None
+
+
+def _entry(item: Mapping[str, Any]) -> FileEntry:
+    return FileEntry(
+        key=item["key"]["S"],
+        status=item["status"]["S"],
+        feed=_str(item.get("feed")),
+        version=_str(item.get("version")),
+        etag=_str(item.get("etag")),
+        size=_num(item.get("size")) if "size" in item else None,
+        chunks=_num(item.get("chunks")),
+        chunks_done=_num(item.get("chunks_done")),
+        rows_ok=_num(item.get("rows_ok")),
+        rows_rejected=_num(item.get("rows_rejected")),
+        reason=_str(item.get("reason")),
+        updated_at=float(item["updated_at"]["N"]) if "updated_at" in item else None,
+    )
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        if reasons:
+            return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+        return "ConditionalCheckFailed" in str(exc)
+    return False
+
+
+def _translate(exc: ClientError, operation: str) -> StorageUnavailableError:
+    return StorageUnavailableError("dynamodb", operation, str(exc))
+
+
+class Ledger:
+    """The DynamoDB ledger adapter. Takes an injected low-level DynamoDB client."""
+
+    def __init__(self, client: DynamoDBClient, table: str, *, clock: Any = time.time) -> None:
+        self._db = client
+        self._table = table
+        self._clock = clock
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get_file(self, key: str) -> FileEntry | None:
+        """The current entry for ``key``, read consistently, or None."""
+        try:
+            resp = self._db.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise _translate(exc, "GetItem") from exc
+        item = resp.get("Item")
+        return _entry(item) if item else None
+
+    def list_files(self) -> list[FileEntry]:
+        """Every file entry, sorted by key (a scan: meant for the CLI and tests)."""
+        return sorted(self._scan_files(), key=lambda e: e.key)
+
+    def _scan_files(self) -> Iterator[FileEntry]:
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :file",
+            ExpressionAttributeValues={":file": {"S": FILE_SK}},
+            ConsistentRead=True,
+        ):
+            for item in page.get("Items", []):
+                yield _entry(item)
+
+    # --- writes from fanout --------------------------------------------------------------
+
+    def start_file(
+        self,
+        *,
+        key: str,
+        feed: str,
+        version: str,
+        etag: str,
+        size: int,
+        chunks: int,
+    ) -> bool:
+        """Record a newly landed file as RECEIVED with its chunk count.
+
+        Returns False when this exact version is already past RECEIVED (a duplicate S3
+        event): the caller must not queue it again. A RECEIVED entry of the same version is
+        overwritten, so a fanout that died before queueing is simply redone.
+        """
+        now = self._clock()
+        item = {
+            "pk": {"S": file_pk(key)},
+            "sk": {"S": FILE_SK},
+            "key": {"S": key},
+            "feed": {"S": feed},
+            "version": {"S": version},
+            "etag": {"S": etag},
+            "size": {"N": str(size)},
+            "chunks": {"N": str(chunks)},
+            "chunks_done": {"N": "0"},
+            "rows_ok": {"N": "0"},
+            "rows_rejected": {"N": "0"},
+            "status": {"S": FileStatus.RECEIVED},
+            "received_at": {"N": repr(now)},
+            "updated_at": {"N": repr(now)},
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR version <> :v OR #s = :received",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":v": {"S": version},
+                    ":received": {"S": FileStatus.RECEIVED},
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise _translate(exc, "PutItem") from exc
+        return True
+
+    def mark_queued(self, key: str, version: str) -> None:
+        """RECEIVED → QUEUED once every chunk message is on the queue."""
+        self._transition(key, version, FileStatus.QUEUED, only_from=(FileStatus.RECEIVED,))
+
+    def record_terminal(
+        self,
+        key: str,
+        status: FileStatus,
+        *,
+        reason: str,
+        size: int | None = None,
+        etag: str | None = None,
+        version: str | None = None,
+        feed: str | None = None,
+    ) -> None:
+        """Record a file that ends without processing: UNMATCHED, PARTIAL or IGNORED."""
+        now = self._clock()
+        item: dict[str, Any] = {
+            "pk": {"S": file_pk(key)},
+            "sk": {"S": FILE_SK},
+            "key": {"S": key},
+            "status": {"S": status},
+            "reason": {"S": reason},
+            "chunks": {"N": "0"},
+            "chunks_done": {"N": "0"},
+            "rows_ok": {"N": "0"},
+            "rows_rejected": {"N": "0"},
+            "updated_at": {"N": repr(now)},
+        }
+        for name, value in (("etag", etag), ("version", version), ("feed", feed)):
+            if value is not None:
+                item[name] = {"S": value}
+        if size is not None:
+            item["size"] = {"N": str(size)}
+        try:
+            self._db.put_item(TableName=self._table, Item=item)
+        except ClientError as exc:
+            raise _translate(exc, "PutItem") from exc
+
+    # --- writes from the processor -------------------------------------------------------
+
+    def mark_processing(self, key: str, version: str) -> None:
+        """RECEIVED/QUEUED → PROCESSING when a chunk starts (a no-op otherwise)."""
+        self._transition(
+            key,
+            version,
+            FileStatus.PROCESSING,
+            only_from=(FileStatus.RECEIVED, FileStatus.QUEUED),
+        )
+
+    def complete_chunk(
+        self, key: str, version: str, index: int, *, rows_ok: int, rows_rejected: int
+    ) -> bool:
+        """Add a chunk's counters to its file exactly once.
+
+        The chunk marker's conditional put and the counter update are one transaction, so a
+        redelivered message (or a retry after a crash) cannot count the chunk twice. Returns
+        False when the chunk had already been counted.
+        """
+        now = self._clock()
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                "pk": {"S": file_pk(key)},
+                                "sk": {"S": _chunk_sk(version, index)},
+                                "rows_ok": {"N": str(rows_ok)},
+                                "rows_rejected": {"N": str(rows_rejected)},
+                                "done_at": {"N": repr(now)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                            "UpdateExpression": (
+                                "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one "
+                                "SET updated_at = :now"
+                            ),
+                            "ConditionExpression": "version = :v",
+                            "ExpressionAttributeValues": {
+                                ":ok": {"N": str(rows_ok)},
+                                ":bad": {"N": str(rows_rejected)},
+                                ":one": {"N": "1"},
+                                ":now": {"N": repr(now)},
+                                ":v": {"S": version},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise _translate(exc, "TransactWriteItems") from exc
+            current = self.get_file(key)
+            if current is None or current.version != version:
+                raise StaleVersionError(
+                    f"{key}: chunk {index} of version {version} is stale"
+                ) from exc
+            return False
+        return True
+
+    def finish_if_complete(self, key: str, version: str) -> FileEntry | None:
+        """Set PROCESSED / PROCESSED_WITH_REJECTS once every chunk is counted.
+
+        Safe to call any number of times; returns the final entry when the file is complete.
+        """
+        entry = self.get_file(key)
+        if entry is None or entry.version != version or entry.chunks_done < entry.chunks:
+            return None
+        final = (
+            FileStatus.PROCESSED_WITH_REJECTS if entry.rows_rejected else FileStatus.PROCESSED
+        )
+        if entry.status != final:
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                    UpdateExpression="SET #s = :final, updated_at = :now REMOVE reason",
+                    ConditionExpression="version = :v AND chunks_done = chunks",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":final": {"S": final},
+                        ":now": {"N": repr(self._clock())},
+                        ":v": {"S": version},
+                    },
+                )
+            except ClientError as exc:
+                if _is_condition_failure(exc):
+                    return None
+                raise _translate(exc, "UpdateItem") from exc
+        return FileEntry(**{**entry.to_json(), "status": final, "reason": None})
+
+    def mark_failed(self, key: str, version: str, reason: str) -> None:
+        """Record that a file cannot be completed, with the reason (for the DLQ path)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                UpdateExpression="SET #s = :failed, reason = :reason, updated_at = :now",
+                ConditionExpression="version = :v",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": FileStatus.FAILED},
+                    ":reason": {"S": reason[:1000]},
+                    ":now": {"N": repr(self._clock())},
+                    ":v": {"S": version},
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return  # a newer version replaced the file: its own status stands
+            raise _translate(exc, "UpdateItem") from exc
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _transition(
+        self, key: str, version: str, to: FileStatus, *, only_from: tuple[FileStatus, ...]
+    ) -> bool:
+        names = {f":from{i}": {"S": s.value} for i, s in enumerate(only_from)}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                UpdateExpression="SET #s = :to, updated_at = :now",
+                ConditionExpression=f"version = :v AND #s IN ({', '.join(names)})",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":to": {"S": to},
+                    ":v": {"S": version},
+                    ":now": {"N": repr(self._clock())},
+                    **names,
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise _translate(exc, "UpdateItem") from exc
+        return True

@@ -1,0 +1,68 @@
+"""``<state-dir>/endpoints.json``: how tools find a running local stack (a DESIGN contract)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import ConfigError
+
+ENDPOINTS_FILE = "endpoints.json"
+DEFAULT_STATE_DIR = ".state"
+
+
+@dataclass
+class SftpEndpoint:
+    host: str
+    port: int
+    host_key_fingerprints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Endpoints:
+    """The contents of ``endpoints.json``."""
+
+    aws_endpoint_url: str
+    region: str
+    sftp: SftpEndpoint | None
+    resources: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Endpoints:
+        sftp = data.get("sftp")
+        return cls(
+            aws_endpoint_url=data["aws_endpoint_url"],
+            region=data["region"],
+            sftp=SftpEndpoint(**sftp) if sftp else None,
+            resources=dict(data.get("resources", {})),
+        )
+
+
+def write_endpoints(state_dir: Path, endpoints: Endpoints) -> Path:
+    """Write ``endpoints.json`` atomically (readers never see half a file)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / ENDPOINTS_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(endpoints.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_endpoints(state_dir: Path) -> Endpoints:
+    """Read ``endpoints.json`` of a running local stack, with a clear error if absent."""
+    path = state_dir / ENDPOINTS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"no local stack found: {path} does not exist (start one with 'ingest up')"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    return Endpoints.from_json(data)

@@ -1,0 +1,1 @@
+"""Thin Lambda handlers: event in, one core call, response out."""
