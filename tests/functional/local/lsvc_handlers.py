@@ -1,0 +1,52 @@
+"""Tiny Lambda handlers for the local-stack tests (loaded by Handler string, like real ones)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+#: every event the handlers saw in this process, for assertions.
+SEEN: list[dict[str, Any]] = []
+
+
+def ok(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Succeeds for every record."""
+    SEEN.append(event)
+    return {"batchItemFailures": []}
+
+
+def fail_poison(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Reports every record whose body contains "poison" as failed."""
+    SEEN.append(event)
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r["messageId"]} for r in event["Records"] if "poison" in r["body"]
+        ]
+    }
+
+
+def bad_identifier(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Returns a batch item failure that names no message of the batch."""
+    SEEN.append(event)
+    return {"batchItemFailures": [{"itemIdentifier": "not-a-message-id"}]}
+
+
+def boom(event: dict[str, Any], context: Any) -> None:
+    """Raises, failing the whole batch."""
+    SEEN.append(event)
+    raise RuntimeError("handler exploded")
+
+
+def echo_env(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Returns the environment variables named in the event, and the context's name."""
+    names = event.get("names", [])
+    return {
+        "env": {n: os.environ.get(n) for n in names},
+        "function_name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "event": json.loads(json.dumps(event)),
+    }
+
+
+NOT_CALLABLE = 42
