@@ -164,6 +164,7 @@ class Ledger:
         etag: str,
         size: int,
         chunks: int,
+        reason: str | None = None,
     ) -> bool:
         """Record a newly landed file as RECEIVED with its chunk count.
 
@@ -172,7 +173,7 @@ class Ledger:
         overwritten, so a fanout that died before queueing is simply redone.
         """
         now = self._clock()
-        item = {
+        item: dict[str, Any] = {
             "pk": {"S": file_pk(key)},
             "sk": {"S": FILE_SK},
             "key": {"S": key},
@@ -188,6 +189,8 @@ class Ledger:
             "received_at": {"N": repr(now)},
             "updated_at": {"N": repr(now)},
         }
+        if reason:
+            item["reason"] = {"S": reason}
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -320,9 +323,7 @@ class Ledger:
         entry = self.get_file(key)
         if entry is None or entry.version != version or entry.chunks_done < entry.chunks:
             return None
-        final = (
-            FileStatus.PROCESSED_WITH_REJECTS if entry.rows_rejected else FileStatus.PROCESSED
-        )
+        final = FileStatus.PROCESSED_WITH_REJECTS if entry.rows_rejected else FileStatus.PROCESSED
         if entry.status != final:
             try:
                 self._db.update_item(
@@ -374,7 +375,7 @@ class Ledger:
             self._db.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
-                UpdateExpression="SET #s = :to, updated_at = :now",
+                UpdateExpression="SET #s = :to, updated_at = :now REMOVE reason",
                 ConditionExpression=f"version = :v AND #s IN ({', '.join(names)})",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={

@@ -79,7 +79,7 @@ def resolve_deployment(args: argparse.Namespace) -> Deployment:
 
 
 def stack_resources(aws: AwsTarget, stack: str) -> dict[str, str]:
-    """Resource names from a deployed stack's outputs (Output ``LandingBucketName`` → ``bucket``)."""
+    """Resource names from a stack's outputs (``LandingBucketName`` → ``bucket``)."""
     cfn = aws.client("cloudformation")
     try:
         outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])

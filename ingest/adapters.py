@@ -1,0 +1,207 @@
+"""AWS adapters for the core's ports: S3 objects, the SQS chunk queue, the records table.
+
+Each takes an injected boto3 client or resource. SDK errors are translated here into the
+project's exception tree; botocore's standard retry mode (``ingest.aws.RETRY_CONFIG``) has
+already retried throttling and transient errors by the time one reaches us.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.errors import ObjectNotFoundError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sqs.client import SQSClient
+
+log = logging.getLogger(__name__)
+
+READ_BUFFER = 1024 * 1024
+_NOT_FOUND = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "NoSuchBucket"})
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str
+    version_id: str | None
+
+
+class _BodyReader(io.RawIOBase):
+    """A raw stream over a botocore StreamingBody, so io.BufferedReader can add readline()."""
+
+    def __init__(self, body: Any, *, bucket: str, key: str) -> None:
+        self._body = body
+        self._where = f"s3://{bucket}/{key}"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._body.read(len(buffer))
+        except (BotoCoreError, OSError) as exc:
+            raise StorageUnavailableError("s3", "GetObject", f"{self._where}: {exc}") from exc
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+def _s3_error(exc: ClientError, bucket: str, key: str, operation: str) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _NOT_FOUND:
+        return ObjectNotFoundError(bucket, key)
+    return StorageUnavailableError("s3", operation, f"s3://{bucket}/{key}: {exc}")
+
+
+class S3Store:
+    """Reads landed objects and writes reject files."""
+
+    def __init__(self, client: S3Client) -> None:
+        self._s3 = client
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            resp = self._s3.head_object(**kwargs)
+        except ClientError as exc:
+            raise _s3_error(exc, bucket, key, "HeadObject") from exc
+        return ObjectInfo(
+            size=resp["ContentLength"],
+            etag=resp["ETag"].strip('"'),
+            version_id=resp.get("VersionId"),
+        )
+
+    def open_range(self, bucket: str, key: str, *, version_id: str | None, start: int) -> IO[bytes]:
+        """A buffered binary stream from byte ``start`` to the end of the object."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        if start > 0:
+            kwargs["Range"] = f"bytes={start}-"
+        try:
+            resp = self._s3.get_object(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "InvalidRange":  # start is at or past the end: nothing to read
+                return io.BytesIO(b"")
+            raise _s3_error(exc, bucket, key, "GetObject") from exc
+        raw = _BodyReader(resp["Body"], bucket=bucket, key=key)
+        return io.BufferedReader(raw, buffer_size=READ_BUFFER)
+
+    def iter_blocks(
+        self, bucket: str, key: str, *, version_id: str | None, block_size: int = 8 * 1024**2
+    ) -> Iterator[bytes]:
+        """The object's bytes in blocks, read once in constant memory."""
+        with self.open_range(bucket, key, version_id=version_id, start=0) as stream:
+            while block := stream.read(block_size):
+                yield block
+
+    def put_file(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None:
+        """Upload a local file object (multipart when large, by boto3's transfer manager)."""
+        try:
+            self._s3.upload_fileobj(body, bucket, key, ExtraArgs={"ContentType": content_type})
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailableError("s3", "PutObject", f"s3://{bucket}/{key}: {exc}") from exc
+
+    def read_text(self, bucket: str, key: str) -> tuple[str, str]:
+        """A small text object and its ETag (feeds config)."""
+        try:
+            resp = self._s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            raise _s3_error(exc, bucket, key, "GetObject") from exc
+        return resp["Body"].read().decode("utf-8"), resp["ETag"].strip('"')
+
+
+class SqsQueue:
+    """Sends chunk messages with SendMessageBatch, ten at a time, retrying failed entries."""
+
+    MAX_BATCH = 10
+
+    def __init__(
+        self, client: SQSClient, queue_url: str, *, attempts: int = 5, backoff: float = 0.2
+    ) -> None:
+        self._sqs = client
+        self._url = queue_url
+        self._attempts = attempts
+        self._backoff = backoff
+
+    def send_all(self, bodies: Iterable[dict[str, Any]]) -> int:
+        """Send every body; raises ``StorageUnavailableError`` if some keep failing."""
+        batch: list[dict[str, Any]] = []
+        sent = 0
+        for body in bodies:
+            batch.append(body)
+            if len(batch) == self.MAX_BATCH:
+                sent += self._send_batch(batch)
+                batch = []
+        if batch:
+            sent += self._send_batch(batch)
+        return sent
+
+    def _send_batch(self, bodies: list[dict[str, Any]]) -> int:
+        pending = {str(i): json.dumps(b, separators=(",", ":")) for i, b in enumerate(bodies)}
+        for attempt in range(self._attempts):
+            try:
+                resp = self._sqs.send_message_batch(
+                    QueueUrl=self._url,
+                    Entries=[{"Id": i, "MessageBody": body} for i, body in pending.items()],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageUnavailableError("sqs", "SendMessageBatch", str(exc)) from exc
+            for ok in resp.get("Successful", []):
+                pending.pop(ok["Id"], None)
+            failed = resp.get("Failed", [])
+            if not pending:
+                return len(bodies)
+            sender_faults = [f for f in failed if f.get("SenderFault")]
+            if sender_faults:
+                raise StorageUnavailableError(
+                    "sqs", "SendMessageBatch", f"rejected entries: {sender_faults}"
+                )
+            log.warning(
+                "retrying failed SendMessageBatch entries",
+                extra={"failed": len(pending), "attempt": attempt + 1},
+            )
+            time.sleep(self._backoff * 2**attempt)
+        raise StorageUnavailableError(
+            "sqs", "SendMessageBatch", f"{len(pending)} entries still failing after retries"
+        )
+
+
+class DynamoRecordSink:
+    """Writes record items with the table's ``batch_writer``.
+
+    ``overwrite_by_pkeys`` de-duplicates items with the same key inside a batch (DynamoDB
+    rejects such a batch), so the last record with a key wins, as it would with PutItem.
+    The batch writer re-sends UnprocessedItems itself; throttling is retried by botocore.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def write(self, items: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        try:
+            with self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+                for item in items:
+                    writer.put_item(Item=item)
+                    count += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
+        return count

@@ -1,0 +1,172 @@
+"""The fanout use case: a landed object → its feed → record-aligned chunk messages on SQS."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ingest.adapters import ObjectInfo
+from ingest.chunks import DEFAULT_CHUNK_SIZE, Chunk, plan_chunks
+from ingest.events import LandedObject
+from ingest.feeds import FeedSet
+from ingest.ledger import FileStatus, Ledger
+from ingest.messages import ChunkMessage
+
+log = logging.getLogger(__name__)
+
+#: Names that uploaders write while a transfer is in progress, and editors' lock files.
+TEMP_NAME_PATTERNS = ("*.part", "*.filepart", "*.tmp", ".~*", "~$*", ".*.swp")
+HELD_REASON = "awaiting SFTP upload completion"
+
+
+class ObjectReader(Protocol):
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
+
+    def iter_blocks(self, bucket: str, key: str, *, version_id: str | None) -> Any: ...
+
+
+class MessageSender(Protocol):
+    def send_all(self, bodies: Any) -> int: ...
+
+
+class Outcome(StrEnum):
+    QUEUED = "QUEUED"
+    DUPLICATE = "DUPLICATE"
+    UNMATCHED = "UNMATCHED"
+    IGNORED = "IGNORED"
+    HELD = "HELD"
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    key: str
+    outcome: Outcome
+    feed: str | None = None
+    chunks: int = 0
+    size: int | None = None
+
+
+def is_temporary(key: str, size: int | None) -> bool:
+    """Partial-transfer and marker names that must never be ingested."""
+    if key.endswith("/"):
+        return True  # a "directory" marker, whatever its size
+    name = posixpath.basename(key)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in TEMP_NAME_PATTERNS)
+
+
+def held_by_role(role_id: str | None) -> Callable[[LandedObject], bool]:
+    """A ``holds_upload`` predicate: objects written by sessions of this IAM role are held.
+
+    S3 reports the writer of an object as ``AWS:<RoleId>:<session>`` in the notification's
+    ``userIdentity.principalId``; Transfer Family users write with their access role.
+    """
+    if not role_id:
+        return lambda _: False
+    prefix = f"AWS:{role_id}:"
+    return lambda obj: (obj.principal_id or "").startswith(prefix)
+
+
+def ingest_object(
+    obj: LandedObject,
+    *,
+    feeds: FeedSet,
+    store: ObjectReader,
+    queue: MessageSender,
+    ledger: Ledger,
+    default_chunk_size: int = DEFAULT_CHUNK_SIZE,
+    holds_upload: Callable[[LandedObject], bool] = lambda _: False,
+) -> FanoutResult:
+    """Plan and queue one landed object. Idempotent: a duplicate event queues nothing.
+
+    ``holds_upload`` says whether the object was written by an SFTP server that may leave
+    partial files (Transfer Family); such an object waits in RECEIVED until the server's
+    upload-completed event arrives as an ``upload_confirmed`` object.
+    """
+    key = obj.key
+    if is_temporary(key, obj.size):
+        log.info("ignoring temporary or marker object", extra={"key": key})
+        return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
+
+    match = feeds.resolve(key)
+    if match is None:
+        ledger.record_terminal(
+            key,
+            FileStatus.UNMATCHED,
+            reason="no feed matches this key",
+            size=obj.size,
+            etag=obj.etag,
+            version=obj.version_id,
+        )
+        log.warning("no feed owns this key", extra={"key": key})
+        return FanoutResult(key=key, outcome=Outcome.UNMATCHED, size=obj.size)
+
+    info = _describe(obj, store)
+    version = info.version_id or info.etag
+    feed = match.feed
+    splittable = feed.splittable and not match.compressed
+    chunk_size = feed.chunk_size or default_chunk_size
+    held = not obj.upload_confirmed and holds_upload(obj)
+    chunks: list[Chunk] = (
+        []
+        if held
+        else plan_chunks(
+            info.size,
+            chunk_size,
+            splittable=splittable,
+            read_blocks=store.iter_blocks(obj.bucket, key, version_id=info.version_id)
+            if splittable and info.size > chunk_size
+            else None,
+        )
+    )
+    started = ledger.start_file(
+        key=key,
+        feed=feed.name,
+        version=version,
+        etag=info.etag,
+        size=info.size,
+        chunks=len(chunks),
+        reason=HELD_REASON if held else None,
+    )
+    if not started:
+        log.info("duplicate event for an already queued file", extra={"key": key})
+        return FanoutResult(key=key, outcome=Outcome.DUPLICATE, feed=feed.name, size=info.size)
+    if held:
+        log.info("holding SFTP upload until the server confirms it", extra={"key": key})
+        return FanoutResult(key=key, outcome=Outcome.HELD, feed=feed.name, size=info.size)
+
+    queue.send_all(
+        ChunkMessage(
+            bucket=obj.bucket,
+            key=key,
+            version=version,
+            version_id=info.version_id,
+            feed=feed.name,
+            index=chunk.index,
+            chunks=len(chunks),
+            start=chunk.start,
+            end=chunk.end,
+            first_line=chunk.first_line,
+            compressed=match.compressed,
+        ).to_body()
+        for chunk in chunks
+    )
+    ledger.mark_queued(key, version)
+    log.info(
+        "queued file",
+        extra={"key": key, "feed": feed.name, "chunks": len(chunks), "size": info.size},
+    )
+    return FanoutResult(
+        key=key, outcome=Outcome.QUEUED, feed=feed.name, chunks=len(chunks), size=info.size
+    )
+
+
+def _describe(obj: LandedObject, store: ObjectReader) -> ObjectInfo:
+    """Size, ETag and version from the event when it has them all, else from S3."""
+    if obj.size is not None and obj.etag and obj.version_id:
+        return ObjectInfo(size=obj.size, etag=obj.etag, version_id=obj.version_id)
+    return store.head(obj.bucket, obj.key, obj.version_id)

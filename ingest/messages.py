@@ -1,0 +1,57 @@
+"""The chunk message that fanout sends and the processor consumes (JSON on SQS)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ingest.errors import InvalidEventError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ChunkMessage:
+    """One chunk of one version of a landed file."""
+
+    bucket: str
+    key: str
+    #: the ledger's identity of the object version: the S3 version id, or the ETag
+    version: str
+    version_id: str | None
+    feed: str
+    index: int
+    chunks: int
+    start: int
+    end: int
+    first_line: int
+    compressed: bool
+
+    @property
+    def source_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_body(self) -> dict[str, Any]:
+        return {"v": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, text: str) -> ChunkMessage:
+        """Parse a message body, with a clear error for anything malformed."""
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise InvalidEventError(f"chunk message is not JSON: {exc}") from exc
+        if not isinstance(data, dict) or data.get("v") != SCHEMA_VERSION:
+            raise InvalidEventError(f"not a chunk message of schema v{SCHEMA_VERSION}")
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - set(data))
+        if missing:
+            raise InvalidEventError(f"chunk message lacks {missing}")
+        try:
+            msg = cls(**{k: data[k] for k in names})
+        except TypeError as exc:
+            raise InvalidEventError(f"malformed chunk message: {exc}") from exc
+        if not (0 <= msg.start <= msg.end and 0 <= msg.index < msg.chunks and msg.first_line >= 1):
+            raise InvalidEventError(f"chunk message has an impossible range: {data}")
+        return msg

@@ -1,0 +1,220 @@
+"""The processor use case: one chunk message → records in DynamoDB, rejects in S3, counters.
+
+Ordering makes a chunk safe to replay after a crash or a duplicate delivery: record items have
+deterministic keys (a replay rewrites the same items), the reject file has a deterministic
+name (a replay overwrites it), and the ledger counters are added last, once, in a transaction
+guarded by the chunk's marker item.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+from ingest.errors import CorruptInputError, IngestError, PermanentError, RowError
+from ingest.feeds import Feed, FeedSet, Format
+from ingest.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
+from ingest.ledger import FileEntry, Ledger
+from ingest.messages import ChunkMessage
+from ingest.records import build_item
+
+log = logging.getLogger(__name__)
+
+REJECTS_PREFIX = "rejects/"
+_SPOOL_LIMIT = 8 * 1024 * 1024
+
+
+class ChunkReader(Protocol):
+    def open_range(
+        self, bucket: str, key: str, *, version_id: str | None, start: int
+    ) -> IO[bytes]: ...
+
+    def put_file(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None: ...
+
+
+class RecordWriter(Protocol):
+    def write(self, items: Any) -> int: ...
+
+
+@dataclass(frozen=True)
+class ProcessorPorts:
+    """What the processor talks to; ``feeds`` is called per chunk so a cache may refresh."""
+
+    feeds: Callable[[], FeedSet]
+    store: ChunkReader
+    sink: RecordWriter
+    ledger: Ledger
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    key: str
+    index: int
+    rows_ok: int
+    rows_rejected: int
+    #: False when this chunk had already been counted (a redelivery)
+    counted: bool
+    #: the file's entry once its last chunk is done
+    finished: FileEntry | None
+
+
+def rejects_key(msg: ChunkMessage) -> str:
+    """``rejects/<original key>/<chunk>.jsonl``."""
+    return f"{REJECTS_PREFIX}{msg.key}/{msg.index:06d}.jsonl"
+
+
+class RejectFile:
+    """Reject lines ``{line, reason, raw}``, spooled to disk past a few MiB."""
+
+    def __init__(self) -> None:
+        # closed by close(), which process_chunk registers on its ExitStack
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT, mode="w+b")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, line: int, reason: str, raw: str) -> None:
+        record = {"line": line, "reason": reason, "raw": raw}
+        self._file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.count += 1
+
+    def upload(self, store: ChunkReader, bucket: str, key: str) -> None:
+        self._file.seek(0)
+        store.put_file(bucket, key, self._file, "application/x-ndjson")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _guard_corruption(lines: Iterator[RawLine], key: str) -> Iterator[RawLine]:
+    """Translate a broken gzip stream into a permanent, clearly worded error."""
+    try:
+        yield from lines
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise CorruptInputError(f"cannot decompress gzip: {exc}", key=key) from exc
+
+
+def _read_header(store: ChunkReader, msg: ChunkMessage, feed: Feed) -> list[str] | None:
+    """A CSV header for a chunk that does not start at byte 0."""
+    if feed.format is not Format.CSV or not feed.csv.header or msg.start == 0:
+        return None
+    with store.open_range(msg.bucket, msg.key, version_id=msg.version_id, start=0) as stream:
+        first = stream.readline()
+    return CsvParser(feed, None).parse_header(RawLine(number=1, data=first))
+
+
+def _records(
+    store: ChunkReader, msg: ChunkMessage, feed: Feed, stack: ExitStack
+) -> Iterator[ParsedRecord]:
+    header = _read_header(store, msg, feed)
+    stream: IO[bytes] = stack.enter_context(
+        store.open_range(
+            msg.bucket, msg.key, version_id=msg.version_id, start=max(msg.start - 1, 0)
+        )
+    )
+    if msg.compressed:
+        stream = stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[arg-type]
+    # A single-chunk file is read to its end, whatever its size was when planned.
+    end = None if msg.chunks == 1 else msg.end
+    lines = iter_lines(stream, start=msg.start, end=end, first_line=msg.first_line)
+    if msg.compressed:
+        lines = _guard_corruption(lines, msg.key)
+    return parse_records(feed, lines, owns_file_start=msg.start == 0, header=header)
+
+
+def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
+    """Parse, validate and write one chunk; count it in the ledger exactly once."""
+    feeds = ports.feeds()
+    match = feeds.resolve(msg.key)
+    if match is None or match.feed.name != msg.feed:
+        raise PermanentError(f"{msg.key}: feed {msg.feed!r} no longer owns this key")
+    feed = match.feed
+    ports.ledger.mark_processing(msg.key, msg.version)
+
+    rejects = RejectFile()
+    with ExitStack() as stack:
+        stack.callback(rejects.close)
+        records = _records(ports.store, msg, feed, stack)
+
+        def items() -> Iterator[dict[str, Any]]:
+            for record in records:
+                if record.error is not None or record.values is None:
+                    rejects.add(record.line, record.error or "unparseable", record.raw)
+                    continue
+                try:
+                    yield build_item(
+                        feed,
+                        record.values,
+                        captures=match.captures,
+                        source_uri=msg.source_uri,
+                        line=record.line,
+                    )
+                except RowError as exc:
+                    rejects.add(record.line, exc.reason, record.raw)
+
+        rows_ok = ports.sink.write(items())
+        if rejects.count:
+            rejects.upload(ports.store, msg.bucket, rejects_key(msg))
+
+    counted = ports.ledger.complete_chunk(
+        msg.key, msg.version, msg.index, rows_ok=rows_ok, rows_rejected=rejects.count
+    )
+    finished = ports.ledger.finish_if_complete(msg.key, msg.version)
+    log.info(
+        "chunk done",
+        extra={
+            "key": msg.key,
+            "chunk": msg.index,
+            "rows_ok": rows_ok,
+            "rows_rejected": rejects.count,
+            "redelivery": not counted,
+        },
+    )
+    return ChunkResult(
+        key=msg.key,
+        index=msg.index,
+        rows_ok=rows_ok,
+        rows_rejected=rejects.count,
+        counted=counted,
+        finished=finished,
+    )
+
+
+def handle_chunk_message(
+    body: str, *, receive_count: int, max_receive_count: int, ports: ProcessorPorts
+) -> ChunkResult:
+    """Process one SQS chunk message, recording FAILED when it will not succeed.
+
+    A permanent error marks the file FAILED at once; any other error does so on the last
+    delivery before the queue's redrive moves the message to the dead-letter queue. The
+    error is always re-raised so the message is reported as a batch item failure.
+    """
+    msg = ChunkMessage.from_json(body)
+    try:
+        return process_chunk(msg, ports)
+    except Exception as exc:
+        last_attempt = receive_count >= max_receive_count
+        if isinstance(exc, PermanentError) or last_attempt:
+            reason = f"chunk {msg.index}: {type(exc).__name__}: {exc}"
+            if last_attempt:
+                reason += f" (after {receive_count} deliveries; message moved to the DLQ)"
+            try:
+                ports.ledger.mark_failed(msg.key, msg.version, reason)
+            except IngestError:
+                log.exception("could not record FAILED", extra={"key": msg.key})
+        log.warning(
+            "chunk failed",
+            extra={
+                "key": msg.key,
+                "chunk": msg.index,
+                "receive_count": receive_count,
+                "error": str(exc),
+                "retryable": not isinstance(exc, PermanentError),
+            },
+        )
+        raise

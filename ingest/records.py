@@ -1,0 +1,147 @@
+"""Typed fields, key templates and DynamoDB items."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ingest.errors import RowError
+from ingest.feeds import Feed, FieldSpec, FieldType
+
+#: DynamoDB numbers carry at most 38 significant digits.
+_MAX_DIGITS = 38
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+def _as_text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _to_string(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, (dict, list)):
+        raise RowError(f"field {spec.name!r}: expected a string, got a JSON {type(value).__name__}")
+    return value if isinstance(value, str) else str(value)
+
+
+def _to_int(value: Any, spec: FieldSpec) -> int:
+    if isinstance(value, (bool, float)):
+        raise RowError(f"field {spec.name!r}: not an integer: {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(_as_text(value))
+    except ValueError:
+        raise RowError(f"field {spec.name!r}: not an integer: {value!r}") from None
+
+
+def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
+    if isinstance(value, bool):
+        raise RowError(f"field {spec.name!r}: not a decimal: {value!r}")
+    # JSON numbers arrive as Decimal (we parse JSON with parse_float=Decimal), never float.
+    text = value if isinstance(value, Decimal) else _as_text(value)
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise RowError(f"field {spec.name!r}: not a decimal: {value!r}") from None
+    if not number.is_finite():
+        raise RowError(f"field {spec.name!r}: not a finite decimal: {value!r}")
+    if len(number.as_tuple().digits) > _MAX_DIGITS:
+        raise RowError(f"field {spec.name!r}: more than {_MAX_DIGITS} significant digits")
+    return number
+
+
+def _to_bool(value: Any, spec: FieldSpec) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _as_text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RowError(f"field {spec.name!r}: not a boolean: {value!r}")
+
+
+def _to_date(value: Any, spec: FieldSpec) -> str:
+    text = _as_text(value)
+    try:
+        if spec.date_format:
+            return dt.datetime.strptime(text, spec.date_format).date().isoformat()
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        expected = spec.date_format or "YYYY-MM-DD"
+        raise RowError(f"field {spec.name!r}: not a date ({expected}): {value!r}") from None
+
+
+def _to_timestamp(value: Any, spec: FieldSpec) -> str:
+    text = _as_text(value)
+    try:
+        if spec.date_format:
+            return dt.datetime.strptime(text, spec.date_format).isoformat()
+        return dt.datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        expected = spec.date_format or "ISO 8601"
+        raise RowError(f"field {spec.name!r}: not a timestamp ({expected}): {value!r}") from None
+
+
+_CONVERTERS: dict[FieldType, Callable[[Any, FieldSpec], Any]] = {
+    FieldType.STRING: _to_string,
+    FieldType.INT: _to_int,
+    FieldType.DECIMAL: _to_decimal,
+    FieldType.BOOL: _to_bool,
+    FieldType.DATE: _to_date,
+    FieldType.TIMESTAMP: _to_timestamp,
+}
+
+
+def typed_fields(feed: Feed, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and convert one raw record (column/key → value) to the feed's typed fields.
+
+    Empty optional values are left out of the item; an empty or missing required value, or a
+    value of the wrong type, raises ``RowError`` with a reason naming the field.
+    """
+    out: dict[str, Any] = {}
+    for spec in feed.fields:
+        value = raw.get(spec.source)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.required:
+                raise RowError(f"field {spec.name!r}: required but empty")
+            continue
+        out[spec.name] = _CONVERTERS[spec.type](value, spec)
+    return out
+
+
+def _key_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_item(
+    feed: Feed,
+    raw: Mapping[str, Any],
+    *,
+    captures: Mapping[str, str],
+    source_uri: str,
+    line: int,
+) -> dict[str, Any]:
+    """The DynamoDB item for one raw record (deterministic, so a replay rewrites it)."""
+    fields = typed_fields(feed, raw)
+    values = {**captures, **{k: _key_value(v) for k, v in fields.items()}}
+    try:
+        pk = feed.key.pk.format_map(values)
+        sk = feed.key.sk.format_map(values)
+    except KeyError as exc:
+        raise RowError(f"key field {exc.args[0]!r} is empty") from None
+    if not pk or not sk:
+        raise RowError("the record's key is empty")
+    return {
+        **fields,
+        "pk": pk,
+        "sk": sk,
+        "_feed": feed.name,
+        "_source": source_uri,
+        "_line": line,
+    }

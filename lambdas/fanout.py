@@ -1,0 +1,47 @@
+"""FanoutFunction: S3 ObjectCreated (direct, in SQS, or via EventBridge) → chunk messages."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ingest.adapters import SqsQueue
+from ingest.events import landed_objects
+from ingest.fanout import held_by_role, ingest_object
+from ingest.settings import FanoutSettings
+from lambdas.runtime import aws_target, store_feeds_ledger
+
+logger = Logger()
+metrics = Metrics()
+
+
+@cache
+def _ports() -> dict[str, Any]:
+    settings = FanoutSettings.from_env(os.environ)
+    store, feeds, ledger = store_feeds_ledger(settings.common)
+    queue = SqsQueue(aws_target(settings.common).client("sqs"), settings.queue_url)
+    return {
+        "store": store,
+        "feeds": feeds,
+        "ledger": ledger,
+        "queue": queue,
+        "default_chunk_size": settings.chunk_size,
+        "holds_upload": held_by_role(settings.transfer_role_id),
+    }
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    ports = {**_ports()}
+    feeds = ports.pop("feeds")()
+    results = [ingest_object(obj, feeds=feeds, **ports) for obj in landed_objects(event)]
+    for result in results:
+        metrics.add_metric(name=f"Files{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+    return {"files": [asdict(r) for r in results]}

@@ -1,0 +1,55 @@
+"""ProcessorFunction: SQS chunk messages → DynamoDB records, with partial batch responses."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ingest.adapters import DynamoRecordSink
+from ingest.processor import ProcessorPorts, handle_chunk_message
+from ingest.settings import ProcessorSettings
+from lambdas.runtime import aws_target, store_feeds_ledger
+
+logger = Logger()
+metrics = Metrics()
+batch = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _wiring() -> tuple[ProcessorSettings, ProcessorPorts]:
+    settings = ProcessorSettings.from_env(os.environ)
+    store, feeds, ledger = store_feeds_ledger(settings.common)
+    table = aws_target(settings.common).resource("dynamodb").Table(settings.records_table)
+    return settings, ProcessorPorts(feeds, store, DynamoRecordSink(table), ledger)
+
+
+def record_handler(record: SQSRecord) -> None:
+    settings, ports = _wiring()
+    result = handle_chunk_message(
+        record.body,
+        receive_count=int(record.attributes.approximate_receive_count),
+        max_receive_count=settings.max_receive_count,
+        ports=ports,
+    )
+    metrics.add_metric(name="RowsWritten", unit=MetricUnit.Count, value=result.rows_ok)
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=batch, context=context
+    )

@@ -1,0 +1,213 @@
+"""A moto-backed pipeline: bucket, queue + DLQ with redrive, tables, and the two handlers
+driven the way Lambda drives them (S3 event → fanout; SQS event source → processor)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ingest.ledger import FileEntry, Ledger
+from ingest.local.lambda_service import (
+    LambdaContext,
+    SqsEventSource,
+    in_process_invoker,
+    s3_object_created_event,
+)
+
+REGION = "us-east-1"
+BUCKET = "test-landing-123456789012"
+
+FEEDS_YAML = """
+feeds:
+  - name: orders
+    match: "inbound/{partner}/orders/*.csv"
+    format: csv
+    csv: {delimiter: ",", header: true}
+    key: {pk: "ORDER#{order_id}", sk: "PARTNER#{partner}"}
+    fields:
+      order_id: {type: string, required: true}
+      amount: {type: decimal, required: true}
+      quantity: {type: int}
+      placed_at: {type: timestamp}
+  - name: events
+    match: "inbound/{partner}/events/*.jsonl"
+    format: jsonl
+    key: {pk: "EVENT#{event_id}", sk: "PARTNER#{partner}"}
+    fields:
+      event_id: {type: string, required: true}
+      kind: {type: string, required: true}
+      value: {type: decimal}
+      ok: {type: bool}
+      day: {type: date}
+"""
+
+
+def _create_table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@dataclass
+class Pipeline:
+    s3: Any
+    sqs: Any
+    ddb: Any
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    records_table: str = "records"
+    ledger_table: str = "ledger"
+    fanout_results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.ddb, self.ledger_table)
+
+    def put(self, key: str, data: bytes) -> dict[str, Any]:
+        """Upload an object without triggering fanout; returns the put response."""
+        return self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+
+    def land(self, key: str, data: bytes, *, gz: bool = False) -> dict[str, Any]:
+        """Upload an object and deliver its S3 event to the fanout handler."""
+        if gz:
+            data = gzip.compress(data)
+        resp = self.put(key, data)
+        return self.notify(key, size=len(data), etag=resp["ETag"], version=resp.get("VersionId"))
+
+    def notify(self, key: str, *, size: int, etag: str, version: str | None) -> dict[str, Any]:
+        from lambdas import fanout
+
+        event = s3_object_created_event(
+            BUCKET, key, size=size, etag=etag, version_id=version, region=REGION
+        )
+        result = fanout.handler(event, LambdaContext(function_name="FanoutFunction"))
+        self.fanout_results.append(result)
+        return result
+
+    def event_source(self, invoke: Any = None) -> SqsEventSource:
+        from lambdas import processor
+
+        return SqsEventSource(
+            self.sqs,
+            self.queue_url,
+            self.queue_arn,
+            invoke or in_process_invoker(processor.handler, "ProcessorFunction"),
+            batch_size=10,
+            region=REGION,
+        )
+
+    def drain(self, invoke: Any = None, timeout: float = 120) -> Any:
+        return self.event_source(invoke).drain(timeout=timeout, poll_interval=0.05)
+
+    def file(self, key: str) -> FileEntry:
+        entry = self.ledger.get_file(key)
+        assert entry is not None, f"no ledger entry for {key}"
+        return entry
+
+    def items(self) -> list[dict[str, Any]]:
+        table = boto3.resource("dynamodb", region_name=REGION).Table(self.records_table)
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = table.scan(**kwargs)
+            out.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def rejects(self, key: str) -> list[dict[str, Any]]:
+        prefix = f"rejects/{key}/"
+        lines: list[dict[str, Any]] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                body = self.s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+                lines.extend(json.loads(line) for line in body.splitlines())
+        return sorted(lines, key=lambda r: r["line"])
+
+    def dlq_messages(self) -> list[dict[str, Any]]:
+        got = self.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+        )
+        return got.get("Messages", [])
+
+
+def _reset_handler_caches() -> None:
+    from lambdas import fanout, processor
+
+    fanout._ports.cache_clear()
+    processor._wiring.cache_clear()
+
+
+@pytest.fixture
+def feeds_yaml() -> str:
+    return FEEDS_YAML
+
+
+@pytest.fixture
+def pipeline(monkeypatch: pytest.MonkeyPatch, feeds_yaml: str) -> Iterator[Pipeline]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "sftp-ingest-tests",
+        "POWERTOOLS_SERVICE_NAME": "tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket=BUCKET, Key="config/feeds.yaml", Body=feeds_yaml.encode())
+        dlq_url = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName="ingest",
+            Attributes={
+                # Short so that retries of failed messages happen within a test.
+                "VisibilityTimeout": "1",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+            },
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        _create_table(ddb, "records")
+        _create_table(ddb, "ledger")
+        for name, value in {
+            "LANDING_BUCKET": BUCKET,
+            "LEDGER_TABLE": "ledger",
+            "RECORDS_TABLE": "records",
+            "INGEST_QUEUE_URL": queue_url,
+            "FEEDS_URI": f"s3://{BUCKET}/config/feeds.yaml",
+            "MAX_RECEIVE_COUNT": "5",
+            "CHUNK_SIZE_MIB": "64",
+        }.items():
+            monkeypatch.setenv(name, value)
+        _reset_handler_caches()
+        yield Pipeline(s3=s3, sqs=sqs, ddb=ddb, queue_url=queue_url, queue_arn=queue_arn,
+                       dlq_url=dlq_url)
+        _reset_handler_caches()
