@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.errors import ObjectNotFoundError, StorageUnavailableError
+from ingest.errors import ObjectNotFoundError, StaleVersionError, StorageUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -87,11 +87,25 @@ class S3Store:
             version_id=resp.get("VersionId"),
         )
 
-    def open_range(self, bucket: str, key: str, *, version_id: str | None, start: int) -> IO[bytes]:
-        """A buffered binary stream from byte ``start`` to the end of the object."""
+    def open_range(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None,
+        start: int,
+        etag: str | None = None,
+    ) -> IO[bytes]:
+        """A buffered binary stream from byte ``start`` to the end of the object.
+
+        The read is pinned to one object version: by version id when the bucket is versioned,
+        else by ``If-Match`` on the ETag, so a file replaced mid-way is never read mixed.
+        """
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
+        elif etag:
+            kwargs["IfMatch"] = f'"{etag}"'
         if start > 0:
             kwargs["Range"] = f"bytes={start}-"
         try:
@@ -100,6 +114,8 @@ class S3Store:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "InvalidRange":  # start is at or past the end: nothing to read
                 return io.BytesIO(b"")
+            if code in ("PreconditionFailed", "412"):
+                raise StaleVersionError(f"s3://{bucket}/{key} no longer has ETag {etag}") from exc
             raise _s3_error(exc, bucket, key, "GetObject") from exc
         raw = _BodyReader(resp["Body"], bucket=bucket, key=key)
         return io.BufferedReader(raw, buffer_size=READ_BUFFER)

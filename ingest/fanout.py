@@ -106,7 +106,9 @@ def ingest_object(
         return FanoutResult(key=key, outcome=Outcome.UNMATCHED, size=obj.size)
 
     info = _describe(obj, store)
-    version = info.version_id or info.etag
+    # The ledger identifies a file's content by its ETag: a re-upload of identical bytes is a
+    # duplicate, a changed file is a new ingestion, and chunk messages can be checked against it.
+    version = info.etag
     feed = match.feed
     splittable = feed.splittable and not match.compressed
     chunk_size = feed.chunk_size or default_chunk_size
@@ -167,6 +169,6 @@ def ingest_object(
 
 def _describe(obj: LandedObject, store: ObjectReader) -> ObjectInfo:
     """Size, ETag and version from the event when it has them all, else from S3."""
-    if obj.size is not None and obj.etag and obj.version_id:
+    if obj.size is not None and obj.etag:
         return ObjectInfo(size=obj.size, etag=obj.etag, version_id=obj.version_id)
     return store.head(obj.bucket, obj.key, obj.version_id)

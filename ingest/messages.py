@@ -17,7 +17,7 @@ class ChunkMessage:
 
     bucket: str
     key: str
-    #: the ledger's identity of the object version: the S3 version id, or the ETag
+    #: the ETag of the object version the chunk belongs to: the ledger's identity of a file
     version: str
     version_id: str | None
     feed: str

@@ -18,7 +18,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-from ingest.errors import CorruptInputError, IngestError, PermanentError, RowError
+from ingest.errors import (
+    CorruptInputError,
+    IngestError,
+    PermanentError,
+    RowError,
+    StaleVersionError,
+)
 from ingest.feeds import Feed, FeedSet, Format
 from ingest.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
 from ingest.ledger import FileEntry, Ledger
@@ -33,7 +39,7 @@ _SPOOL_LIMIT = 8 * 1024 * 1024
 
 class ChunkReader(Protocol):
     def open_range(
-        self, bucket: str, key: str, *, version_id: str | None, start: int
+        self, bucket: str, key: str, *, version_id: str | None, start: int, etag: str | None
     ) -> IO[bytes]: ...
 
     def put_file(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None: ...
@@ -103,7 +109,9 @@ def _read_header(store: ChunkReader, msg: ChunkMessage, feed: Feed) -> list[str]
     """A CSV header for a chunk that does not start at byte 0."""
     if feed.format is not Format.CSV or not feed.csv.header or msg.start == 0:
         return None
-    with store.open_range(msg.bucket, msg.key, version_id=msg.version_id, start=0) as stream:
+    with store.open_range(
+        msg.bucket, msg.key, version_id=msg.version_id, start=0, etag=msg.version
+    ) as stream:
         first = stream.readline()
     return CsvParser(feed, None).parse_header(RawLine(number=1, data=first))
 
@@ -114,7 +122,11 @@ def _records(
     header = _read_header(store, msg, feed)
     stream: IO[bytes] = stack.enter_context(
         store.open_range(
-            msg.bucket, msg.key, version_id=msg.version_id, start=max(msg.start - 1, 0)
+            msg.bucket,
+            msg.key,
+            version_id=msg.version_id,
+            start=max(msg.start - 1, 0),
+            etag=msg.version,
         )
     )
     if msg.compressed:
@@ -128,7 +140,29 @@ def _records(
 
 
 def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
-    """Parse, validate and write one chunk; count it in the ledger exactly once."""
+    """Parse, validate and write one chunk; count it in the ledger exactly once.
+
+    A chunk of a file version the ledger no longer tracks (the key was replaced by a newer
+    upload) is dropped without writing, so old data never overwrites newer records.
+    """
+    try:
+        return _process_current_chunk(msg, ports)
+    except StaleVersionError as exc:
+        log.warning(
+            "dropping a chunk of a superseded file", extra={"key": msg.key, "why": str(exc)}
+        )
+        return ChunkResult(
+            key=msg.key, index=msg.index, rows_ok=0, rows_rejected=0, counted=False, finished=None
+        )
+
+
+def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
+    entry = ports.ledger.get_file(msg.key)
+    if entry is None or entry.version != msg.version:
+        raise StaleVersionError(
+            f"{msg.key}: the ledger tracks {entry.version if entry else 'no version'}, "
+            f"this chunk is of {msg.version}"
+        )
     feeds = ports.feeds()
     match = feeds.resolve(msg.key)
     if match is None or match.feed.name != msg.feed:

@@ -50,6 +50,12 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=batch, context=context
     )
+    failed = len(response.get("batchItemFailures", []))
+    metrics.add_metric(name="ChunksFailed", unit=MetricUnit.Count, value=failed)
+    metrics.add_metric(
+        name="ChunksSucceeded", unit=MetricUnit.Count, value=len(event["Records"]) - failed
+    )
+    return response

@@ -1,0 +1,102 @@
+"""Core commands: ``ingest status`` and ``ingest feeds validate|push``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ingest.cli.context import add_target_arguments, resolve_deployment
+from ingest.feeds import load_feeds
+from ingest.ledger import FileEntry, Ledger
+
+FEEDS_KEY = "config/feeds.yaml"
+_COLUMNS = ("key", "feed", "status", "rows_ok", "rows_rejected", "chunks_done", "chunks")
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser(
+        "status", help="every landed file and what happened to it (the ledger)"
+    )
+    add_target_arguments(status)
+    status.add_argument("--json", action="store_true", help="print a JSON list")
+    status.add_argument("--prefix", default="", help="only keys under this prefix")
+    status.set_defaults(func=cmd_status)
+
+    feeds = subparsers.add_parser("feeds", help="validate or publish the feeds file")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    validate = feeds_sub.add_parser("validate", help="check a feeds file and list its feeds")
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(func=cmd_feeds_validate)
+    push = feeds_sub.add_parser(
+        "push", help=f"validate a feeds file and upload it to s3://<bucket>/{FEEDS_KEY}"
+    )
+    push.add_argument("file", type=Path)
+    add_target_arguments(push)
+    push.set_defaults(func=cmd_feeds_push)
+
+
+def status_json(entry: FileEntry) -> dict[str, Any]:
+    """The ``ingest status --json`` contract of DESIGN.md, plus the failure reason."""
+    data = entry.to_json()
+    return {
+        "key": data["key"],
+        "feed": data["feed"],
+        "status": data["status"],
+        "rows_ok": data["rows_ok"],
+        "rows_rejected": data["rows_rejected"],
+        "chunks": data["chunks"],
+        "chunks_done": data["chunks_done"],
+        "size": data["size"],
+        "etag": data["etag"],
+        "reason": data["reason"],
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    deployment = resolve_deployment(args)
+    ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
+    entries = [e for e in ledger.list_files() if e.key.startswith(args.prefix)]
+    if args.json:
+        json.dump([status_json(e) for e in entries], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print_table([status_json(e) for e in entries])
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """A plain aligned table of files (key, feed, status, counters, reason)."""
+    if not rows:
+        print("no files yet")
+        return
+    headers = [*_COLUMNS, "reason"]
+    cells = [[str(r.get(c) if r.get(c) is not None else "") for c in headers] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    widths[-1] = len(headers[-1])  # the reason is last and never padded
+    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_feeds_validate(args: argparse.Namespace) -> int:
+    feeds = load_feeds(args.file)
+    for feed in feeds.feeds:
+        print(f"{feed.name}: {feed.format} files matching {feed.match} ({len(feed.fields)} fields)")
+    return 0
+
+
+def cmd_feeds_push(args: argparse.Namespace) -> int:
+    load_feeds(args.file)  # refuse to publish an invalid file
+    deployment = resolve_deployment(args)
+    bucket = deployment.resource("bucket")
+    deployment.aws.client("s3").put_object(
+        Bucket=bucket,
+        Key=FEEDS_KEY,
+        Body=args.file.read_bytes(),
+        ContentType="application/yaml",
+    )
+    print(f"published {args.file} to s3://{bucket}/{FEEDS_KEY}")
+    return 0
