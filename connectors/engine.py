@@ -1,0 +1,458 @@
+"""The transfer engine: SFTP ↔ S3 streaming with resume, retries and bounded memory.
+
+* Retrieve: the remote file is read in ``part_size`` pieces with asyncssh's pipelined reads
+  (many SFTP read requests in flight) and each piece becomes one S3 multipart part, uploaded
+  while the next piece is read. Nothing touches local disk; memory is at most
+  ``(max_parts_in_flight + 1) × part_size`` per file. Files up to one part go up with a single
+  ``PutObject``. Either way the object only becomes visible when it is complete
+  (``CompleteMultipartUpload`` / ``PutObject``), so the S3 trigger never sees half a file.
+* A dropped connection is retried with exponential backoff on a fresh connection, and the
+  retrieve resumes at the first byte not yet in S3, provided the remote file's size and
+  mtime are unchanged (else it starts over). The byte count is verified against the remote
+  size before completing and against the object's ``ContentLength`` after.
+* Send: the S3 object is streamed into ``.<name>.ingest-part`` on the server, its size
+  checked, then renamed into place, so the partner never sees half a file either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import random
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncssh
+from botocore.exceptions import ClientError
+
+from connectors.errors import (
+    FileTransferError,
+    PermanentFileTransferError,
+    RetryableFileTransferError,
+)
+from connectors.sftp import Session, SessionPool, classify
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+MIB = 1024 * 1024
+#: S3's multipart minimum is 5 MiB; 16 MiB keeps part counts low for large files.
+DEFAULT_PART_SIZE = 16 * MIB
+#: SFTP read/write request size. OpenSSH serves up to 255 KiB per read; asyncssh keeps up
+#: to ``SFTP_MAX_REQUESTS`` of them in flight.
+SFTP_BLOCK_SIZE = 255 * 1024
+SFTP_MAX_REQUESTS = 64
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for connection-level failures."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (1-based retry number)."""
+        return float(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+
+
+@dataclass
+class ListingEntry:
+    """One remote directory entry (AWS listing JSON names)."""
+
+    path: str
+    is_dir: bool
+    size: int | None = None
+    mtime: float | None = None
+
+    def to_file_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"filePath": self.path}
+        if self.mtime is not None:
+            stamp = datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out["modifiedTimestamp"] = stamp
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+@dataclass
+class Listing:
+    """The result of a directory listing, in AWS's output-file shape."""
+
+    files: list[ListingEntry] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": [f.to_file_json() for f in self.files],
+            "paths": [{"path": p} for p in self.paths],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass
+class _Upload:
+    """Multipart state that survives reconnects."""
+
+    bucket: str
+    key: str
+    upload_id: str | None = None
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    offset: int = 0
+
+
+class TransferEngine:
+    """SFTP ↔ S3 operations for one connector, over a shared :class:`SessionPool`."""
+
+    def __init__(
+        self,
+        pool: SessionPool,
+        s3: S3Client,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        parts_in_flight: int = 2,
+        retry: RetryPolicy | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        if part_size < 5 * MIB:
+            raise ValueError("part_size must be at least 5 MiB (S3's multipart minimum)")
+        self.pool = pool
+        self.s3 = s3
+        self.part_size = part_size
+        self.parts_in_flight = max(1, parts_in_flight)
+        self.retry = retry or RetryPolicy()
+        # boto3 is blocking: S3 calls run on threads so SFTP reads keep flowing meanwhile.
+        self._executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3")
+        self._own_executor = executor is None
+
+    async def close(self) -> None:
+        """Close the pool's sessions and the engine's threads."""
+        await self.pool.close()
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+
+    async def _s3(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(**kwargs))
+
+    async def _with_retries(
+        self, op: Callable[[Session], Awaitable[T]], *, missing_code: str
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                async with self.pool.session() as session:
+                    return await op(session)
+            except FileTransferError as exc:
+                failure = exc
+            except (asyncssh.Error, OSError, TimeoutError) as exc:
+                failure = classify(exc, missing_code=missing_code)
+            if not isinstance(failure, RetryableFileTransferError):
+                raise failure
+            attempt += 1
+            if attempt >= self.retry.attempts:
+                raise failure
+            await asyncio.sleep(self.retry.delay(attempt))
+
+    # --- retrieve ------------------------------------------------------------------------
+
+    async def retrieve(
+        self, remote_path: str, bucket: str, key: str, progress: Progress | None = None
+    ) -> int:
+        """Copy one remote file to ``s3://bucket/key``; returns the byte count."""
+        upload = _Upload(bucket=bucket, key=key)
+        state: dict[str, Any] = {}
+
+        async def attempt(session: Session) -> int:
+            return await self._retrieve_once(session, remote_path, upload, state, progress)
+
+        try:
+            size = await self._with_retries(attempt, missing_code="RETRIEVE_FILE_NOT_FOUND")
+        except BaseException:
+            await self._abort(upload)
+            raise
+        head = await self._s3(self.s3.head_object, Bucket=bucket, Key=key)
+        if head["ContentLength"] != size:
+            # Cannot happen unless S3 lost bytes; don't leave a wrong object to be ingested.
+            await self._s3(self.s3.delete_object, Bucket=bucket, Key=key)
+            raise PermanentFileTransferError(
+                "SIZE_MISMATCH",
+                f"s3://{bucket}/{key} has {head['ContentLength']} bytes, the remote file {size}",
+            )
+        return size
+
+    async def _retrieve_once(
+        self,
+        session: Session,
+        remote_path: str,
+        upload: _Upload,
+        state: dict[str, Any],
+        progress: Progress | None,
+    ) -> int:
+        timeout = self.pool.endpoint.io_timeout
+        attrs = await asyncio.wait_for(session.sftp.stat(remote_path), timeout)
+        if attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY:
+            raise PermanentFileTransferError(
+                "RETRIEVE_FILE_NOT_FOUND", f"{remote_path} is a directory"
+            )
+        size, mtime = int(attrs.size or 0), attrs.mtime
+        if state and (state["size"], state["mtime"]) != (size, mtime):
+            # The file changed since the first attempt: the bytes already sent are stale.
+            await self._abort(upload)
+            upload.upload_id, upload.parts, upload.offset = None, [], 0
+        state.update(size=size, mtime=mtime)
+        async with session.sftp.open(
+            remote_path, "rb", block_size=SFTP_BLOCK_SIZE, max_requests=SFTP_MAX_REQUESTS
+        ) as remote:
+            if size <= self.part_size and upload.upload_id is None:
+                data = await asyncio.wait_for(remote.read(size + 1, 0), timeout)
+                self._check_length(remote_path, len(data), size)
+                await self._s3(self.s3.put_object, Bucket=upload.bucket, Key=upload.key, Body=data)
+                if progress:
+                    progress(size, size)
+                return size
+            await self._stream_parts(remote, remote_path, size, upload, progress)
+            extra = await asyncio.wait_for(remote.read(1, size), timeout)
+            self._check_length(remote_path, size + len(extra), size)
+        await self._s3(
+            self.s3.complete_multipart_upload,
+            Bucket=upload.bucket,
+            Key=upload.key,
+            UploadId=upload.upload_id,
+            MultipartUpload={"Parts": upload.parts},
+        )
+        upload.upload_id = None
+        return size
+
+    async def _stream_parts(
+        self,
+        remote: asyncssh.SFTPClientFile,
+        remote_path: str,
+        size: int,
+        upload: _Upload,
+        progress: Progress | None,
+    ) -> None:
+        if upload.upload_id is None:
+            created = await self._s3(
+                self.s3.create_multipart_upload, Bucket=upload.bucket, Key=upload.key
+            )
+            upload.upload_id = created["UploadId"]
+        pending: set[asyncio.Task[None]] = set()
+        timeout = self.pool.endpoint.io_timeout
+        offset = upload.offset
+        try:
+            while offset < size:
+                want = min(self.part_size, size - offset)
+                data = await asyncio.wait_for(remote.read(want, offset), timeout)
+                self._check_length(remote_path, offset + len(data), offset + want, early=True)
+                number = offset // self.part_size + 1
+                pending.add(asyncio.create_task(self._upload_part(upload, number, data)))
+                offset += want
+                if len(pending) >= self.parts_in_flight:
+                    done, pending = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
+                    for t in done:
+                        t.result()
+                if progress:
+                    progress(offset, size)
+            if pending:
+                await asyncio.gather(*pending)
+                pending = set()
+        finally:
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            # Resume after the longest run of parts that made it to S3.
+            numbers = {p["PartNumber"] for p in upload.parts}
+            done_parts = 0
+            while done_parts + 1 in numbers:
+                done_parts += 1
+            upload.parts = sorted(
+                (p for p in upload.parts if p["PartNumber"] <= done_parts),
+                key=lambda p: int(p["PartNumber"]),
+            )
+            upload.offset = done_parts * self.part_size
+
+    async def _upload_part(self, upload: _Upload, number: int, data: bytes) -> None:
+        resp = await self._s3(
+            self.s3.upload_part,
+            Bucket=upload.bucket,
+            Key=upload.key,
+            UploadId=upload.upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        upload.parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+
+    @staticmethod
+    def _check_length(path: str, got: int, expected: int, *, early: bool = False) -> None:
+        if got < expected and early:
+            raise RetryableFileTransferError(
+                "SIZE_MISMATCH", f"{path} ended at byte {got}, expected {expected}"
+            )
+        if got != expected:
+            raise RetryableFileTransferError(
+                "SIZE_MISMATCH",
+                f"{path} has {got} bytes but was {expected} bytes when the transfer started",
+            )
+
+    async def _abort(self, upload: _Upload) -> None:
+        if upload.upload_id is None:
+            return
+        upload_id, upload.upload_id = upload.upload_id, None
+        try:
+            await self._s3(
+                self.s3.abort_multipart_upload,
+                Bucket=upload.bucket,
+                Key=upload.key,
+                UploadId=upload_id,
+            )
+        except ClientError:
+            pass  # the bucket's lifecycle rule aborts leftovers after a day
+
+    # --- send ----------------------------------------------------------------------------
+
+    async def send(
+        self, bucket: str, key: str, remote_path: str, progress: Progress | None = None
+    ) -> int:
+        """Copy ``s3://bucket/key`` to ``remote_path``; returns the byte count."""
+        try:
+            head = await self._s3(self.s3.head_object, Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise PermanentFileTransferError(
+                    "SEND_FILE_NOT_FOUND", f"s3://{bucket}/{key} does not exist"
+                ) from exc
+            raise PermanentFileTransferError("S3_ERROR", str(exc)) from exc
+        size = int(head["ContentLength"])
+
+        async def attempt(session: Session) -> int:
+            return await self._send_once(session, bucket, key, remote_path, size, progress)
+
+        return await self._with_retries(attempt, missing_code="REMOTE_DIRECTORY_NOT_FOUND")
+
+    async def _send_once(
+        self,
+        session: Session,
+        bucket: str,
+        key: str,
+        remote_path: str,
+        size: int,
+        progress: Progress | None,
+    ) -> int:
+        directory, name = posixpath.split(remote_path)
+        temp = posixpath.join(directory, f".{name}.ingest-part")
+        timeout = self.pool.endpoint.io_timeout
+        body = (await self._s3(self.s3.get_object, Bucket=bucket, Key=key))["Body"]
+        sent = 0
+        try:
+            async with session.sftp.open(
+                temp, "wb", block_size=SFTP_BLOCK_SIZE, max_requests=SFTP_MAX_REQUESTS
+            ) as remote:
+                chunk = await self._s3(body.read, amt=self.part_size)
+                while chunk:
+                    # Read the next piece from S3 while this one is written over SFTP.
+                    nxt = asyncio.ensure_future(self._s3(body.read, amt=self.part_size))
+                    try:
+                        await asyncio.wait_for(remote.write(chunk, sent), timeout)
+                    except BaseException:
+                        nxt.cancel()
+                        raise
+                    sent += len(chunk)
+                    if progress:
+                        progress(sent, size)
+                    chunk = await nxt
+            attrs = await asyncio.wait_for(session.sftp.stat(temp), timeout)
+            if sent != size or attrs.size != size:
+                raise RetryableFileTransferError(
+                    "SIZE_MISMATCH", f"{remote_path}: wrote {attrs.size} of {size} bytes"
+                )
+            await self._rename(session, temp, remote_path)
+        except BaseException:
+            body.close()
+            with _suppress_sftp():
+                await asyncio.wait_for(session.sftp.remove(temp), 5)
+            raise
+        if progress and size == 0:
+            progress(0, 0)
+        return size
+
+    @staticmethod
+    async def _rename(session: Session, temp: str, final: str) -> None:
+        try:
+            # replaces ``final`` atomically where the server has the OpenSSH extension
+            await session.sftp.posix_rename(temp, final)
+            return
+        except asyncssh.SFTPOpUnsupported:
+            pass
+        with _suppress_sftp():
+            await session.sftp.remove(final)
+        await session.sftp.rename(temp, final)
+
+    # --- listing and remote file operations ---------------------------------------------
+
+    async def list_directory(self, remote_dir: str, max_items: int) -> Listing:
+        """One level of ``remote_dir``: files with size and mtime, and subdirectories."""
+
+        async def attempt(session: Session) -> Listing:
+            names = await asyncio.wait_for(
+                session.sftp.readdir(remote_dir), self.pool.endpoint.io_timeout
+            )
+            listing = Listing()
+            for entry in sorted(names, key=lambda n: str(n.filename)):
+                name = str(entry.filename)
+                if name in (".", ".."):
+                    continue
+                if len(listing.files) + len(listing.paths) >= max_items:
+                    listing.truncated = True
+                    break
+                path = posixpath.join(remote_dir, name)
+                if entry.attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY:
+                    listing.paths.append(path)
+                else:
+                    listing.files.append(
+                        ListingEntry(
+                            path=path, is_dir=False, size=entry.attrs.size, mtime=entry.attrs.mtime
+                        )
+                    )
+            return listing
+
+        return await self._with_retries(attempt, missing_code="REMOTE_DIRECTORY_NOT_FOUND")
+
+    async def remote_delete(self, path: str) -> None:
+        """Delete a remote file (an after-success action)."""
+
+        async def attempt(session: Session) -> None:
+            await session.sftp.remove(path)
+
+        await self._with_retries(attempt, missing_code="REMOTE_FILE_NOT_FOUND")
+
+    async def remote_move(self, source: str, target: str) -> None:
+        """Move a remote file (an after-success action), replacing ``target``."""
+
+        async def attempt(session: Session) -> None:
+            await self._rename(session, source, target)
+
+        await self._with_retries(attempt, missing_code="REMOTE_FILE_NOT_FOUND")
+
+
+class _suppress_sftp:  # noqa: N801 - used like contextlib.suppress
+    """Ignore cleanup failures (the connection may already be gone)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return exc[0] is not None and issubclass(
+            exc[0],  # type: ignore[arg-type]
+            asyncssh.Error | OSError | TimeoutError,
+        )

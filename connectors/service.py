@@ -1,0 +1,389 @@
+"""The connector API of AWS Transfer Family, served by our engine.
+
+:class:`LocalConnectorService` has the same method names, keyword arguments and response
+shapes as boto3's ``transfer`` client for ``start_file_transfer``, ``start_directory_listing``,
+``list_file_transfer_results``, ``test_connection``, ``start_remote_delete`` and
+``start_remote_move``. Callers (the retrieve job, the CLI) take either one, so switching
+between our engine and the managed service is a matter of which object is passed in.
+
+One difference is documented rather than hidden: AWS runs transfers asynchronously, while
+the local service returns once every file is final (COMPLETED or FAILED). Results are read
+back the same way in both cases, through ``list_file_transfer_results``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import posixpath
+import threading
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from connectors.config import ConnectorConfig, describe_connector, load_credentials
+from connectors.engine import TransferEngine
+from connectors.errors import FileTransferError, TransferRequestError
+from connectors.hostkeys import HostKeyPolicy
+from connectors.sftp import Endpoint, SessionPool, open_session
+from connectors.status import (
+    EVENT_SOURCE,
+    FileRecord,
+    FileTransferStatus,
+    StatusPublisher,
+    StatusStore,
+    iso_now,
+)
+from ingest.errors import IngestError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+    from mypy_boto3_transfer.client import TransferClient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_PATHS_PER_CALL = 10
+DEFAULT_LISTING_ITEMS = 1000
+MAX_LISTING_ITEMS = 10000
+
+#: progress(file_path, bytes_done, bytes_total)
+FileProgress = Callable[[str, int, int], None]
+
+
+def split_s3_path(path: str, what: str) -> tuple[str, str]:
+    """``/bucket/prefix`` (AWS's LocalDirectoryPath form) → (bucket, prefix)."""
+    if not path.startswith("/") or len(path) < 2:
+        raise TransferRequestError(f"{what} must look like /bucket/prefix, got {path!r}")
+    bucket, _, prefix = path[1:].partition("/")
+    if not bucket:
+        raise TransferRequestError(f"{what} must name a bucket: {path!r}")
+    return bucket, prefix.strip("/")
+
+
+def join_key(prefix: str, name: str) -> str:
+    """An S3 key under ``prefix``."""
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _check_paths(paths: Sequence[str], what: str) -> list[str]:
+    out = list(paths)
+    if not 1 <= len(out) <= MAX_PATHS_PER_CALL:
+        raise TransferRequestError(
+            f"{what} takes 1 to {MAX_PATHS_PER_CALL} paths per call, got {len(out)}"
+        )
+    if len(set(out)) != len(out):
+        raise TransferRequestError(f"{what} names the same path twice")
+    for p in out:
+        if not p or len(p) > 1024:
+            raise TransferRequestError(f"{what}: invalid path {p!r}")
+    return out
+
+
+@dataclass
+class ServicePorts:
+    """The AWS clients the local service needs (injected; built by the caller)."""
+
+    transfer: TransferClient
+    secrets: SecretsManagerClient
+    s3: S3Client
+    store: StatusStore
+    publisher: StatusPublisher
+    account_id: str
+
+
+class LocalConnectorService:
+    """StartFileTransfer & co. on our asyncssh engine, with AWS's names and limits."""
+
+    def __init__(
+        self,
+        ports: ServicePorts,
+        *,
+        files_per_connection: int = 1,
+        engine_options: dict[str, Any] | None = None,
+        endpoint_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.ports = ports
+        self.files_per_connection = files_per_connection
+        self.engine_options = dict(engine_options or {})
+        self.endpoint_options = dict(endpoint_options or {})
+        self._engines: dict[str, tuple[ConnectorConfig, TransferEngine]] = {}
+        # Sessions belong to one event loop: the sync API runs everything on this one, so
+        # connections are reused across calls (and across warm Lambda invocations).
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the service's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        """Close every connection and stop the loop."""
+        if self._loop.is_closed():
+            return
+
+        async def _close() -> None:
+            for _, engine in self._engines.values():
+                await engine.close()
+            self._engines.clear()
+
+        self.run(_close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> LocalConnectorService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _endpoint(self, config: ConnectorConfig) -> Endpoint:
+        creds = load_credentials(self.ports.secrets, config.user_secret_id)
+        return Endpoint(
+            host=config.host,
+            port=config.port,
+            credentials=creds,
+            policy=HostKeyPolicy(config.trusted_host_keys),
+            **self.endpoint_options,
+        )
+
+    async def engine(self, connector_id: str) -> tuple[ConnectorConfig, TransferEngine]:
+        """The connector's config and its engine (reused while the config is unchanged)."""
+        config = describe_connector(self.ports.transfer, connector_id)
+        cached = self._engines.get(connector_id)
+        if cached and cached[0] == config:
+            return cached
+        if cached:
+            await cached[1].close()
+        pool = SessionPool(
+            self._endpoint(config),
+            max_connections=config.max_concurrent_connections,
+            files_per_connection=self.files_per_connection,
+        )
+        engine = TransferEngine(pool, self.ports.s3, **self.engine_options)
+        self._engines[connector_id] = (config, engine)
+        return config, engine
+
+    # --- StartFileTransfer ---------------------------------------------------------------
+
+    def start_file_transfer(self, **kwargs: Any) -> dict[str, str]:
+        """boto3's ``start_file_transfer`` (``ConnectorId``, ``RetrieveFilePaths`` +
+        ``LocalDirectoryPath`` or ``SendFilePaths`` + ``RemoteDirectoryPath``).
+
+        Returns ``{"TransferId"}`` once every file is final.
+        """
+        records = self.run(
+            self.file_transfer(
+                kwargs["ConnectorId"],
+                retrieve_file_paths=kwargs.get("RetrieveFilePaths"),
+                local_directory_path=kwargs.get("LocalDirectoryPath"),
+                send_file_paths=kwargs.get("SendFilePaths"),
+                remote_directory_path=kwargs.get("RemoteDirectoryPath"),
+            )
+        )
+        return {"TransferId": records[0].transfer_id}
+
+    async def file_transfer(
+        self,
+        connector_id: str,
+        *,
+        retrieve_file_paths: Sequence[str] | None = None,
+        local_directory_path: str | None = None,
+        send_file_paths: Sequence[str] | None = None,
+        remote_directory_path: str | None = None,
+        progress: FileProgress | None = None,
+    ) -> list[FileRecord]:
+        """Run one transfer to completion; returns each file's final record."""
+        if (retrieve_file_paths is None) == (send_file_paths is None):
+            raise TransferRequestError(
+                "give either RetrieveFilePaths with LocalDirectoryPath, "
+                "or SendFilePaths with RemoteDirectoryPath"
+            )
+        if retrieve_file_paths is not None:
+            paths = _check_paths(retrieve_file_paths, "RetrieveFilePaths")
+            if not local_directory_path:
+                raise TransferRequestError("RetrieveFilePaths needs a LocalDirectoryPath")
+            bucket, prefix = split_s3_path(local_directory_path, "LocalDirectoryPath")
+            operation, dir_field, directory = "RETRIEVE", "local-directory-path", local_directory_path
+        else:
+            assert send_file_paths is not None
+            paths = _check_paths(send_file_paths, "SendFilePaths")
+            if not remote_directory_path:
+                raise TransferRequestError("SendFilePaths needs a RemoteDirectoryPath")
+            for p in paths:
+                split_s3_path(p, "SendFilePaths")
+            bucket, prefix = "", ""
+            operation, dir_field, directory = "SEND", "remote-directory-path", remote_directory_path
+
+        config, engine = await self.engine(connector_id)
+        transfer_id = str(uuid.uuid4())
+        records = [
+            FileRecord(
+                operation=operation,
+                connector_id=connector_id,
+                connector_arn=config.arn,
+                account_id=self.ports.account_id,
+                transfer_id=transfer_id,
+                url=config.url,
+                file_path=path,
+                directory_field=dir_field,
+                directory=directory,
+            )
+            for path in paths
+        ]
+        for index, record in enumerate(records):
+            self.ports.store.save(record, index=index)
+
+        async def one(index: int, record: FileRecord) -> None:
+            def report(done: int, total: int) -> None:
+                if progress:
+                    progress(record.file_path, done, total)
+
+            record.status = FileTransferStatus.IN_PROGRESS
+            record.start_time = iso_now()
+            await asyncio.to_thread(self.ports.store.save, record, index=index)
+            try:
+                if operation == "RETRIEVE":
+                    record.bucket = bucket
+                    record.key = join_key(prefix, posixpath.basename(record.file_path))
+                    record.bytes = await engine.retrieve(
+                        record.file_path, bucket, record.key, report
+                    )
+                else:
+                    src_bucket, key = split_s3_path(record.file_path, "SendFilePaths")
+                    target = posixpath.join(directory, posixpath.basename(key))
+                    record.bytes = await engine.send(src_bucket, key, target, report)
+                record.status = FileTransferStatus.COMPLETED
+            except FileTransferError as exc:
+                record.status = FileTransferStatus.FAILED
+                record.failure_code, record.failure_message = exc.failure_code, exc.failure_message
+            except Exception as exc:  # one file's bug must not fail its siblings
+                log.exception("transfer %s: %s failed unexpectedly", transfer_id, record.file_path)
+                record.status = FileTransferStatus.FAILED
+                record.failure_code = "INTERNAL_ERROR"
+                record.failure_message = f"{type(exc).__name__}: {exc}"
+            record.end_time = iso_now()
+            await asyncio.to_thread(self._finish, record, index)
+
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(records)))
+        return records
+
+    def _finish(self, record: FileRecord, index: int) -> None:
+        self.ports.store.save(record, index=index)
+        try:
+            self.ports.publisher.publish(record)
+        except IngestError:
+            # The status is already stored; a missing log line must not fail the file.
+            log.exception("could not publish the status of %s", record.file_path)
+
+    # --- ListFileTransferResults ---------------------------------------------------------
+
+    def list_file_transfer_results(self, **kwargs: Any) -> dict[str, Any]:
+        """boto3's ``list_file_transfer_results`` (``ConnectorId``, ``TransferId``)."""
+        results = self.ports.store.results(kwargs["ConnectorId"], kwargs["TransferId"])
+        if results is None:
+            raise TransferRequestError(
+                f"transfer {kwargs['TransferId']} of connector {kwargs['ConnectorId']} is unknown"
+            )
+        return {"FileTransferResults": results}
+
+    # --- StartDirectoryListing -----------------------------------------------------------
+
+    def start_directory_listing(self, **kwargs: Any) -> dict[str, str]:
+        """boto3's ``start_directory_listing``: writes
+        ``<OutputDirectoryPath>/<connector-id>-<listing-id>.json`` and returns its name."""
+        return self.run(
+            self.directory_listing(
+                kwargs["ConnectorId"],
+                kwargs["RemoteDirectoryPath"],
+                kwargs["OutputDirectoryPath"],
+                max_items=kwargs.get("MaxItems"),
+            )
+        )
+
+    async def directory_listing(
+        self,
+        connector_id: str,
+        remote_directory_path: str,
+        output_directory_path: str,
+        *,
+        max_items: int | None = None,
+    ) -> dict[str, str]:
+        """List one remote directory into an S3 JSON file in AWS's format."""
+        limit = DEFAULT_LISTING_ITEMS if max_items is None else int(max_items)
+        if not 1 <= limit <= MAX_LISTING_ITEMS:
+            raise TransferRequestError(f"MaxItems must be 1 to {MAX_LISTING_ITEMS}, got {limit}")
+        bucket, prefix = split_s3_path(output_directory_path, "OutputDirectoryPath")
+        _, engine = await self.engine(connector_id)
+        listing = await engine.list_directory(remote_directory_path, limit)
+        listing_id = str(uuid.uuid4())
+        name = f"{connector_id}-{listing_id}.json"
+        body = json.dumps(listing.to_json()).encode()
+        await asyncio.to_thread(
+            self.ports.s3.put_object, Bucket=bucket, Key=join_key(prefix, name), Body=body
+        )
+        return {"ListingId": listing_id, "OutputFileName": name}
+
+    # --- remote delete / move ------------------------------------------------------------
+
+    def start_remote_delete(self, **kwargs: Any) -> dict[str, str]:
+        """boto3's ``start_remote_delete`` (``ConnectorId``, ``DeletePath``)."""
+
+        async def go() -> None:
+            _, engine = await self.engine(kwargs["ConnectorId"])
+            await engine.remote_delete(kwargs["DeletePath"])
+
+        self.run(go())
+        return {"DeleteId": str(uuid.uuid4())}
+
+    def start_remote_move(self, **kwargs: Any) -> dict[str, str]:
+        """boto3's ``start_remote_move`` (``ConnectorId``, ``SourcePath``, ``TargetPath``)."""
+
+        async def go() -> None:
+            _, engine = await self.engine(kwargs["ConnectorId"])
+            await engine.remote_move(kwargs["SourcePath"], kwargs["TargetPath"])
+
+        self.run(go())
+        return {"MoveId": str(uuid.uuid4())}
+
+    # --- TestConnection ------------------------------------------------------------------
+
+    def test_connection(self, **kwargs: Any) -> dict[str, Any]:
+        """boto3's ``test_connection``: Status OK|ERROR and the server's host key."""
+        return self.run(self.check_connection(kwargs["ConnectorId"]))
+
+    async def check_connection(self, connector_id: str) -> dict[str, Any]:
+        """Connect and authenticate once; report the presented host key."""
+        config = describe_connector(self.ports.transfer, connector_id)
+        result: dict[str, Any] = {"ConnectorId": connector_id}
+        try:
+            session = await open_session(self._endpoint(config))
+        except FileTransferError as exc:
+            result.update(Status="ERROR", StatusMessage=str(exc))
+            return result
+        try:
+            key = session.host_key
+            result.update(Status="OK", StatusMessage="Connection succeeded")
+            if key is not None:
+                host_key = key.export_public_key("openssh").decode().strip()
+                result["SftpConnectionDetails"] = {"HostKey": host_key}
+        finally:
+            session.close()
+        return result
+
+
+__all__ = [
+    "EVENT_SOURCE",
+    "MAX_PATHS_PER_CALL",
+    "LocalConnectorService",
+    "ServicePorts",
+    "join_key",
+    "split_s3_path",
+]

@@ -1,0 +1,300 @@
+"""Transfer status: the per-file record, its store, and its CloudWatch / EventBridge events.
+
+Each file of a transfer goes ``QUEUED → IN_PROGRESS → COMPLETED | FAILED``. The record uses
+AWS's connector log field names (DESIGN.md contract). Its final state is
+
+* kept in the ledger table (``pk = TRANSFER#<transfer-id>``, ``sk = FILE#<file-path>``) for
+  ``list_file_transfer_results``;
+* written as one JSON event to CloudWatch Logs group ``/aws/transfer/<connector-id>``;
+* sent to EventBridge as ``SFTP Connector File Retrieve|Send Completed|Failed``.
+
+AWS reserves ``aws.*`` event sources for itself, so our engine's events carry
+``EVENT_SOURCE``; the template's rule matches both that and ``aws.transfer``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from ingest.errors import StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_events.client import EventBridgeClient
+    from mypy_boto3_logs.client import CloudWatchLogsClient
+
+EVENT_SOURCE = "sftp-ingest.connectors"
+AWS_EVENT_SOURCE = "aws.transfer"
+TRANSFER_PK = "TRANSFER#"
+
+#: every field of a final file record (failure-* only on FAILED), for tests and docs.
+LOG_FIELDS = (
+    "operation",
+    "timestamp",
+    "connector-id",
+    "connector-arn",
+    "account-id",
+    "transfer-id",
+    "file-transfer-id",
+    "url",
+    "file-path",
+    "status-code",
+    "start-time",
+    "end-time",
+    "bytes",
+)
+FAILURE_FIELDS = ("failure-code", "failure-message")
+
+
+class FileTransferStatus(StrEnum):
+    """AWS's ``StatusCode`` values."""
+
+    QUEUED = "QUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+def iso_now(clock: float | None = None) -> str:
+    """UTC timestamp with microseconds, as AWS's connector logs write them."""
+    moment = datetime.fromtimestamp(time.time() if clock is None else clock, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class FileRecord:
+    """One file of one transfer."""
+
+    operation: str  # RETRIEVE | SEND
+    connector_id: str
+    connector_arn: str
+    account_id: str
+    transfer_id: str
+    url: str
+    file_path: str
+    directory_field: str  # local-directory-path (retrieve) | remote-directory-path (send)
+    directory: str
+    file_transfer_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: FileTransferStatus = FileTransferStatus.QUEUED
+    failure_code: str | None = None
+    failure_message: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    bytes: int = 0
+    bucket: str | None = None
+    key: str | None = None
+
+    def log_event(self) -> dict[str, Any]:
+        """The CloudWatch Logs JSON event (AWS's connector log fields)."""
+        event: dict[str, Any] = {
+            "operation": self.operation,
+            "timestamp": self.end_time or iso_now(),
+            "connector-id": self.connector_id,
+            "connector-arn": self.connector_arn,
+            "account-id": self.account_id,
+            "transfer-id": self.transfer_id,
+            "file-transfer-id": self.file_transfer_id,
+            "url": self.url,
+            "file-path": self.file_path,
+            "status-code": self.status.value,
+            "start-time": self.start_time,
+            "end-time": self.end_time,
+            "bytes": self.bytes,
+            self.directory_field: self.directory,
+        }
+        if self.status is FileTransferStatus.FAILED:
+            event["failure-code"] = self.failure_code
+            event["failure-message"] = self.failure_message
+        return event
+
+    def event_detail(self) -> dict[str, Any]:
+        """The EventBridge ``detail`` (AWS's SFTP connector event fields)."""
+        detail: dict[str, Any] = {
+            "operation": self.operation,
+            "connector-id": self.connector_id,
+            "transfer-id": self.transfer_id,
+            "file-transfer-id": self.file_transfer_id,
+            "url": self.url,
+            "file-path": self.file_path,
+            "status-code": self.status.value,
+            "start-timestamp": self.start_time,
+            "end-timestamp": self.end_time,
+            self.directory_field: self.directory,
+            "bytes": self.bytes,
+        }
+        if self.bucket and self.key:
+            detail["local-file-location"] = {"domain": "S3", "bucket": self.bucket, "key": self.key}
+        if self.status is FileTransferStatus.FAILED:
+            detail["failure-code"] = self.failure_code
+            detail["failure-message"] = self.failure_message
+        return detail
+
+    def detail_type(self) -> str:
+        """``SFTP Connector File Retrieve|Send Completed|Failed``."""
+        verb = "Retrieve" if self.operation == "RETRIEVE" else "Send"
+        outcome = "Completed" if self.status is FileTransferStatus.COMPLETED else "Failed"
+        return f"SFTP Connector File {verb} {outcome}"
+
+    def result(self) -> dict[str, str]:
+        """One ``ConnectorFileTransferResult`` (ListFileTransferResults)."""
+        out = {"FilePath": self.file_path, "StatusCode": self.status.value}
+        if self.failure_code:
+            out["FailureCode"] = self.failure_code
+        if self.failure_message:
+            out["FailureMessage"] = self.failure_message
+        return out
+
+
+class StatusStore:
+    """Transfer results in the ledger table, under ``TRANSFER#<transfer-id>``."""
+
+    def __init__(self, client: DynamoDBClient, table: str, *, ttl_days: int = 7) -> None:
+        self._db = client
+        self._table = table
+        # AWS keeps results for 7 days; the item says when it may be dropped.
+        self._ttl = ttl_days * 86400
+
+    def save(self, record: FileRecord, *, index: int | None = None) -> None:
+        """Write a file's current status. A final status is never overwritten by an earlier one."""
+        item: dict[str, Any] = {
+            "pk": {"S": f"{TRANSFER_PK}{record.transfer_id}"},
+            "sk": {"S": f"FILE#{record.file_path}"},
+            "connector_id": {"S": record.connector_id},
+            "operation": {"S": record.operation},
+            "file_path": {"S": record.file_path},
+            "file_transfer_id": {"S": record.file_transfer_id},
+            "status": {"S": record.status.value},
+            "bytes": {"N": str(record.bytes)},
+            "expires_at": {"N": str(int(time.time()) + self._ttl)},
+        }
+        if index is not None:
+            item["idx"] = {"N": str(index)}
+        for name, value in (
+            ("failure_code", record.failure_code),
+            ("failure_message", record.failure_message),
+            ("start_time", record.start_time),
+            ("end_time", record.end_time),
+        ):
+            if value:
+                item[name] = {"S": value[:2000]}
+        values = {
+            ":done": {"S": FileTransferStatus.COMPLETED.value},
+            ":failed": {"S": FileTransferStatus.FAILED.value},
+        }
+        condition = "attribute_not_exists(pk) OR NOT (#s IN (:done, :failed))"
+        if record.status in (FileTransferStatus.COMPLETED, FileTransferStatus.FAILED):
+            # a final status may replace another final one, but never a COMPLETED
+            condition = "attribute_not_exists(pk) OR #s <> :done"
+            del values[":failed"]
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return  # a later state was already recorded (events may arrive out of order)
+            raise StorageUnavailableError("dynamodb", "PutItem", str(exc)) from exc
+
+    def results(self, connector_id: str, transfer_id: str) -> list[dict[str, str]] | None:
+        """``FileTransferResults`` in request order, or None if the transfer is unknown."""
+        try:
+            paginator = self._db.get_paginator("query")
+            items = [
+                item
+                for page in paginator.paginate(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": {"S": f"{TRANSFER_PK}{transfer_id}"}},
+                    ConsistentRead=True,
+                )
+                for item in page.get("Items", [])
+            ]
+        except ClientError as exc:
+            raise StorageUnavailableError("dynamodb", "Query", str(exc)) from exc
+        items = [i for i in items if i["connector_id"]["S"] == connector_id]
+        if not items:
+            return None
+        items.sort(key=lambda i: int(i["idx"]["N"]) if "idx" in i else 1 << 30)
+        out: list[dict[str, str]] = []
+        for i in items:
+            entry = {"FilePath": i["file_path"]["S"], "StatusCode": i["status"]["S"]}
+            if "failure_code" in i:
+                entry["FailureCode"] = i["failure_code"]["S"]
+            if "failure_message" in i:
+                entry["FailureMessage"] = i["failure_message"]["S"]
+            out.append(entry)
+        return out
+
+
+class StatusPublisher:
+    """Final file records → CloudWatch Logs and EventBridge, as the managed service does."""
+
+    def __init__(
+        self,
+        logs: CloudWatchLogsClient,
+        events: EventBridgeClient,
+        *,
+        source: str = EVENT_SOURCE,
+        event_bus: str = "default",
+    ) -> None:
+        self._logs = logs
+        self._events = events
+        self._source = source
+        self._bus = event_bus
+        self._ready: set[tuple[str, str]] = set()
+
+    def publish(self, record: FileRecord) -> None:
+        """Log the record and send its event. Failures here never fail the file."""
+        group = f"/aws/transfer/{record.connector_id}"
+        stream = record.connector_id
+        self._ensure_stream(group, stream)
+        try:
+            self._logs.put_log_events(
+                logGroupName=group,
+                logStreamName=stream,
+                logEvents=[
+                    {
+                        "timestamp": int(time.time() * 1000),
+                        "message": json.dumps(record.log_event(), sort_keys=True),
+                    }
+                ],
+            )
+            self._events.put_events(
+                Entries=[
+                    {
+                        "Source": self._source,
+                        "DetailType": record.detail_type(),
+                        "Detail": json.dumps(record.event_detail()),
+                        "Resources": [record.connector_arn],
+                        "EventBusName": self._bus,
+                    }
+                ]
+            )
+        except ClientError as exc:
+            raise StorageUnavailableError("logs/events", "publish", str(exc)) from exc
+
+    def _ensure_stream(self, group: str, stream: str) -> None:
+        if (group, stream) in self._ready:
+            return
+        for create in (
+            lambda: self._logs.create_log_group(logGroupName=group),
+            lambda: self._logs.create_log_stream(logGroupName=group, logStreamName=stream),
+        ):
+            try:
+                create()
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
+                    raise StorageUnavailableError("logs", "CreateLogStream", str(exc)) from exc
+        self._ready.add((group, stream))

@@ -1,0 +1,171 @@
+"""StartFileTransfer against real SFTP servers (OpenSSH sshd and asyncssh) into moto S3."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from connectors.errors import TransferRequestError
+from connectors.service import LocalConnectorService
+from connector_fixtures import BUCKET, Aws, SftpServer, make_connector
+
+MIB = 1024 * 1024
+
+
+def _write(srv: SftpServer, rel: str, data: bytes) -> str:
+    path = srv.root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return srv.path_of(rel)
+
+
+def test_retrieve_mixed_files_with_a_missing_one(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    small = os.urandom(10_000)
+    big = os.urandom(12 * MIB + 12345)  # three multipart parts of 5 MiB
+    paths = [
+        _write(server, "out/small.csv", small),
+        _write(server, "out/big.bin", big),
+        _write(server, "out/empty.csv", b""),
+        server.path_of("out/missing.csv"),
+    ]
+    connector = make_connector(aws, server, client_key)
+
+    transfer_id = service.start_file_transfer(
+        ConnectorId=connector,
+        RetrieveFilePaths=paths,
+        LocalDirectoryPath=f"/{BUCKET}/inbound/acme/orders",
+    )["TransferId"]
+
+    results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
+    by_path = {r["FilePath"]: r for r in results["FileTransferResults"]}
+    assert [r["FilePath"] for r in results["FileTransferResults"]] == paths
+    assert by_path[paths[3]]["StatusCode"] == "FAILED"
+    assert by_path[paths[3]]["FailureCode"] == "RETRIEVE_FILE_NOT_FOUND"
+    for p in paths[:3]:
+        assert by_path[p] == {"FilePath": p, "StatusCode": "COMPLETED"}
+    for name, data in (("small.csv", small), ("big.bin", big), ("empty.csv", b"")):
+        body = aws.s3.get_object(Bucket=BUCKET, Key=f"inbound/acme/orders/{name}")["Body"].read()
+        assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert sorted(keys) == sorted(
+        f"inbound/acme/orders/{n}" for n in ("small.csv", "big.bin", "empty.csv")
+    )
+    assert aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_send_from_s3_to_the_remote_directory(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    data = os.urandom(7 * MIB + 3)
+    aws.s3.put_object(Bucket=BUCKET, Key="outbound/acme/report.bin", Body=data)
+    aws.s3.put_object(Bucket=BUCKET, Key="outbound/acme/a.txt", Body=b"hello\n")
+    (server.root / "incoming").mkdir()
+    connector = make_connector(aws, server, client_key)
+
+    transfer_id = service.start_file_transfer(
+        ConnectorId=connector,
+        SendFilePaths=[
+            f"/{BUCKET}/outbound/acme/report.bin",
+            f"/{BUCKET}/outbound/acme/a.txt",
+            f"/{BUCKET}/outbound/acme/nope.txt",
+        ],
+        RemoteDirectoryPath=server.path_of("incoming"),
+    )["TransferId"]
+
+    results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
+    codes = [(r["StatusCode"], r.get("FailureCode")) for r in results["FileTransferResults"]]
+    assert codes == [("COMPLETED", None), ("COMPLETED", None), ("FAILED", "SEND_FILE_NOT_FOUND")]
+    assert (server.root / "incoming" / "report.bin").read_bytes() == data
+    assert (server.root / "incoming" / "a.txt").read_bytes() == b"hello\n"
+    # the temporary upload name never stays behind
+    assert sorted(p.name for p in (server.root / "incoming").iterdir()) == ["a.txt", "report.bin"]
+
+
+def test_eleven_paths_are_refused(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    connector = make_connector(aws, server, client_key)
+    paths = [server.path_of(f"f{i}.csv") for i in range(11)]
+    with pytest.raises(TransferRequestError, match="1 to 10 paths"):
+        service.start_file_transfer(
+            ConnectorId=connector, RetrieveFilePaths=paths, LocalDirectoryPath=f"/{BUCKET}/in"
+        )
+    with pytest.raises(TransferRequestError, match="1 to 10 paths"):
+        service.start_file_transfer(
+            ConnectorId=connector, RetrieveFilePaths=[], LocalDirectoryPath=f"/{BUCKET}/in"
+        )
+    # nothing was attempted, nothing was written
+    assert aws.s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_directory_listing_in_aws_format(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    import json
+
+    _write(server, "drop/a.csv", b"x" * 10)
+    _write(server, "drop/b.csv", b"y" * 20)
+    (server.root / "drop" / "archive").mkdir()
+    os.utime(server.root / "drop" / "a.csv", (1_700_000_000, 1_700_000_000))
+    connector = make_connector(aws, server, client_key)
+
+    out = service.start_directory_listing(
+        ConnectorId=connector,
+        RemoteDirectoryPath=server.path_of("drop"),
+        OutputDirectoryPath=f"/{BUCKET}/listings",
+    )
+    assert out["OutputFileName"] == f"{connector}-{out['ListingId']}.json"
+    body = aws.s3.get_object(Bucket=BUCKET, Key=f"listings/{out['OutputFileName']}")["Body"]
+    listing = json.loads(body.read())
+    assert listing["truncated"] is False
+    assert listing["paths"] == [{"path": server.path_of("drop/archive")}]
+    assert listing["files"][0] == {
+        "filePath": server.path_of("drop/a.csv"),
+        "modifiedTimestamp": "2023-11-14T22:13:20Z",
+        "size": 10,
+    }
+    assert [f["size"] for f in listing["files"]] == [10, 20]
+
+    small = service.start_directory_listing(
+        ConnectorId=connector,
+        RemoteDirectoryPath=server.path_of("drop"),
+        OutputDirectoryPath=f"/{BUCKET}/listings",
+        MaxItems=1,
+    )
+    body = aws.s3.get_object(Bucket=BUCKET, Key=f"listings/{small['OutputFileName']}")["Body"]
+    assert json.loads(body.read())["truncated"] is True
+
+
+def test_test_connection_reports_the_host_key(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    connector = make_connector(aws, server, client_key)
+    result = service.test_connection(ConnectorId=connector)
+    assert result["Status"] == "OK"
+    assert result["SftpConnectionDetails"]["HostKey"] in server.public_keys()
+
+
+def test_after_success_remote_move_and_delete(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    _write(server, "drop/a.csv", b"a")
+    _write(server, "drop/b.csv", b"b")
+    (server.root / "drop" / "done").mkdir()
+    connector = make_connector(aws, server, client_key)
+    service.start_remote_move(
+        ConnectorId=connector,
+        SourcePath=server.path_of("drop/a.csv"),
+        TargetPath=server.path_of("drop/done/a.csv"),
+    )
+    service.start_remote_delete(ConnectorId=connector, DeletePath=server.path_of("drop/b.csv"))
+    assert sorted(str(p.relative_to(server.root)) for p in Path(server.root).rglob("*")) == [
+        "drop",
+        "drop/done",
+        "drop/done/a.csv",
+    ]
