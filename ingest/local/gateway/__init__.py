@@ -1,0 +1,153 @@
+"""The local stand-in for AWS Transfer Family: an S3-backed SFTP gateway.
+
+``start_gateway(GatewayConfig(...))`` listens on loopback, authenticates Transfer users by
+public key (``transfer.describe_user``), confines each to their logical root, streams uploads
+into the landing bucket, and logs and emits events the way Transfer Family does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from ingest.aws import AwsTarget
+from ingest.ledger import Ledger
+from ingest.local.gateway.audit import Audit
+from ingest.local.gateway.auth import AuthGuard, GatewaySSHServer, SessionLimiter
+from ingest.local.gateway.context import Limits, Services
+from ingest.local.gateway.hostkeys import fingerprints, load_or_create_host_keys
+from ingest.local.gateway.server import GatewaySFTPServer
+
+__all__ = ["Gateway", "GatewayConfig", "Limits", "start_gateway"]
+
+#: Algorithms close to Transfer Family's TransferSecurityPolicy-2024-01: no SHA-1, no CBC,
+#: no chacha20-poly1305 (Terrapin). AES-GCM comes first: it is also the fastest here.
+KEX_ALGS = [
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+]
+ENCRYPTION_ALGS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+]
+MAC_ALGS = [
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+]
+
+
+@dataclass
+class GatewayConfig:
+    """Where the gateway listens and which AWS resources it serves."""
+
+    aws: AwsTarget
+    bucket: str
+    server_id: str
+    ledger_table: str
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    limits: Limits = field(default_factory=Limits)
+    log_group: str | None = None  # default: /aws/transfer/<server-id>
+    account_id: str = "123456789012"
+
+
+@dataclass
+class Gateway:
+    """A running gateway (returned by :func:`start_gateway`)."""
+
+    port: int
+    host_key_fingerprints: list[str]
+    host_keys: list[Any]
+    services: Services
+    _server: Any
+    _executor: ThreadPoolExecutor
+
+    async def close(self) -> None:
+        """Stop listening, end sessions (open uploads are aborted), flush the logs."""
+        self._server.close()
+        await self._server.wait_closed()
+        await asyncio.sleep(0)  # let session cleanups that were just scheduled run
+        await self.services.audit.close()
+        self._executor.shutdown(wait=True)
+
+
+async def start_gateway(config: GatewayConfig) -> Gateway:
+    """Start the gateway; host keys are created in ``config.state_dir`` on first use."""
+    keys = load_or_create_host_keys(config.state_dir)
+    limits = config.limits
+    # Each upload keeps at most parts_in_flight S3 calls busy; the rest serve metadata calls.
+    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-gateway")
+    aws = config.aws
+    region = aws.region
+    server_arn = f"arn:aws:transfer:{region}:{config.account_id}:server/{config.server_id}"
+    audit = Audit(
+        aws.client("logs"),
+        aws.client("events"),
+        log_group=config.log_group or f"/aws/transfer/{config.server_id}",
+        server_arn=server_arn,
+        executor=executor,
+    )
+    services = Services(
+        s3=aws.client("s3"),
+        transfer=aws.client("transfer"),
+        ledger=Ledger(aws.client("dynamodb"), config.ledger_table),
+        audit=audit,
+        executor=executor,
+        guard=AuthGuard(
+            max_failures=limits.max_auth_failures,
+            window=limits.failure_window,
+            lockout=limits.lockout_seconds,
+        ),
+        sessions=SessionLimiter(limits.max_sessions_per_user),
+        bucket=config.bucket,
+        server_id=config.server_id,
+        limits=limits,
+    )
+    await audit.start()
+
+    def sftp_factory(chan: Any) -> GatewaySFTPServer:
+        owner: GatewaySSHServer = chan.get_connection().get_owner()
+        return GatewaySFTPServer(chan, services, owner.session)
+
+    server = await asyncssh.create_server(
+        lambda: GatewaySSHServer(services),
+        config.host,
+        config.port,
+        server_host_keys=keys,
+        sftp_factory=sftp_factory,
+        allow_scp=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        allow_pty=False,
+        login_timeout=limits.login_grace_seconds,
+        kex_algs=KEX_ALGS,
+        encryption_algs=ENCRYPTION_ALGS,
+        mac_algs=MAC_ALGS,
+        server_version="AWS_SFTP_1.1",  # what Transfer Family announces
+    )
+    port = server.sockets[0].getsockname()[1]
+    return Gateway(
+        port=port,
+        host_key_fingerprints=fingerprints(keys),
+        host_keys=keys,
+        services=services,
+        _server=server,
+        _executor=executor,
+    )

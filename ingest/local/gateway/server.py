@@ -1,0 +1,392 @@
+"""The SFTP subsystem: an ``asyncssh.SFTPServer`` over the landing bucket.
+
+Every client path goes through :func:`ingest.local.gateway.paths.resolve`; refusals are
+``SFTPPermissionDenied`` and are logged. Files being written stream to S3 through
+:class:`StreamingUpload`; the client's close returns only once the object exists, and an
+upload that never gets its close (disconnect, kill) is aborted and recorded as PARTIAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat as stat_mode
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import asyncssh
+from asyncssh import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
+
+from ingest.ledger import FileStatus
+from ingest.local.gateway import store
+from ingest.local.gateway.audit import iso_now
+from ingest.local.gateway.context import Services, Session
+from ingest.local.gateway.paths import PathRefused, ResolvedPath, resolve
+from ingest.local.gateway.uploads import StreamingUpload, UploadError
+
+T = TypeVar("T")
+DIR_MODE = stat_mode.S_IFDIR | 0o755
+FILE_MODE = stat_mode.S_IFREG | 0o644
+READ_BLOCK = 4 * 1024 * 1024  # downloads fetch this much per ranged GET and serve from it
+
+
+@dataclass
+class UploadHandle:
+    path: ResolvedPath
+    upload: StreamingUpload
+    started: str
+
+
+@dataclass
+class DownloadHandle:
+    path: ResolvedPath
+    size: int
+    bytes_out: int = 0
+    block_start: int = 0
+    block: bytes = b""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _attrs(entry: store.Entry | None, *, is_dir: bool = False) -> asyncssh.SFTPAttrs:
+    if entry is None or entry.is_dir or is_dir:
+        return asyncssh.SFTPAttrs(permissions=DIR_MODE, size=0, uid=0, gid=0)
+    mtime = int(entry.mtime or 0)
+    return asyncssh.SFTPAttrs(
+        permissions=FILE_MODE, size=entry.size, uid=0, gid=0, atime=mtime, mtime=mtime
+    )
+
+
+class GatewaySFTPServer(asyncssh.SFTPServer):  # type: ignore[misc]
+    """One SFTP session of an authenticated Transfer user."""
+
+    def __init__(self, chan: Any, services: Services, session: Session) -> None:
+        super().__init__(chan)
+        assert session.user is not None
+        self._svc = services
+        self._session = session
+        self._root = session.user.root
+
+    # --- paths and logging -----------------------------------------------------------------
+
+    def _resolve(self, path: bytes, operation: str) -> ResolvedPath:
+        try:
+            return resolve(self._root, path)
+        except PathRefused as exc:
+            self._log(
+                "ERROR",
+                path=path.decode("utf-8", "backslashreplace"),
+                operation=operation,
+                message=f"permission denied: {exc.reason}",
+            )
+            raise
+
+    def _log(self, activity: str, **fields: Any) -> None:
+        self._svc.audit.log(
+            self._session.stream,
+            **{
+                "activity-type": activity,
+                "session-id": self._session.session_id,
+                "user": self._session.user.name if self._session.user else None,
+            },
+            **fields,
+        )
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._svc.executor, fn, *args)
+
+    async def _lookup(self, path: ResolvedPath) -> store.Entry | None:
+        """The file or directory at ``path``, or None."""
+        if path.is_root:
+            return store.Entry("", True)
+        entry = await self._io(store.head_file, self._svc.s3, self._root.bucket, path.key)
+        if entry is not None:
+            return entry
+        exists, _ = await self._io(
+            store.dir_state, self._svc.s3, self._root.bucket, path.dir_prefix
+        )
+        return store.Entry(path.name, True) if exists else None
+
+    # --- files -----------------------------------------------------------------------------
+
+    async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        """Open for reading (ranged GETs) or for writing (a streaming upload)."""
+        target = self._resolve(path, "OPEN")
+        if not pflags & FXF_WRITE:
+            entry = await self._lookup(target)
+            if entry is None:
+                raise asyncssh.SFTPNoSuchFile("no such file")
+            if entry.is_dir:
+                raise asyncssh.SFTPFailure("is a directory")
+            self._log("OPEN", path=target.physical, mode="READ")
+            return DownloadHandle(target, entry.size)
+        if pflags & FXF_APPEND:
+            raise asyncssh.SFTPOpUnsupported("appending is not supported: S3 objects are immutable")
+        if target.is_root:
+            raise asyncssh.SFTPFailure("is a directory")
+        if pflags & FXF_EXCL or not pflags & FXF_CREAT:
+            exists = await self._io(store.head_file, self._svc.s3, self._root.bucket, target.key)
+            if exists and pflags & FXF_EXCL:
+                raise asyncssh.SFTPFailure("file already exists")
+            if not exists and not pflags & FXF_CREAT:
+                raise asyncssh.SFTPNoSuchFile("no such file")
+        limits = self._svc.limits
+        upload = StreamingUpload(
+            self._svc.s3,
+            self._root.bucket,
+            target.key,
+            executor=self._svc.executor,
+            part_size=limits.part_size,
+            max_in_flight=limits.parts_in_flight,
+            max_ahead=limits.max_ahead,
+        )
+        mode = "|".join(
+            n
+            for f, n in ((FXF_CREAT, "CREATE"), (FXF_TRUNC, "TRUNCATE"), (FXF_WRITE, "WRITE"))
+            if pflags & f
+        )
+        self._log("OPEN", path=target.physical, mode=mode)
+        return UploadHandle(target, upload, iso_now())
+
+    async def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        """Hand the bytes to the streaming upload (which may wait: that is backpressure)."""
+        if not isinstance(file_obj, UploadHandle):
+            raise asyncssh.SFTPPermissionDenied("file not opened for writing")
+        try:
+            await file_obj.upload.write(offset, data)
+        except UploadError as exc:
+            raise asyncssh.SFTPFailure(str(exc)) from exc
+        return len(data)
+
+    async def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        """Serve a read from the cached block, fetching the next block when needed."""
+        if not isinstance(file_obj, DownloadHandle):
+            raise asyncssh.SFTPPermissionDenied("file not opened for reading")
+        handle = file_obj
+        if offset >= handle.size:
+            return b""  # asyncssh turns an empty read into EOF
+        async with handle.lock:
+            end = handle.block_start + len(handle.block)
+            if not handle.block_start <= offset < end or offset + size > end < handle.size:
+                handle.block_start = offset
+                handle.block = await self._io(
+                    store.read_range,
+                    self._svc.s3,
+                    self._root.bucket,
+                    handle.path.key,
+                    offset,
+                    max(size, READ_BLOCK),
+                )
+            start = offset - handle.block_start
+            data = handle.block[start : start + size]
+        handle.bytes_out += len(data)
+        return data
+
+    def close(self, file_obj: object) -> Any:
+        """Finish a handle. A close the client asked for completes the upload; the close
+        asyncssh makes for handles left open when the session ends aborts it."""
+        # asyncssh calls close() from two places: the FXP_CLOSE handler, and its session
+        # cleanup for every handle still open when the channel ends (EOF, kill, network).
+        # The public API does not say which, so look at the caller: only the first is a
+        # client's "I am done"; the second is exactly Transfer's PARTIAL_CLOSE case.
+        session_ended = sys._getframe(1).f_code.co_name == "_cleanup"
+        return self._close(file_obj, session_ended=session_ended)
+
+    async def _close(self, file_obj: object, *, session_ended: bool) -> None:
+        if isinstance(file_obj, DownloadHandle):
+            self._log("CLOSE", path=file_obj.path.physical, **{"bytes-out": file_obj.bytes_out})
+            return
+        if not isinstance(file_obj, UploadHandle):
+            return
+        upload = file_obj.upload
+        if session_ended:
+            await self._fail_upload(file_obj, "the session ended before the client closed the file")
+            return
+        try:
+            result = await upload.complete()
+        except Exception as exc:
+            reason = f"S3 did not accept the file: {exc}"
+            await self._fail_upload(file_obj, reason)
+            raise asyncssh.SFTPFailure(reason) from exc
+        self._log("CLOSE", path=file_obj.path.physical, **{"bytes-in": result.size})
+        self._svc.audit.upload_event(
+            completed=True,
+            detail={
+                **self._event_detail(file_obj, result.size),
+                "status-code": "COMPLETED",
+                "etag": result.etag.strip('"'),
+            },
+        )
+
+    async def _fail_upload(self, handle: UploadHandle, reason: str) -> None:
+        upload = handle.upload
+        received = upload.bytes_received
+        try:
+            await upload.abort()
+        except Exception as exc:  # the bucket's lifecycle rule reaps what abort could not
+            reason += f" (abort failed: {exc})"
+        self._log(
+            "PARTIAL_CLOSE", path=handle.path.physical, message=reason, **{"bytes-in": received}
+        )
+        await self._io(
+            lambda: self._svc.ledger.record_terminal(
+                handle.path.key, FileStatus.PARTIAL, reason=reason, size=received
+            )
+        )
+        self._svc.audit.upload_event(
+            completed=False,
+            detail={
+                **self._event_detail(handle, received),
+                "status-code": "FAILED",
+                "failure-code": "PARTIAL_UPLOAD",
+                "failure-message": reason,
+            },
+        )
+
+    def _event_detail(self, handle: UploadHandle, size: int) -> dict[str, Any]:
+        return {
+            "protocol": "SFTP",
+            "bytes": size,
+            "client-ip": self._session.source_ip,
+            "file-path": handle.path.physical,
+            "server-id": self._svc.server_id,
+            "username": self._session.user.name if self._session.user else None,
+            "session-id": self._session.session_id,
+            "start-timestamp": handle.started,
+            "end-timestamp": iso_now(),
+        }
+
+    async def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        if isinstance(file_obj, UploadHandle):
+            size = file_obj.upload.high_water
+            now = int(time.time())
+            return asyncssh.SFTPAttrs(
+                permissions=FILE_MODE, size=size, uid=0, gid=0, atime=now, mtime=now
+            )
+        if isinstance(file_obj, DownloadHandle):
+            return await self.stat(file_obj.path.logical.encode())
+        raise asyncssh.SFTPInvalidHandle("invalid handle")
+
+    def fsync(self, file_obj: object) -> None:
+        """Nothing to do: data is durable once the close has returned."""
+
+    # --- names and directories -------------------------------------------------------------
+
+    async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        entry = await self._lookup(self._resolve(path, "STAT"))
+        if entry is None:
+            raise asyncssh.SFTPNoSuchFile("no such file or directory")
+        return _attrs(entry)
+
+    async def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return await self.stat(path)  # there are no links on S3
+
+    def realpath(self, path: bytes) -> bytes:
+        return self._resolve(path, "REALPATH").logical.encode()
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        target = self._resolve(path, "LIST")
+        entry = await self._lookup(target)
+        if entry is None:
+            raise asyncssh.SFTPNoSuchFile("no such directory")
+        if not entry.is_dir:
+            raise asyncssh.SFTPNoSuchFile("not a directory")
+        for dot in (b".", b".."):
+            yield asyncssh.SFTPName(dot, attrs=_attrs(None, is_dir=True))
+        pages = store.list_dir(self._svc.s3, self._root.bucket, target.dir_prefix)
+        while (page := await self._io(next, pages, None)) is not None:
+            for item in page:
+                yield asyncssh.SFTPName(item.name.encode(), attrs=_attrs(item))
+
+    async def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        target = self._resolve(path, "MKDIR")
+        if await self._lookup(target) is not None:
+            raise asyncssh.SFTPFailure("already exists")
+        await self._io(store.make_dir, self._svc.s3, self._root.bucket, target.dir_prefix)
+        self._log("MKDIR", path=target.physical)
+
+    async def rmdir(self, path: bytes) -> None:
+        target = self._resolve(path, "RMDIR")
+        if target.is_root:
+            raise PathRefused(path, "the root cannot be removed")
+        exists, empty = await self._io(
+            store.dir_state, self._svc.s3, self._root.bucket, target.dir_prefix
+        )
+        if not exists:
+            raise asyncssh.SFTPNoSuchFile("no such directory")
+        if not empty:
+            raise asyncssh.SFTPFailure("directory not empty")
+        await self._io(store.delete, self._svc.s3, self._root.bucket, target.dir_prefix)
+        self._log("RMDIR", path=target.physical)
+
+    async def remove(self, path: bytes) -> None:
+        target = self._resolve(path, "DELETE")
+        if (
+            target.is_root
+            or await self._io(store.head_file, self._svc.s3, self._root.bucket, target.key) is None
+        ):
+            raise asyncssh.SFTPNoSuchFile("no such file")
+        await self._io(store.delete, self._svc.s3, self._root.bucket, target.key)
+        self._log("DELETE", path=target.physical)
+
+    async def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        await self._rename(oldpath, newpath, overwrite=False)
+
+    async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        await self._rename(oldpath, newpath, overwrite=True)
+
+    async def _rename(self, oldpath: bytes, newpath: bytes, *, overwrite: bool) -> None:
+        src = self._resolve(oldpath, "RENAME")
+        dst = self._resolve(newpath, "RENAME")
+        if src.is_root or dst.is_root:
+            raise PathRefused(oldpath, "the root cannot be renamed or replaced")
+        entry = await self._lookup(src)
+        if entry is None:
+            raise asyncssh.SFTPNoSuchFile("no such file")
+        if entry.is_dir:
+            raise asyncssh.SFTPOpUnsupported("renaming directories is not supported on S3")
+        if not overwrite and await self._lookup(dst) is not None:
+            raise asyncssh.SFTPFailure("target already exists")
+        await self._io(store.move, self._svc.s3, self._root.bucket, src.key, dst.key)
+        self._log("RENAME", path=src.physical, **{"new-path": dst.physical})
+
+    # --- what S3 cannot do: accepted as no-ops, or refused ----------------------------------
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        """chmod/chown/utime: accepted and ignored (WinSCP and FileZilla send them)."""
+        self._log("SETSTAT", path=self._resolve(path, "SETSTAT").physical)
+
+    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        self.setstat(path, attrs)
+
+    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        if isinstance(file_obj, UploadHandle | DownloadHandle):
+            self._log("SETSTAT", path=file_obj.path.physical)
+
+    def _refuse_link(self, what: str, *paths: bytes) -> None:
+        for path in paths:
+            self._resolve(path, what)  # an escaping path is logged as such first
+        self._log(
+            "CREATE_SYMLINK" if what != "READLINK" else "ERROR",
+            path=paths[-1].decode("utf-8", "backslashreplace"),
+            message="permission denied: links are not supported",
+        )
+        raise asyncssh.SFTPPermissionDenied("links are not supported")
+
+    def readlink(self, path: bytes) -> bytes:
+        self._refuse_link("READLINK", path)
+        return b""  # unreachable: _refuse_link always raises
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        self._refuse_link("SYMLINK", newpath)
+
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        self._refuse_link("LINK", newpath)
+
+    def statvfs(self, path: bytes) -> Any:
+        raise asyncssh.SFTPOpUnsupported("statvfs is not supported")
+
+    def fstatvfs(self, file_obj: object) -> Any:
+        raise asyncssh.SFTPOpUnsupported("statvfs is not supported")

@@ -1,0 +1,230 @@
+"""Streaming an SFTP upload straight into S3, with bounded memory.
+
+Bytes are gathered into parts of ``part_size`` (≥ 8 MiB); each full part goes to
+``UploadPart`` on a worker thread while the client keeps sending. At most
+``max_in_flight`` parts are uploading at once: when that many are busy, ``write`` waits,
+which stops the SFTP session from reading more packets, so the SSH window pushes back on
+the client. Memory per upload is therefore at most about
+``(max_in_flight + 1) * part_size + max_ahead``.
+
+Nothing is visible in S3 until :meth:`StreamingUpload.complete` (``CompleteMultipartUpload``,
+or a single ``PutObject`` for files smaller than one part). :meth:`StreamingUpload.abort`
+discards everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+MIB = 1024 * 1024
+#: S3's minimum part size is 5 MiB; Transfer Family and the brief ask for at least 8 MiB.
+MIN_PART_SIZE = 8 * MIB
+
+T = TypeVar("T")
+
+
+class UploadError(Exception):
+    """The upload cannot go on; the message is what the SFTP client is told."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What S3 says about the finished object."""
+
+    size: int
+    etag: str
+    version_id: str | None
+
+
+class StreamingUpload:
+    """One file being written by one SFTP handle."""
+
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        key: str,
+        *,
+        executor: Executor,
+        part_size: int = MIN_PART_SIZE,
+        max_in_flight: int = 4,
+        max_ahead: int = MIN_PART_SIZE,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self._executor = executor
+        self._part_size = part_size
+        self._max_ahead = max_ahead
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._buf = bytearray()
+        self._buf_start = 0  # file offset of self._buf[0]
+        self._ahead: dict[int, bytes] = {}  # out-of-order writes beyond the buffer's end
+        self._ahead_bytes = 0
+        self._upload_id: str | None = None
+        self._parts: dict[int, str] = {}  # part number -> ETag
+        self._next_part = 1
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failure: BaseException | None = None
+        self._finished = False
+        self.high_water = 0  # largest end offset written (what fstat reports)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes accepted so far (contiguous from offset 0 plus any parked ahead)."""
+        return self._buf_start + len(self._buf) + self._ahead_bytes
+
+    async def write(self, offset: int, data: bytes) -> None:
+        """Accept ``data`` at ``offset``.
+
+        Writes usually arrive in order. A write a little ahead of the current end (some
+        clients reorder within their pipeline window) is parked until the gap fills, up to
+        ``max_ahead`` bytes. A write into data already sent to S3, or further ahead than
+        that, cannot be supported on S3 and is refused with a clear message.
+        """
+        self._raise_if_failed()
+        end = self._buf_start + len(self._buf)
+        if offset < self._buf_start:
+            raise UploadError(
+                "random-access writes are not supported: offset "
+                f"{offset} was already uploaded (S3 objects are written once, in order)"
+            )
+        if offset > end:
+            if self._ahead_bytes + len(data) > self._max_ahead:
+                raise UploadError(
+                    f"non-sequential write at offset {offset} while only {end} bytes "
+                    "arrived in order: resume and random-access writes are not supported"
+                )
+            self._ahead[offset] = bytes(data)
+            self._ahead_bytes += len(data)
+        else:
+            self._put(offset, data)
+            self._drain_ahead()
+        self.high_water = max(self.high_water, offset + len(data))
+        while len(self._buf) >= self._part_size:
+            await self._ship_part()
+
+    def _put(self, offset: int, data: bytes) -> None:
+        start = offset - self._buf_start
+        self._buf[start : start + len(data)] = data
+
+    def _drain_ahead(self) -> None:
+        while self._ahead:
+            end = self._buf_start + len(self._buf)
+            ready = [o for o in self._ahead if o <= end]
+            if not ready:
+                return
+            for offset in sorted(ready):
+                data = self._ahead.pop(offset)
+                self._ahead_bytes -= len(data)
+                if offset + len(data) > self._buf_start:
+                    self._put(
+                        max(offset, self._buf_start), data[max(0, self._buf_start - offset) :]
+                    )
+
+    async def _ship_part(self) -> None:
+        await self._slots.acquire()
+        try:
+            self._raise_if_failed()
+            if self._upload_id is None:
+                resp = await self._call(
+                    self._s3.create_multipart_upload, Bucket=self.bucket, Key=self.key
+                )
+                self._upload_id = resp["UploadId"]
+        except BaseException:
+            self._slots.release()
+            raise
+        number, self._next_part = self._next_part, self._next_part + 1
+        body = bytes(self._buf[: self._part_size])
+        del self._buf[: self._part_size]
+        self._buf_start += len(body)
+        task = asyncio.get_running_loop().create_task(self._upload_part(number, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upload_part(self, number: int, body: bytes) -> None:
+        try:
+            resp = await self._call(
+                self._s3.upload_part,
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=body,
+            )
+            self._parts[number] = resp["ETag"]
+        except Exception as exc:
+            self._failure = self._failure or exc
+        finally:
+            self._slots.release()
+
+    # --- finishing -------------------------------------------------------------------------
+
+    async def complete(self) -> UploadResult:
+        """Send the rest and make the object visible; returns only once S3 has it."""
+        self._raise_if_failed()
+        if self._ahead:
+            raise UploadError(
+                f"the file has a gap: {self._ahead_bytes} bytes were written beyond offset "
+                f"{self._buf_start + len(self._buf)} but the bytes before them never arrived"
+            )
+        self._finished = True
+        if self._upload_id is None:
+            resp = await self._call(
+                self._s3.put_object, Bucket=self.bucket, Key=self.key, Body=bytes(self._buf)
+            )
+            size = len(self._buf)
+            self._buf = bytearray()
+            return UploadResult(size, resp["ETag"], resp.get("VersionId"))
+        if self._buf:
+            await self._ship_part()
+        await self._wait_parts()
+        self._raise_if_failed()
+        resp = await self._call(
+            self._s3.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(self._parts.items())]
+            },
+        )
+        return UploadResult(self._buf_start, resp["ETag"], resp.get("VersionId"))
+
+    async def abort(self) -> None:
+        """Discard everything: no object appears, and S3 frees the parts."""
+        self._finished = True
+        await self._wait_parts()
+        self._buf = bytearray()
+        self._ahead.clear()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            await self._call(
+                self._s3.abort_multipart_upload,
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+            )
+
+    async def _wait_parts(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise UploadError(f"S3 refused part of the upload: {self._failure}")
+
+    async def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(**kwargs))
