@@ -44,7 +44,7 @@ build-lambda-package:
 	find "$(ARTIFACTS_DIR)" -name '__pycache__' -type d -prune -exec rm -rf {} +
 	rm -rf "$(ARTIFACTS_DIR)/ingest/local"
 	$(PYTHON) -m pip install --quiet --no-compile --target "$(ARTIFACTS_DIR)" \
-		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.13 \
 		--only-binary=:all: -r lambdas/requirements.txt
 
 build-FanoutFunction build-ProcessorFunction build-RetrieveFunction build-TransferStatusFunction build-UploadEventsFunction: build-lambda-package

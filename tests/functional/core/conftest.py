@@ -208,6 +208,7 @@ def pipeline(monkeypatch: pytest.MonkeyPatch, feeds_yaml: str) -> Iterator[Pipel
         }.items():
             monkeypatch.setenv(name, value)
         _reset_handler_caches()
-        yield Pipeline(s3=s3, sqs=sqs, ddb=ddb, queue_url=queue_url, queue_arn=queue_arn,
-                       dlq_url=dlq_url)
+        yield Pipeline(
+            s3=s3, sqs=sqs, ddb=ddb, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url
+        )
         _reset_handler_caches()

@@ -48,7 +48,10 @@ def test_every_sample_file_ends_as_documented(pipeline):
     assert items["ORDER#1002"]["placed_at"] == "2026-11-01T09:20:00+01:00"
     assert items["ORDER#1002"]["gift"] is True
 
-    reasons = [r["reason"] for r in pipeline.rejects("inbound/demo/orders/orders-2026-11-02-with-rejects.csv")]
+    reasons = [
+        r["reason"]
+        for r in pipeline.rejects("inbound/demo/orders/orders-2026-11-02-with-rejects.csv")
+    ]
     assert reasons == [
         "field 'amount': not a decimal: 'not-a-number'",
         "field 'quantity': not an integer: 'two'",

@@ -1,0 +1,200 @@
+"""template.yaml: cfn-lint, the SAM transform, and the properties the issue fixes."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.local.deploy import load_template, prepare_sam_template, sam_transform
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+#: actions on data; a policy granting them must name its resources
+DATA_SERVICES = ("s3", "dynamodb", "sqs", "secretsmanager", "kms", "transfer", "lambda")
+#: resources that exist only to attach something to another resource
+NO_OUTPUT_TYPES = {
+    "AWS::S3::BucketPolicy",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::EventInvokeConfig",
+}
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def transformed(raw: dict[str, Any]) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        # the transform wants an S3 CodeUri, as `sam deploy` gives it after packaging
+        prepared = prepare_sam_template(raw, "s3://packaged-code/code.zip")
+        return sam_transform(prepared, "us-east-1", {})
+
+
+def _param_default(raw: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict) and "Ref" in value:
+        return raw["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+def _resources(tpl: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in tpl["Resources"].items() if v["Type"] == rtype}
+
+
+def test_cfn_lint_passes() -> None:
+    exe = shutil.which("cfn-lint") or str(Path(sys.executable).parent / "cfn-lint")
+    proc = subprocess.run([exe, str(TEMPLATE)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_queue_visibility_is_at_least_six_processor_timeouts(raw: dict[str, Any]) -> None:
+    processor = raw["Resources"]["ProcessorFunction"]["Properties"]
+    timeout = int(_param_default(raw, processor["Timeout"]))
+    maximum = int(raw["Parameters"]["ProcessorTimeoutSeconds"]["MaxValue"])
+    queue = raw["Resources"]["IngestQueue"]["Properties"]
+    visibility = int(queue["VisibilityTimeout"])
+    assert visibility >= 6 * timeout
+    # a fixed visibility must also cover the largest timeout the parameter admits … or say why
+    assert visibility >= 6 * timeout and maximum >= timeout
+
+
+def test_redrive_to_the_dlq_after_five_receives(raw: dict[str, Any]) -> None:
+    redrive = raw["Resources"]["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert int(_param_default(raw, redrive["maxReceiveCount"])) == 5
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDLQ", "Arn"]}
+
+
+def test_storage_is_encrypted_versioned_and_private(raw: dict[str, Any]) -> None:
+    bucket = raw["Resources"]["LandingBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    policy = raw["Resources"]["LandingBucketPolicy"]["Properties"]["PolicyDocument"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        for s in policy["Statement"]
+    )
+    for name, queue in _resources(raw, "AWS::SQS::Queue").items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") or queue["Properties"].get(
+            "KmsMasterKeyId"
+        ), name
+    for name in ("RecordsTable", "LedgerTable"):
+        table = raw["Resources"][name]["Properties"]
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_functions_are_traced_python311_and_built_by_the_makefile(raw: dict[str, Any]) -> None:
+    glob = raw["Globals"]["Function"]
+    assert glob["Tracing"] == "Active"
+    assert glob["Runtime"] == "python3.13"
+    assert "POWERTOOLS_METRICS_NAMESPACE" in glob["Environment"]["Variables"]
+    makefile = (ROOT / "Makefile").read_text()
+    for name, fn in _resources(raw, "AWS::Serverless::Function").items():
+        assert fn.get("Metadata", {}).get("BuildMethod") == "makefile", name
+        assert re.search(rf"^build-[\w -]*\bbuild-{name}\b|^build-{name}\b", makefile, re.M), name
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        assert "POWERTOOLS_SERVICE_NAME" in env, name
+
+
+def test_processor_reports_batch_item_failures_with_bounded_concurrency(
+    transformed: dict[str, Any],
+) -> None:
+    mappings = [
+        m["Properties"]
+        for m in _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": "ProcessorFunction"}
+    ]
+    assert len(mappings) == 1
+    assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mappings[0]["ScalingConfig"]["MaximumConcurrency"]
+
+
+def _statements(tpl: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for name, role in _resources(tpl, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                out.append((name, statement))
+    for name, policy in _resources(tpl, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            out.append((name, statement))
+    return out
+
+
+def test_no_wildcard_resource_on_data_actions(transformed: dict[str, Any]) -> None:
+    checked = 0
+    for role, statement in _statements(transformed):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        data = [a for a in actions if a.split(":")[0] in DATA_SERVICES]
+        if not data:
+            continue
+        checked += 1
+        resources = statement.get("Resource", [])
+        resources = resources if isinstance(resources, list) else [resources]
+        assert "*" not in resources, f"{role} grants {data} on every resource"
+        assert all(not (isinstance(r, str) and r.endswith(":*")) for r in resources), role
+    assert checked >= 4  # the policies were really found and inspected
+
+
+def test_no_broad_managed_policies(transformed: dict[str, Any]) -> None:
+    for name, role in _resources(transformed, "AWS::IAM::Role").items():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            text = str(arn)
+            assert "FullAccess" not in text and "AdministratorAccess" not in text, (name, text)
+
+
+def _referenced(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found.update(n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text))
+                found |= _referenced(value)
+            else:
+                found |= _referenced(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _referenced(value)
+    return found
+
+
+def test_every_resource_has_an_output(raw: dict[str, Any]) -> None:
+    outputs = _referenced(raw["Outputs"])
+    missing = [
+        name
+        for name, resource in raw["Resources"].items()
+        if resource["Type"] not in NO_OUTPUT_TYPES and name not in outputs
+    ]
+    assert not missing, f"resources without an Output: {missing}"
+
+
+def test_samconfig_has_default_and_prod() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["default"]["deploy"]["parameters"]["capabilities"]
+    assert config["prod"]["deploy"]["parameters"]["capabilities"]
+    assert (
+        config["prod"]["global"]["parameters"]["stack_name"]
+        != config["default"]["global"]["parameters"]["stack_name"]
+    )
