@@ -1,0 +1,211 @@
+"""Feeds: validation errors name the file, the feed and the field; key globs and sizes."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from ingest.errors import ConfigError
+from ingest.feeds import FieldType, Format, glob_to_regex, load_feeds, parse_feeds, parse_size
+
+GOOD = """
+feeds:
+  - name: orders
+    match: "inbound/{partner}/orders/*.csv"
+    format: csv
+    csv: {delimiter: ",", header: true, encoding: utf-8}
+    key: {pk: "ORDER#{order_id}", sk: "PARTNER#{partner}"}
+    chunk_size: 1MiB
+    fields:
+      order_id: {type: string, required: true}
+      amount:   {type: decimal, required: true}
+      quantity: {type: int}
+      placed_at: {type: timestamp}
+      total: {type: decimal, column: "Order Total"}
+"""
+
+
+def one(body: str) -> str:
+    """A feeds document with one feed whose lines are ``body`` (a YAML mapping)."""
+    lines = textwrap.dedent(body).strip().splitlines()
+    return "feeds:\n  - " + "\n    ".join(lines) + "\n"
+
+
+BASE = """
+name: orders
+match: "inbound/{partner}/orders/*.csv"
+format: csv
+key: {pk: "ORDER#{order_id}"}
+fields:
+  order_id: {type: string, required: true}
+"""
+
+
+def test_a_valid_feed_loads_with_its_options():
+    feeds = parse_feeds(GOOD, source="feeds.yaml")
+    feed = feeds.get("orders")
+    assert feed.format is Format.CSV
+    assert feed.chunk_size == 1024 * 1024
+    assert [(f.name, f.type, f.required, f.source) for f in feed.fields] == [
+        ("order_id", FieldType.STRING, True, "order_id"),
+        ("amount", FieldType.DECIMAL, True, "amount"),
+        ("quantity", FieldType.INT, False, "quantity"),
+        ("placed_at", FieldType.TIMESTAMP, False, "placed_at"),
+        ("total", FieldType.DECIMAL, False, "Order Total"),
+    ]
+    assert feed.key.sk == "PARTNER#{partner}"
+    # sk defaults to the feed's name
+    assert parse_feeds(one(BASE)).get("orders").key.sk == "FEED#orders"
+
+
+def test_load_feeds_names_the_file(tmp_path):
+    path = tmp_path / "feeds.yaml"
+    path.write_text(GOOD)
+    assert load_feeds(path).source == str(path)
+    with pytest.raises(ConfigError, match=r"^file .*missing\.yaml: cannot read feeds file"):
+        load_feeds(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (BASE.replace("format: csv", "format: xml"), "format", "'format' must be one of"),
+        (BASE.replace('match: "inbound/{partner}/orders/*.csv"', "match: ''"), "match", "glob"),
+        (BASE.replace("{partner}", "{par-tner}"), "match", "not an identifier"),
+        (BASE.replace("{partner}", "{partner"), "match", "unclosed"),
+        (BASE + "colour: red\n", "colour", "unknown setting"),
+        (BASE.replace("{type: string, required: true}", "{type: text}"), "order_id", "'type'"),
+        (BASE.replace("required: true", "required: maybe"), "order_id", "'required'"),
+        (BASE.replace("required: true", "requird: true"), "order_id", "unknown option"),
+        (BASE + "  _line: int\n", "_line", "reserved"),
+        (BASE + "  pk: string\n", "pk", "reserved"),
+        (BASE.replace("ORDER#{order_id}", "ORDER#{nope}"), "key", "{nope}"),
+        (BASE.replace('key: {pk: "ORDER#{order_id}"}', "key: {sk: x}"), "key", "'pk'"),
+        (BASE + "chunk_size: 12 furlongs\n", "chunk_size", "not a size"),
+        (BASE + "chunk_size: 0\n", "chunk_size", "at least 1 byte"),
+        (BASE + "csv: {delimiter: ';;'}\n", "csv.delimiter", "one character"),
+        (BASE + "csv: {quotechar: ','}\n", "csv.quotechar", "not the delimiter"),
+        (BASE + "csv: {header: 'yes'}\n", "csv.header", "true or false"),
+        (BASE + "csv: {encoding: ebcdic-xx}\n", "csv.encoding", "unknown encoding"),
+        (BASE + "csv: {encoding: utf-16}\n", "csv.encoding", "not supported"),
+        (BASE + "csv: {header: false}\n", "csv.columns", "must declare 'csv.columns'"),
+        (BASE + "csv: {columns: [a, b]}\n", "order_id", "not in csv.columns"),
+        (BASE + "csv: {columns: [order_id, order_id]}\n", "csv.columns", "duplicate"),
+        (BASE + "csv: {quoted_newlines: 1}\n", "csv.quoted_newlines", "true or false"),
+        (BASE + "csv: {escape: x}\n", "csv", "unknown csv option"),
+        (BASE.replace("format: csv", "format: jsonl") + "csv: {header: true}\n", "csv", "non-CSV"),
+        (BASE.replace("format: csv", "format: jsonl") + "jsonl: [1]\n", "jsonl", "mapping"),
+        (
+            BASE.replace("format: csv", "format: jsonl") + "jsonl: {encoding: nope}\n",
+            "jsonl.encoding",
+            "unknown encoding",
+        ),
+        (BASE + "  day: {type: int, format: '%d'}\n", "day", "strptime"),
+        (
+            BASE.replace("{type: string, required: true}", "{type: string, column: ''}"),
+            "order_id",
+            "non-empty",
+        ),
+    ],
+)
+def test_validation_errors_name_file_feed_and_field(body, field, message):
+    with pytest.raises(ConfigError) as info:
+        parse_feeds(one(body), source="conf/feeds.yaml")
+    err = info.value
+    assert (err.source, err.feed, err.field) == ("conf/feeds.yaml", "orders", field)
+    text = str(err)
+    assert text.startswith(f"file conf/feeds.yaml, feed 'orders', field '{field}': ")
+    assert message in text
+
+
+def test_document_level_errors_name_the_file():
+    for text, message in [
+        ("feeds: {}", "top-level 'feeds:' list"),
+        ("[1, 2]", "top-level 'feeds:' list"),
+        ("feeds: [", "not valid YAML"),
+        ("feeds:\n  - 3\n", "feed #1 must be a mapping"),
+        ("feeds:\n  - match: x\n", "feed #1 needs a 'name'"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as info:
+            parse_feeds(text, source="f.yaml")
+        assert info.value.source == "f.yaml"
+
+
+def test_duplicate_feed_names_are_refused():
+    with pytest.raises(ConfigError, match="duplicate feed name") as info:
+        parse_feeds(one(BASE) + "  - " + "\n    ".join(BASE.strip().splitlines()) + "\n")
+    assert info.value.feed == "orders"
+
+
+def test_fields_must_be_a_non_empty_mapping():
+    with pytest.raises(ConfigError, match="'fields' must be") as info:
+        parse_feeds(one(BASE.split("fields:", maxsplit=1)[0] + "fields: {}"))
+    assert info.value.field == "fields"
+
+
+def test_encodings_are_normalised():
+    doc = one(BASE + "csv: {encoding: ISO-8859-1}\n")
+    assert parse_feeds(doc).get("orders").csv.encoding == "latin-1"
+    doc = one(BASE + "csv: {encoding: UTF8}\n")
+    assert parse_feeds(doc).get("orders").csv.encoding == "utf-8"
+    doc = one(BASE + "csv: {delimiter: '\\t'}\n")
+    assert parse_feeds(doc).get("orders").csv.delimiter == "\t"
+
+
+def test_glob_captures_and_wildcards():
+    pattern = glob_to_regex("inbound/{partner}/orders/*.csv")
+    m = pattern.fullmatch("inbound/acme/orders/2026-01-01.csv")
+    assert m is not None and m.groupdict() == {"partner": "acme"}
+    assert pattern.fullmatch("inbound/acme/orders/sub/x.csv") is None  # * stays in a segment
+    assert pattern.fullmatch("inbound/a/b/orders/x.csv") is None  # {name} is one segment
+    assert pattern.fullmatch("inbound/acme/orders/x.csvx") is None
+    deep = glob_to_regex("inbound/**/x?.jsonl")
+    assert deep.fullmatch("inbound/a/b/c/x1.jsonl")
+    assert not deep.fullmatch("inbound/a/x12.jsonl")
+    literal = glob_to_regex("in/a+b (1).csv")  # regex metacharacters are literal
+    assert literal.fullmatch("in/a+b (1).csv")
+    assert not literal.fullmatch("in/aab 1.csv")
+
+
+def test_resolve_strips_gz_and_returns_captures():
+    feeds = parse_feeds(GOOD)
+    match = feeds.resolve("inbound/acme/orders/a.csv.gz")
+    assert match is not None
+    assert (match.feed.name, dict(match.captures), match.compressed) == (
+        "orders",
+        {"partner": "acme"},
+        True,
+    )
+    plain = feeds.resolve("inbound/acme/orders/a.csv")
+    assert plain is not None and not plain.compressed
+    assert feeds.resolve("inbound/acme/other/a.csv") is None
+    with pytest.raises(ConfigError, match="no feed named 'nope'"):
+        feeds.get("nope")
+
+
+def test_splittable_depends_on_quoted_newlines():
+    assert parse_feeds(one(BASE)).get("orders").splittable
+    doc = one(BASE + "csv: {quoted_newlines: true}\n")
+    assert not parse_feeds(doc).get("orders").splittable
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        (1048576, 1048576),
+        ("64MiB", 64 * 1024**2),
+        ("512 KiB", 512 * 1024),
+        ("1gib", 1024**3),
+        ("10b", 10),
+        ("7", 7),
+    ],
+)
+def test_parse_size(value, size):
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize("value", [True, "1MB", "-1", 0, "1.5MiB", ""])
+def test_parse_size_refuses_bad_sizes(value):
+    with pytest.raises(ValueError):
+        parse_size(value)
