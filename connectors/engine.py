@@ -266,8 +266,8 @@ class TransferEngine:
                 await asyncio.gather(*pending)
                 pending = set()
         finally:
-            for t in pending:
-                t.cancel()
+            # Let part uploads already under way finish: they don't need the SFTP
+            # connection, and every part that lands moves the resume point forward.
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             # Resume after the longest run of parts that made it to S3.

@@ -185,7 +185,7 @@ def describe_key(key: asyncssh.SSHKey, host: str, port: int) -> ScannedKey:
     public = key.export_public_key("openssh").decode().strip()
     host_field = host if port == 22 else f"[{host}]:{port}"
     return ScannedKey(
-        algorithm=key.get_algorithm().decode(),
+        algorithm=str(key.get_algorithm()),
         public_key=public,
         sha256=str(key.get_fingerprint("sha256")),
         md5=str(key.get_fingerprint("md5")),

@@ -23,7 +23,12 @@ from connectors.errors import (
     PermanentFileTransferError,
     RetryableFileTransferError,
 )
-from connectors.hostkeys import HostKeyPolicy, VerifyingClient, handshake_options
+from connectors.hostkeys import (
+    SCAN_ALGORITHMS,
+    HostKeyPolicy,
+    VerifyingClient,
+    handshake_options,
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +89,37 @@ def classify(exc: BaseException, *, missing_code: str = "RETRIEVE_FILE_NOT_FOUND
 
 
 async def open_session(endpoint: Endpoint) -> Session:
-    """Connect, verify the host key in the handshake, authenticate, and start SFTP."""
+    """Connect, verify the host key in the handshake, authenticate, and start SFTP.
+
+    When the trusted entries are fingerprints only, the key type is unknown and the server
+    may first present a key of another type: the handshake is then retried once per other
+    host key algorithm (each one verified before any credential is sent), the way
+    ``ssh-keyscan`` asks for each key in turn.
+    """
+    try:
+        return await _open_session(endpoint, None)
+    except HostKeyMismatchError as first:
+        if endpoint.policy.host_key_algorithms() is not None:
+            raise
+        presented = list(first.presented)
+        for alg in SCAN_ALGORITHMS:
+            try:
+                return await _open_session(endpoint, [alg])
+            except HostKeyMismatchError as exc:
+                presented += [fp for fp in exc.presented if fp not in presented]
+            except RetryableFileTransferError:
+                continue  # the server has no key of this type
+        raise HostKeyMismatchError(first.host, first.expected, presented) from first
+
+
+async def _open_session(endpoint: Endpoint, algs: list[str] | None) -> Session:
     creds = endpoint.credentials
     client = VerifyingClient(endpoint.policy)
+    kex = handshake_options(endpoint.policy)
+    if algs:
+        kex["server_host_key_algs"] = algs
     options: dict[str, Any] = {
-        **handshake_options(endpoint.policy),
+        **kex,
         "username": creds.username,
         # Only the connector's own credentials: no agent, no ~/.ssh keys, no config files.
         "agent_path": None,

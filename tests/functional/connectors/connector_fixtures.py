@@ -116,6 +116,7 @@ class SftpServer:
     #: server-side path of a file under ``root`` (asyncssh serves ``root`` as ``/``).
     path_of: Callable[[str], str] = field(default=lambda rel: rel)
     stop: Callable[[], None] = field(default=lambda: None)
+    pid: int = 0
 
     @property
     def url(self) -> str:
@@ -191,6 +192,7 @@ def start_sshd(
         kind="openssh",
         path_of=lambda rel: str(root / rel.lstrip("/")),
         stop=stop,
+        pid=proc.pid,
     )
 
 
