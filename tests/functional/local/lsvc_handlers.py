@@ -50,3 +50,48 @@ def echo_env(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 NOT_CALLABLE = 42
+
+
+def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Writes what it saw to s3://$SEEN_BUCKET/seen/<function>/<request id>.json.
+
+    It runs in a sandbox process, so the bucket is how tests observe it. SQS records whose
+    body contains "poison" are reported as failed; an event mentioning "explode" raises.
+    """
+    import boto3
+
+    body = json.dumps(
+        {
+            "event": event,
+            "env": {k: os.environ.get(k) for k in ("MARKER", "AWS_ENDPOINT_URL", "AWS_REGION")},
+            "function_name": context.function_name,
+            "pid": os.getpid(),
+        }
+    )
+    boto3.client("s3").put_object(
+        Bucket=os.environ["SEEN_BUCKET"],
+        Key=f"seen/{os.environ['MARKER']}/{context.aws_request_id}.json",
+        Body=body.encode(),
+    )
+    if "explode" in json.dumps(event):
+        raise RuntimeError("asked to explode")
+    records = event.get("Records", [])
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r["messageId"]}
+            for r in records
+            if r.get("eventSource") == "aws:sqs" and "poison" in r["body"]
+        ]
+    }
+
+
+def sleepy(event: dict[str, Any], context: Any) -> None:
+    """Sleeps past any short timeout."""
+    import time
+
+    time.sleep(float(event.get("seconds", 30)))
+
+
+def crash(event: dict[str, Any], context: Any) -> None:
+    """Kills its own process, as an out-of-memory kill would."""
+    os._exit(3)

@@ -1,0 +1,51 @@
+"""Small fidelity fixes to moto's in-process S3 notifications, applied by the local stack.
+
+moto's S3 event records lack ``versionId``, ``sequencer``, ``userIdentity`` and the request
+fields, and they URL-encode ``/`` in keys, which S3 does not. The fanout relies on the version
+id (a chunk names the version it belongs to), so the local stack adds what S3 would send.
+This only affects a moto running in this process (``ThreadedMotoServer`` or ``mock_aws``).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote_plus
+
+from moto.s3 import notifications
+
+_MARKER = "_ingest_enriched"
+
+
+def enrich_s3_event_records() -> None:
+    """Wrap moto's S3 event builder so records carry what S3 sends (idempotent)."""
+    original = notifications._get_s3_event
+    if getattr(original, _MARKER, False):
+        return
+
+    @functools.wraps(original)
+    def build(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event: dict[str, Any] = original(event_name, bucket, key, notification_id)
+        for record in event["Records"]:
+            obj = record["s3"]["object"]
+            obj["key"] = quote_plus(key.name, safe="/")
+            if getattr(bucket, "is_versioned", False) and key.version_id:
+                obj["versionId"] = key.version_id
+            obj["sequencer"] = f"{time.time_ns():016X}"
+            record.setdefault("userIdentity", {"principalId": "AWS:AIDAEXAMPLE"})
+            record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
+            record.setdefault(
+                "responseElements",
+                {
+                    "x-amz-request-id": uuid.uuid4().hex[:16].upper(),
+                    "x-amz-id-2": base64.b64encode(uuid.uuid4().bytes).decode(),
+                },
+            )
+            record["s3"]["bucket"].setdefault("ownerIdentity", {"principalId": "A3NL1KOZZKExample"})
+        return event
+
+    setattr(build, _MARKER, True)
+    notifications._get_s3_event = build
