@@ -158,8 +158,12 @@ class SqsQueue:
         self._backoff = backoff
 
     def send_all(self, bodies: Iterable[dict[str, Any]]) -> int:
-        """Send every body; raises ``StorageUnavailableError`` if some keep failing."""
-        batch: list[dict[str, Any]] = []
+        """Send every body as JSON; raises ``StorageUnavailableError`` if some keep failing."""
+        return self.send_raw(json.dumps(b, separators=(",", ":")) for b in bodies)
+
+    def send_raw(self, bodies: Iterable[str]) -> int:
+        """Send message bodies as they are, ten per ``SendMessageBatch``."""
+        batch: list[str] = []
         sent = 0
         for body in bodies:
             batch.append(body)
@@ -170,8 +174,8 @@ class SqsQueue:
             sent += self._send_batch(batch)
         return sent
 
-    def _send_batch(self, bodies: list[dict[str, Any]]) -> int:
-        pending = {str(i): json.dumps(b, separators=(",", ":")) for i, b in enumerate(bodies)}
+    def _send_batch(self, bodies: list[str]) -> int:
+        pending = {str(i): body for i, body in enumerate(bodies)}
         for attempt in range(self._attempts):
             try:
                 resp = self._sqs.send_message_batch(

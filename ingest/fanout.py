@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from ingest.adapters import ObjectInfo
 from ingest.chunks import DEFAULT_CHUNK_SIZE, Chunk, plan_chunks
 from ingest.events import LandedObject
-from ingest.feeds import FeedSet
+from ingest.feeds import FeedMatch, FeedSet
 from ingest.ledger import FileStatus, Ledger
 from ingest.messages import ChunkMessage
 
@@ -100,7 +100,7 @@ def ingest_object(
             reason="no feed matches this key",
             size=obj.size,
             etag=obj.etag,
-            version=obj.version_id,
+            version=obj.etag,
         )
         log.warning("no feed owns this key", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.UNMATCHED, size=obj.size)
@@ -110,21 +110,14 @@ def ingest_object(
     # duplicate, a changed file is a new ingestion, and chunk messages can be checked against it.
     version = info.etag
     feed = match.feed
-    splittable = feed.splittable and not match.compressed
     chunk_size = feed.chunk_size or default_chunk_size
     held = not obj.upload_confirmed and holds_upload(obj)
-    chunks: list[Chunk] = (
-        []
+    plan = (
+        FilePlan(obj.bucket, key, info, match, chunk_size, [])
         if held
-        else plan_chunks(
-            info.size,
-            chunk_size,
-            splittable=splittable,
-            read_blocks=store.iter_blocks(obj.bucket, key, version_id=info.version_id)
-            if splittable and info.size > chunk_size
-            else None,
-        )
+        else plan_file(obj.bucket, key, info, match=match, store=store, chunk_size=chunk_size)
     )
+    chunks = plan.chunks
     started = ledger.start_file(
         key=key,
         feed=feed.name,
@@ -132,6 +125,8 @@ def ingest_object(
         etag=info.etag,
         size=info.size,
         chunks=len(chunks),
+        chunk_size=chunk_size,
+        version_id=info.version_id,
         reason=HELD_REASON if held else None,
     )
     if not started:
@@ -141,22 +136,7 @@ def ingest_object(
         log.info("holding SFTP upload until the server confirms it", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.HELD, feed=feed.name, size=info.size)
 
-    queue.send_all(
-        ChunkMessage(
-            bucket=obj.bucket,
-            key=key,
-            version=version,
-            version_id=info.version_id,
-            feed=feed.name,
-            index=chunk.index,
-            chunks=len(chunks),
-            start=chunk.start,
-            end=chunk.end,
-            first_line=chunk.first_line,
-            compressed=match.compressed,
-        ).to_body()
-        for chunk in chunks
-    )
+    queue.send_all(plan.messages())
     ledger.mark_queued(key, version)
     log.info(
         "queued file",
@@ -165,6 +145,59 @@ def ingest_object(
     return FanoutResult(
         key=key, outcome=Outcome.QUEUED, feed=feed.name, chunks=len(chunks), size=info.size
     )
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """A file version and the chunks it is processed in."""
+
+    bucket: str
+    key: str
+    info: ObjectInfo
+    match: FeedMatch
+    chunk_size: int
+    chunks: list[Chunk]
+
+    def messages(self, only: Container[int] | None = None) -> Iterator[dict[str, Any]]:
+        """The chunk messages' bodies (``only``: just these chunk indices)."""
+        for chunk in self.chunks:
+            if only is not None and chunk.index not in only:
+                continue
+            yield ChunkMessage(
+                bucket=self.bucket,
+                key=self.key,
+                version=self.info.etag,
+                version_id=self.info.version_id,
+                feed=self.match.feed.name,
+                index=chunk.index,
+                chunks=len(self.chunks),
+                start=chunk.start,
+                end=chunk.end,
+                first_line=chunk.first_line,
+                compressed=self.match.compressed,
+            ).to_body()
+
+
+def plan_file(
+    bucket: str,
+    key: str,
+    info: ObjectInfo,
+    *,
+    match: FeedMatch,
+    store: ObjectReader,
+    chunk_size: int,
+) -> FilePlan:
+    """Plan a file's record-aligned chunks; the file is read only when it is split."""
+    splittable = match.feed.splittable and not match.compressed
+    chunks = plan_chunks(
+        info.size,
+        chunk_size,
+        splittable=splittable,
+        read_blocks=store.iter_blocks(bucket, key, version_id=info.version_id)
+        if splittable and info.size > chunk_size
+        else None,
+    )
+    return FilePlan(bucket, key, info, match, chunk_size, chunks)
 
 
 def _describe(obj: LandedObject, store: ObjectReader) -> ObjectInfo:

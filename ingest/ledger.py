@@ -59,6 +59,8 @@ class FileEntry:
     rows_rejected: int = 0
     reason: str | None = None
     updated_at: float | None = None
+    chunk_size: int | None = None
+    version_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape printed by ``ingest status --json``."""
@@ -96,6 +98,8 @@ def _entry(item: Mapping[str, Any]) -> FileEntry:
         rows_rejected=_num(item.get("rows_rejected")),
         reason=_str(item.get("reason")),
         updated_at=float(item["updated_at"]["N"]) if "updated_at" in item else None,
+        chunk_size=_num(item.get("chunk_size")) if "chunk_size" in item else None,
+        version_id=_str(item.get("version_id")),
     )
 
 
@@ -164,6 +168,8 @@ class Ledger:
         etag: str,
         size: int,
         chunks: int,
+        chunk_size: int | None = None,
+        version_id: str | None = None,
         reason: str | None = None,
     ) -> bool:
         """Record a newly landed file as RECEIVED with its chunk count.
@@ -191,6 +197,10 @@ class Ledger:
         }
         if reason:
             item["reason"] = {"S": reason}
+        if chunk_size is not None:
+            item["chunk_size"] = {"N": str(chunk_size)}
+        if version_id:
+            item["version_id"] = {"S": version_id}
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -364,6 +374,43 @@ class Ledger:
             if _is_condition_failure(exc):
                 return  # a newer version replaced the file: its own status stands
             raise _translate(exc, "UpdateItem") from exc
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def done_chunks(self, key: str, version: str) -> set[int]:
+        """Indices of the chunks of this file version already counted."""
+        prefix = _chunk_sk(version, 0)[: -len("000000")]
+        done: set[int] = set()
+        paginator = self._db.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": file_pk(key)},
+                    ":prefix": {"S": prefix},
+                },
+                ProjectionExpression="sk",
+                ConsistentRead=True,
+            ):
+                done.update(int(item["sk"]["S"][len(prefix) :]) for item in page["Items"])
+        except ClientError as exc:
+            raise _translate(exc, "Query") from exc
+        return done
+
+    def mark_requeued(self, key: str, version: str) -> bool:
+        """Back to QUEUED (from FAILED or a stuck state) when missing chunks are re-sent."""
+        return self._transition(
+            key,
+            version,
+            FileStatus.QUEUED,
+            only_from=(
+                FileStatus.FAILED,
+                FileStatus.RECEIVED,
+                FileStatus.QUEUED,
+                FileStatus.PROCESSING,
+            ),
+        )
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ingest.adapters import S3Store, SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
 from ingest.feeds import load_feeds
+from ingest.feeds_source import CachedFeeds
 from ingest.ledger import FileEntry, Ledger
+from ingest.recovery import redrive_dead_letters, requeue_file
 
 FEEDS_KEY = "config/feeds.yaml"
 _COLUMNS = ("key", "feed", "status", "rows_ok", "rows_rejected", "chunks_done", "chunks")
@@ -36,6 +39,23 @@ def register(subparsers: Any) -> None:
     push.add_argument("file", type=Path)
     add_target_arguments(push)
     push.set_defaults(func=cmd_feeds_push)
+
+    reprocess = subparsers.add_parser(
+        "reprocess", help="re-queue the chunks of FAILED or stuck files that were never counted"
+    )
+    reprocess.add_argument("keys", nargs="+", metavar="KEY")
+    add_target_arguments(reprocess)
+    reprocess.set_defaults(func=cmd_reprocess)
+
+    dlq = subparsers.add_parser("dlq", help="inspect or redrive the dead-letter queue")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_count = dlq_sub.add_parser("count", help="messages waiting in the DLQ")
+    add_target_arguments(dlq_count)
+    dlq_count.set_defaults(func=cmd_dlq_count)
+    redrive = dlq_sub.add_parser("redrive", help="move DLQ messages back to the ingest queue")
+    redrive.add_argument("--limit", type=int, default=None)
+    add_target_arguments(redrive)
+    redrive.set_defaults(func=cmd_dlq_redrive)
 
 
 def status_json(entry: FileEntry) -> dict[str, Any]:
@@ -99,4 +119,44 @@ def cmd_feeds_push(args: argparse.Namespace) -> int:
         ContentType="application/yaml",
     )
     print(f"published {args.file} to s3://{bucket}/{FEEDS_KEY}")
+    return 0
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    deployment = resolve_deployment(args)
+    bucket = deployment.resource("bucket")
+    store = S3Store(deployment.aws.client("s3"))
+    feeds = CachedFeeds(f"s3://{bucket}/{FEEDS_KEY}", store)()
+    queue = SqsQueue(deployment.aws.client("sqs"), deployment.resource("queue_url"))
+    ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
+    for key in args.keys:
+        result = requeue_file(
+            key, bucket=bucket, feeds=feeds, store=store, queue=queue, ledger=ledger
+        )
+        print(f"{key}: re-queued {len(result.requeued)} of {result.chunks} chunks")
+    return 0
+
+
+def cmd_dlq_count(args: argparse.Namespace) -> int:
+    deployment = resolve_deployment(args)
+    attrs = deployment.aws.client("sqs").get_queue_attributes(
+        QueueUrl=deployment.resource("dlq_url"),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    print(
+        f"{attrs['ApproximateNumberOfMessages']} waiting, "
+        f"{attrs['ApproximateNumberOfMessagesNotVisible']} in flight"
+    )
+    return 0
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    deployment = resolve_deployment(args)
+    moved = redrive_dead_letters(
+        deployment.aws.client("sqs"),
+        dlq_url=deployment.resource("dlq_url"),
+        queue_url=deployment.resource("queue_url"),
+        limit=args.limit,
+    )
+    print(f"moved {moved} message(s) back to the ingest queue")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -20,6 +20,7 @@ from ingest.local.lambda_service import (
     in_process_invoker,
     s3_object_created_event,
 )
+from ingest.processor import ProcessorPorts
 
 REGION = "us-east-1"
 BUCKET = "test-landing-123456789012"
@@ -75,6 +76,10 @@ class Pipeline:
     records_table: str = "records"
     ledger_table: str = "ledger"
     fanout_results: list[dict[str, Any]] = field(default_factory=list)
+    #: the test's monkeypatch, for env changes and processor wiring that undo themselves
+    monkeypatch: pytest.MonkeyPatch | None = None
+
+    bucket: str = BUCKET
 
     @property
     def ledger(self) -> Ledger:
@@ -84,22 +89,93 @@ class Pipeline:
         """Upload an object without triggering fanout; returns the put response."""
         return self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
 
-    def land(self, key: str, data: bytes, *, gz: bool = False) -> dict[str, Any]:
+    def land(
+        self, key: str, data: bytes, *, gz: bool = False, principal_id: str | None = None
+    ) -> dict[str, Any]:
         """Upload an object and deliver its S3 event to the fanout handler."""
         if gz:
             data = gzip.compress(data)
         resp = self.put(key, data)
-        return self.notify(key, size=len(data), etag=resp["ETag"], version=resp.get("VersionId"))
+        return self.notify(
+            key,
+            size=len(data),
+            etag=resp["ETag"],
+            version=resp.get("VersionId"),
+            principal_id=principal_id,
+        )
 
-    def notify(self, key: str, *, size: int, etag: str, version: str | None) -> dict[str, Any]:
+    def notify(
+        self,
+        key: str,
+        *,
+        size: int,
+        etag: str,
+        version: str | None,
+        principal_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Deliver an S3 ObjectCreated notification for ``key`` to the fanout handler."""
+        extra = {"principal_id": principal_id} if principal_id else {}
+        event = s3_object_created_event(
+            BUCKET, key, size=size, etag=etag, version_id=version, region=REGION, **extra
+        )
+        return self.fanout(event)
+
+    def fanout(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the fanout handler with any event (S3, SQS-wrapped, EventBridge)."""
         from lambdas import fanout
 
-        event = s3_object_created_event(
-            BUCKET, key, size=size, etag=etag, version_id=version, region=REGION
-        )
         result = fanout.handler(event, LambdaContext(function_name="FanoutFunction"))
         self.fanout_results.append(result)
         return result
+
+    def setenv(self, name: str, value: str) -> None:
+        """Change a function setting; handlers re-read settings at their next cold start."""
+        assert self.monkeypatch is not None
+        self.monkeypatch.setenv(name, value)
+        _reset_handler_caches()
+
+    def wire_processor(
+        self,
+        *,
+        store: Callable[[Any], Any] | None = None,
+        sink: Callable[[Any], Any] | None = None,
+    ) -> ProcessorPorts:
+        """Replace the processor's ports with wrapped ones (fault injection through ports).
+
+        ``store`` and ``sink`` get the real adapter and return what the processor should use.
+        """
+        from lambdas import processor
+
+        assert self.monkeypatch is not None
+        settings, ports = processor._wiring()
+        wired = replace(
+            ports,
+            store=store(ports.store) if store else ports.store,
+            sink=sink(ports.sink) if sink else ports.sink,
+        )
+        self.monkeypatch.setattr(processor, "_wiring", lambda: (settings, wired))
+        return wired
+
+    def queue_depth(self, url: str | None = None) -> int:
+        """Messages in a queue (visible + in flight)."""
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(
+            attrs["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def count_items(self) -> int:
+        """Items in the records table, counted by DynamoDB (no item transfer)."""
+        total = 0
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self.ddb.scan(TableName=self.records_table, Select="COUNT", **kwargs)
+            total += page["Count"]
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def event_source(self, invoke: Any = None) -> SqsEventSource:
         from lambdas import processor
@@ -209,6 +285,12 @@ def pipeline(monkeypatch: pytest.MonkeyPatch, feeds_yaml: str) -> Iterator[Pipel
             monkeypatch.setenv(name, value)
         _reset_handler_caches()
         yield Pipeline(
-            s3=s3, sqs=sqs, ddb=ddb, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url
+            s3=s3,
+            sqs=sqs,
+            ddb=ddb,
+            queue_url=queue_url,
+            queue_arn=queue_arn,
+            dlq_url=dlq_url,
+            monkeypatch=monkeypatch,
         )
         _reset_handler_caches()

@@ -1,0 +1,105 @@
+"""Operator recovery: a file FAILED by a chunk that kept failing is completed exactly by
+re-queueing its missing chunk, or by redriving the DLQ, once the cause is gone."""
+
+from __future__ import annotations
+
+import functools
+from typing import IO, Any
+
+import pytest
+
+from ingest.adapters import S3Store, SqsQueue
+from ingest.errors import StorageUnavailableError
+from ingest.feeds import parse_feeds
+from ingest.recovery import NotRequeueableError, redrive_dead_letters, requeue_file
+
+ROWS = 600
+
+
+@pytest.fixture
+def feeds_yaml(feeds_yaml: str) -> str:
+    """The default feeds, with orders files split into 4 KiB chunks."""
+    return feeds_yaml.replace(
+        'match: "inbound/{partner}/orders/*.csv"',
+        'match: "inbound/{partner}/orders/*.csv"\n    chunk_size: 4KiB',
+    )
+
+
+class FlakyRangeStore(S3Store):
+    """Fails every read of the range that starts at ``bad_start`` while ``broken``."""
+
+    def __init__(self, client: Any, bad_start: int) -> None:
+        super().__init__(client)
+        self.bad_start = bad_start
+        self.broken = True
+
+    def open_range(self, bucket: str, key: str, **kwargs: Any) -> IO[bytes]:
+        if self.broken and kwargs["start"] == self.bad_start:
+            raise StorageUnavailableError("s3", "GetObject", "injected: disk on fire")
+        return super().open_range(bucket, key, **kwargs)
+
+
+def _land_failing_file(pipeline, monkeypatch) -> tuple[str, FlakyRangeStore]:
+    from lambdas import processor
+
+    data = "order_id,amount\n" + "".join(f"{i},{i}.25\n" for i in range(ROWS))
+    key = "inbound/acme/orders/big.csv"
+    settings, ports = processor._wiring()
+    store = FlakyRangeStore(pipeline.s3, bad_start=4096 - 1)  # chunk 1 reads from start - 1
+    faulty = ports.__class__(ports.feeds, store, ports.sink, ports.ledger)
+    # functools.cache, like the handler's own wiring, so the fixture can clear it
+    monkeypatch.setattr(processor, "_wiring", functools.cache(lambda: (settings, faulty)))
+    pipeline.land(key, data.encode())
+    pipeline.drain(timeout=60)
+    return key, store
+
+
+def test_requeue_completes_a_failed_file_exactly(pipeline, monkeypatch, feeds_yaml):
+    key, store = _land_failing_file(pipeline, monkeypatch)
+    entry = pipeline.file(key)
+    assert entry.status == "FAILED"
+    assert "after 5 deliveries" in (entry.reason or "")
+    assert entry.chunks_done == entry.chunks - 1
+    assert len(pipeline.dlq_messages()) == 1
+
+    store.broken = False
+    feeds = parse_feeds(feeds_yaml)
+    result = requeue_file(
+        key,
+        bucket=pipeline.bucket,
+        feeds=feeds,
+        store=S3Store(pipeline.s3),
+        queue=SqsQueue(pipeline.sqs, pipeline.queue_url),
+        ledger=pipeline.ledger,
+    )
+    assert result.requeued == [1]
+    pipeline.drain(timeout=60)
+    entry = pipeline.file(key)
+    assert (entry.status, entry.rows_ok, entry.chunks_done) == ("PROCESSED", ROWS, entry.chunks)
+    assert len(pipeline.items()) == ROWS
+
+    # A processed file has nothing left to re-queue … and says so.
+    with pytest.raises(NotRequeueableError):
+        requeue_file(
+            key,
+            bucket=pipeline.bucket,
+            feeds=feeds,
+            store=S3Store(pipeline.s3),
+            queue=SqsQueue(pipeline.sqs, pipeline.queue_url),
+            ledger=pipeline.ledger,
+        )
+
+
+def test_dlq_redrive_completes_a_failed_file_exactly(pipeline, monkeypatch):
+    key, store = _land_failing_file(pipeline, monkeypatch)
+    assert pipeline.file(key).status == "FAILED"
+    store.broken = False
+    # the DLQ message is received once by dlq_messages(); make it visible again first
+    moved = redrive_dead_letters(
+        pipeline.sqs, dlq_url=pipeline.dlq_url, queue_url=pipeline.queue_url
+    )
+    assert moved == 1
+    pipeline.drain(timeout=60)
+    entry = pipeline.file(key)
+    assert (entry.status, entry.rows_ok, entry.rows_rejected) == ("PROCESSED", ROWS, 0)
+    assert len(pipeline.items()) == ROWS
