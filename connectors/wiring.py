@@ -31,3 +31,11 @@ def build_local_service(
         account_id=account_id(aws),
     )
     return LocalConnectorService(ports, **options)
+
+
+def build_api(aws: AwsTarget, engine: str, ledger_table: str) -> Any:
+    """The connector API for an engine: boto3's ``transfer`` client when ``managed``, else
+    our :class:`LocalConnectorService` (same method names and shapes)."""
+    if engine == "managed":
+        return aws.client("transfer")
+    return build_local_service(aws, ledger_table)
