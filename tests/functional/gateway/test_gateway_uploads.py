@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from gateway_kit import (
     AwsWorld,
     GatewayThread,
     PartnerKeys,
@@ -62,9 +62,9 @@ def transfer_events(world: AwsWorld) -> Callable[[], list[dict[str, Any]]]:
     def read() -> list[dict[str, Any]]:
         got: list[dict[str, Any]] = []
         while True:
-            msgs = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-            ).get("Messages", [])
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
             if not msgs:
                 return got
             for m in msgs:

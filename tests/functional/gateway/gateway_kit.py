@@ -1,0 +1,160 @@
+"""Helpers for the gateway tests: the gateway on a background loop, real clients, log reading."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import paramiko
+
+from ingest.aws import AwsTarget
+from ingest.local.gateway import Gateway, GatewayConfig, start_gateway
+
+REGION = "us-east-1"
+BUCKET = "gw-test-landing-123456789012"
+LEDGER = "gw-test-ledger"
+USER_ROLE = "arn:aws:iam::123456789012:role/gw-test-TransferUserRole"
+
+
+@dataclass
+class AwsWorld:
+    """The moto resources one test uses (a fresh Transfer server per test)."""
+
+    aws: AwsTarget
+    bucket: str
+    ledger_table: str
+    server_id: str
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, name: str) -> Any:
+        if name not in self.clients:
+            self.clients[name] = self.aws.client(name)
+        return self.clients[name]
+
+
+class GatewayThread:
+    """A gateway on its own event loop in a daemon thread."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.gateway: Gateway = self.call(start_gateway(config))
+
+    def call(self, coro: Any, timeout: float = 60) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+    def flush(self) -> None:
+        self.call(self.gateway.services.audit.flush())
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self.call(self.gateway.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@dataclass
+class PartnerKeys:
+    name: str
+    private_path: Path
+    public_line: str
+    key: asyncssh.SSHKey
+
+    def paramiko_key(self) -> paramiko.PKey:
+        return paramiko.Ed25519Key.from_private_key(
+            io.StringIO(self.key.export_private_key("openssh").decode())
+        )
+
+
+def known_hosts_file(gw: GatewayThread, tmp_path: Path) -> Path:
+    """A known_hosts file made from the gateway's host keys, as a partner would pin them."""
+    path = tmp_path / "known_hosts"
+    lines = [
+        f"[127.0.0.1]:{gw.port} {key.export_public_key('openssh').decode().strip()}"
+        for key in gw.gateway.host_keys
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def openssh_sftp(
+    gw: GatewayThread,
+    partner: PartnerKeys,
+    batch: str,
+    tmp_path: Path,
+    *,
+    timeout: float = 120,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run OpenSSH ``sftp -b`` with strict host-key checking against the gateway."""
+    batch_file = tmp_path / "batch.txt"
+    batch_file.write_text(batch)
+    cmd = [
+        "sftp",
+        "-b",
+        str(batch_file),
+        "-P",
+        str(gw.port),
+        "-i",
+        str(partner.private_path),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts_file(gw, tmp_path)}",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentityAgent=none",
+        f"{partner.name}@127.0.0.1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sftp failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+class ClosingSFTPClient(paramiko.SFTPClient):
+    """paramiko's SFTPClient whose close() also ends the SSH connection."""
+
+    def close(self) -> None:
+        transport = self.get_channel().get_transport()
+        super().close()
+        transport.close()
+
+
+def paramiko_sftp(gw: GatewayThread, partner: PartnerKeys) -> paramiko.SFTPClient:
+    """A paramiko SFTP client that verifies the gateway's host key before authenticating."""
+    transport = paramiko.Transport(("127.0.0.1", gw.port))
+    ed25519 = next(k for k in gw.gateway.host_keys if k.get_algorithm() == "ssh-ed25519")
+    expected = paramiko.Ed25519Key(data=ed25519.public_data)
+    transport.connect(hostkey=expected, username=partner.name, pkey=partner.paramiko_key())
+    client = ClosingSFTPClient.from_transport(transport)
+    assert client is not None
+    return client
+
+
+def log_entries(world: AwsWorld, server_id: str | None = None) -> list[dict[str, Any]]:
+    """Every structured log entry the gateway wrote to /aws/transfer/<server-id>."""
+    logs = world.client("logs")
+    group = f"/aws/transfer/{server_id or world.server_id}"
+    entries: list[dict[str, Any]] = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+        entries += [json.loads(e["message"]) for e in page["events"]]
+    return entries
