@@ -3,6 +3,7 @@ driven the way Lambda drives them (S3 event → fanout; SQS event source → pro
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from collections.abc import Callable, Iterator
@@ -153,7 +154,8 @@ class Pipeline:
             store=store(ports.store) if store else ports.store,
             sink=sink(ports.sink) if sink else ports.sink,
         )
-        self.monkeypatch.setattr(processor, "_wiring", lambda: (settings, wired))
+        # functools.cache like the handler's own wiring, so resetting the caches still works
+        self.monkeypatch.setattr(processor, "_wiring", functools.cache(lambda: (settings, wired)))
         return wired
 
     def queue_depth(self, url: str | None = None) -> int:
