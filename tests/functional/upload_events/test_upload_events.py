@@ -1,0 +1,218 @@
+"""UploadEventsFunction under moto: held Transfer uploads are released by the completed
+event, and a failed upload ends as PARTIAL and is never processed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ingest.errors import InvalidEventError
+from ingest.fanout import HELD_REASON
+from ingest.ledger import FileStatus, Ledger
+from ingest.local.lambda_service import LambdaContext, s3_object_created_event
+
+REGION = "us-east-1"
+BUCKET = "ue-landing-123456789012"
+ROLE_ID = "AROAEXAMPLETRANSFER1"
+SERVER_ID = "s-0123456789abcdef0"
+FEEDS = """
+feeds:
+  - name: orders
+    match: "inbound/{partner}/orders/*.csv"
+    format: csv
+    csv: {delimiter: ",", header: true}
+    key: {pk: "ORDER#{order_id}", sk: "PARTNER#{partner}"}
+    fields:
+      order_id: {type: string, required: true}
+      amount: {type: decimal, required: true}
+"""
+CSV = b"order_id,amount\n" + b"".join(b"o%d,%d.5\n" % (i, i) for i in range(50))
+
+
+def _table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "tests",
+        "POWERTOOLS_METRICS_NAMESPACE": "tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="config/feeds.yaml", Body=FEEDS.encode())
+        queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+        _table(ddb, "ledger")
+        for name, value in {
+            "LANDING_BUCKET": BUCKET,
+            "LEDGER_TABLE": "ledger",
+            "INGEST_QUEUE_URL": queue_url,
+            "FEEDS_URI": f"s3://{BUCKET}/config/feeds.yaml",
+            "CHUNK_SIZE_MIB": "64",
+            "TRANSFER_ROLE_ID": ROLE_ID,
+        }.items():
+            monkeypatch.setenv(name, value)
+        from lambdas import fanout, upload_events
+
+        fanout._ports.cache_clear()
+        upload_events._ports.cache_clear()
+        yield {"s3": s3, "sqs": sqs, "ddb": ddb, "queue_url": queue_url}
+        fanout._ports.cache_clear()
+        upload_events._ports.cache_clear()
+
+
+def transfer_event(kind: str, key: str, **detail: Any) -> dict[str, Any]:
+    """An EventBridge event as Transfer Family sends it (and the local gateway emits it)."""
+    return {
+        "version": "0",
+        "id": "6b5f1a4e-0000-4000-8000-000000000000",
+        "detail-type": f"SFTP Server File Upload {kind}",
+        "source": "aws.transfer",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:transfer:{REGION}:123456789012:server/{SERVER_ID}"],
+        "detail": {
+            "status-code": "COMPLETED" if kind == "Completed" else "FAILED",
+            "protocol": "SFTP",
+            "file-path": f"/{BUCKET}/{key}",
+            "server-id": SERVER_ID,
+            "username": "acme",
+            "session-id": "9ca9a0e1cec6ad9d",
+            "client-ip": "192.0.2.10",
+            "start-timestamp": "2026-01-01T00:00:00.000000Z",
+            "end-timestamp": "2026-01-01T00:00:01.000000Z",
+            **detail,
+        },
+    }
+
+
+def land_as_transfer_user(aws: dict[str, Any], key: str, body: bytes) -> dict[str, Any]:
+    from lambdas import fanout
+
+    resp = aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=body)
+    event = s3_object_created_event(
+        BUCKET,
+        key,
+        size=len(body),
+        etag=resp["ETag"],
+        principal_id=f"AWS:{ROLE_ID}:acme-session",
+        region=REGION,
+    )
+    fanout.handler(event, LambdaContext(function_name="FanoutFunction"))
+    return resp
+
+
+def queued(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    msgs = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in msgs.get("Messages", [])]
+
+
+def test_completed_event_releases_a_held_upload(aws: dict[str, Any]) -> None:
+    from lambdas import upload_events
+
+    key = "inbound/acme/orders/day1.csv"
+    resp = land_as_transfer_user(aws, key, CSV)
+    ledger = Ledger(aws["ddb"], "ledger")
+    held = ledger.get_file(key)
+    assert held is not None
+    assert (held.status, held.reason) == (FileStatus.RECEIVED, HELD_REASON)
+    assert queued(aws) == []
+
+    event = transfer_event("Completed", key, bytes=len(CSV), etag=resp["ETag"].strip('"'))
+    result = upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
+    assert [f["outcome"] for f in result["files"]] == ["QUEUED"]
+    entry = ledger.get_file(key)
+    assert entry is not None
+    assert entry.status == FileStatus.QUEUED
+    assert entry.chunks == 1
+    assert len(queued(aws)) == 1
+
+    # EventBridge delivers at least once: the same event again queues nothing more
+    again = upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
+    assert [f["outcome"] for f in again["files"]] == ["DUPLICATE"]
+    assert queued(aws) == []
+
+
+def test_failed_event_marks_partial_and_nothing_is_queued(aws: dict[str, Any]) -> None:
+    from lambdas import upload_events
+
+    key = "inbound/acme/orders/cut-off.csv"
+    land_as_transfer_user(aws, key, CSV[:100])
+    event = transfer_event(
+        "Failed",
+        key,
+        bytes=100,
+        **{"failure-code": "PARTIAL_UPLOAD", "failure-message": "connection reset by peer"},
+    )
+    result = upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
+    assert result["files"] == [{"key": key, "outcome": "PARTIAL"}]
+    entry = Ledger(aws["ddb"], "ledger").get_file(key)
+    assert entry is not None
+    assert entry.status == FileStatus.PARTIAL
+    assert entry.reason == "PARTIAL_UPLOAD: connection reset by peer"
+    assert entry.size == 100
+    assert queued(aws) == []
+
+
+def test_objects_not_written_by_transfer_are_not_held(aws: dict[str, Any]) -> None:
+    from lambdas import fanout
+
+    key = "inbound/acme/orders/direct.csv"
+    resp = aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=CSV)
+    event = s3_object_created_event(BUCKET, key, size=len(CSV), etag=resp["ETag"], region=REGION)
+    fanout.handler(event, LambdaContext(function_name="FanoutFunction"))
+    entry = Ledger(aws["ddb"], "ledger").get_file(key)
+    assert entry is not None
+    assert entry.status == FileStatus.QUEUED
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"source": "aws.s3", "detail-type": "Object Created", "detail": {}},
+        {
+            "source": "aws.transfer",
+            "detail-type": "SFTP Server File Download Completed",
+            "detail": {},
+        },
+        {
+            "source": "aws.transfer",
+            "detail-type": "SFTP Server File Upload Failed",
+            "detail": {"file-path": "/bucket-only"},
+        },
+        {"source": "aws.transfer", "detail-type": "SFTP Server File Upload Failed", "detail": {}},
+    ],
+)
+def test_other_events_are_refused_clearly(aws: dict[str, Any], event: dict[str, Any]) -> None:
+    from lambdas import upload_events
+
+    with pytest.raises(InvalidEventError):
+        upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
