@@ -26,10 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
+from moto.cloudformation.parsing import NULL_MODELS, get_model_map
 from samtranslator.model.exceptions import InvalidDocumentException
+from samtranslator.parser.parser import Parser
 from samtranslator.translator.arn_generator import ArnGenerator
-from samtranslator.translator.transform import transform
+from samtranslator.translator.translator import Translator
+from samtranslator.utils.py27hash_fix import (
+    to_py27_compatible_template,
+    undo_mark_unicode_str_in_template,
+)
 from samtranslator.yaml_helper import yaml_parse
 
 from ingest.aws import AwsTarget
@@ -43,6 +50,8 @@ DROPPED_FUNCTION_PROPERTIES = (
     "DeploymentPreference",
     "ProvisionedConcurrencyConfig",
 )
+#: types the local runtime implements itself (moto's CloudFormation has no model for them).
+LOCALLY_HANDLED_TYPES = frozenset({"AWS::Lambda::EventInvokeConfig"})
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 
@@ -61,6 +70,14 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout: int
     memory: int
+
+
+@dataclass
+class AsyncConfig:
+    """A function's ``EventInvokeConfig``: retries of asynchronous events, where failures go."""
+
+    max_retries: int = 2
+    on_failure: str = ""  # logical id of the OnFailure SQS queue, then (deployed) its URL
 
 
 @dataclass
@@ -118,6 +135,8 @@ class DeployedStack:
     sqs_mappings: list[SqsMapping]
     rules: list[RuleTarget]
     emulated: dict[str, str] = field(default_factory=dict)  # logical id → physical id
+    async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
+    not_emulated: list[str] = field(default_factory=list)  # "LogicalId (Type)", left out
 
     def physical_ids_of(self, resource_type: str) -> list[str]:
         """Physical ids of every resource of ``resource_type`` (e.g. ``AWS::S3::Bucket``)."""
@@ -159,20 +178,28 @@ def prepare_sam_template(template: dict[str, Any], code_uri: str) -> dict[str, A
 def sam_transform(
     template: dict[str, Any], region: str, parameters: dict[str, str]
 ) -> dict[str, Any]:
-    """aws-sam-translator's transform, as CloudFormation runs it for ``AWS::Serverless``."""
+    """aws-sam-translator's transform, as CloudFormation runs it for ``AWS::Serverless``.
 
-    class NoManagedPolicies:
-        """The transform only needs managed policy ARNs for names it cannot resolve itself."""
-
-        def load(self) -> dict[str, str]:
-            return {}
-
+    This is ``samtranslator.translator.transform.transform`` with the region given to the
+    translator's session, so that it does not depend on the caller's AWS configuration.
+    """
     ArnGenerator.BOTO_SESSION_REGION_NAME = region
+    fragment = json.loads(json.dumps(template))
+    params: dict[str, Any] = dict(parameters)
+    to_py27_compatible_template(fragment, params)
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     try:
-        return transform(template, dict(parameters), NoManagedPolicies())  # type: ignore[no-any-return]
+        transformed = translator.translate(
+            fragment,
+            parameter_values=params,
+            # Managed policies are only looked up by name for policies the translator does
+            # not know; the template names none, so an empty map is enough.
+            get_managed_policy_map=dict,
+        )
     except InvalidDocumentException as exc:
         causes = "; ".join(str(c) for c in getattr(exc, "causes", [])) or str(exc)
         raise DeployError(f"SAM transform failed: {causes}") from exc
+    return undo_mark_unicode_str_in_template(transformed)  # type: ignore[no-any-return]
 
 
 def _replace_refs(node: Any, values: dict[str, dict[str, str]]) -> Any:
@@ -279,6 +306,36 @@ class PreparedTemplate:
     emulated: dict[str, dict[str, str]]  # logical id → {"Ref": …, attribute: value}
     emulated_types: dict[str, str]
     notifications: dict[str, list[dict[str, Any]]]  # bucket logical id → LambdaConfigurations
+    async_configs: dict[str, AsyncConfig]  # function logical id → its EventInvokeConfig
+    not_emulated: list[str]
+
+
+class _Placeholder(dict[str, str]):
+    """Ref / GetAtt values of a resource type the local stack leaves out."""
+
+    def __init__(self, logical_id: str) -> None:
+        super().__init__()
+        self.logical_id = logical_id
+
+    def __missing__(self, attr: str) -> str:
+        return f"local-not-emulated:{self.logical_id}"
+
+
+def _unsupported(resource_type: str) -> bool:
+    if resource_type.startswith("Custom::") or resource_type in LOCALLY_HANDLED_TYPES:
+        return False
+    return resource_type not in get_model_map() and resource_type not in NULL_MODELS
+
+
+def _async_config(lid: str, props: dict[str, Any]) -> tuple[str, AsyncConfig] | None:
+    function = _function_of(props.get("FunctionName"))
+    if function is None:
+        return None
+    destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    return function, AsyncConfig(
+        max_retries=int(props.get("MaximumRetryAttempts", 2)),
+        on_failure=_function_of(destination) or "",  # the queue's logical id
+    )
 
 
 def prepare_cfn_template(aws: AwsTarget, transformed: dict[str, Any]) -> PreparedTemplate:
@@ -288,11 +345,22 @@ def prepare_cfn_template(aws: AwsTarget, transformed: dict[str, Any]) -> Prepare
     dropped = [lid for lid, r in resources.items() if r["Type"].startswith(DROPPED_TYPE_PREFIXES)]
     emulated: dict[str, dict[str, str]] = {}
     emulated_types: dict[str, str] = {}
+    async_configs: dict[str, AsyncConfig] = {}
+    not_emulated: list[str] = []
     for lid, res in list(resources.items()):
-        emulate = EMULATED_TYPES.get(res["Type"])
+        rtype, props = res["Type"], res.get("Properties", {})
+        emulate = EMULATED_TYPES.get(rtype)
         if emulate is not None:
-            emulated[lid] = emulate(aws, lid, res.get("Properties", {}))
-            emulated_types[lid] = res["Type"]
+            emulated[lid] = emulate(aws, lid, props)
+            emulated_types[lid] = rtype
+            dropped.append(lid)
+        elif rtype == "AWS::Lambda::EventInvokeConfig":
+            found = _async_config(lid, props)
+            if found:
+                async_configs[found[0]] = found[1]
+            dropped.append(lid)
+        elif _unsupported(rtype):
+            not_emulated.append(f"{lid} ({rtype})")
             dropped.append(lid)
     for lid in dropped:
         resources.pop(lid, None)
@@ -312,9 +380,13 @@ def prepare_cfn_template(aws: AwsTarget, transformed: dict[str, Any]) -> Prepare
         text = json.dumps(out)
         if any(f'"{lid}"' in text or f"${{{lid}" in text for lid in dropped if lid not in emulated):
             outputs.pop(name)
-    tpl = _replace_refs(tpl, emulated)
+    values: dict[str, dict[str, str]] = {lid: _Placeholder(lid) for lid in dropped}
+    values.update(emulated)
+    tpl = _replace_refs(tpl, values)
     notifications = _take_lambda_notifications(tpl)
-    return PreparedTemplate(tpl, emulated, emulated_types, notifications)
+    return PreparedTemplate(
+        tpl, emulated, emulated_types, notifications, async_configs, sorted(not_emulated)
+    )
 
 
 def deploy_template(
@@ -476,4 +548,17 @@ def describe_deployment(
         sqs_mappings=mappings,
         rules=rules,
         emulated={lid: v["Ref"] for lid, v in prepared.emulated.items()},
+        async_configs={
+            fn: AsyncConfig(
+                conf.max_retries,
+                sqs.get_queue_url(QueueName=physical[conf.on_failure].rsplit("/", 1)[-1])[
+                    "QueueUrl"
+                ]
+                if conf.on_failure in physical
+                else "",
+            )
+            for fn, conf in prepared.async_configs.items()
+            if fn in functions
+        },
+        not_emulated=prepared.not_emulated,
     )

@@ -10,8 +10,7 @@
   visibility timeout and redrive policy decide retries and the DLQ.
 * EventBridge rules with a function target: the Lambda target is swapped for a local SQS
   target (moto would try to run the function in Docker); schedules are fired by a timer.
-* Asynchronous invocations (S3, EventBridge, schedules) are retried twice on error, as Lambda
-  does, then parked in a local failed-events queue.
+* Asynchronous invocations (S3, EventBridge, schedules): see :mod:`ingest.local.async_events`
 """
 
 from __future__ import annotations
@@ -30,15 +29,14 @@ from typing import Any
 
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError
-from ingest.local.deploy import DeployedStack, FunctionSpec, RuleTarget
+from ingest.local.async_events import LAMBDA_RETRY_DELAYS, AsyncQueueSource, drop_s3_test_events
+from ingest.local.deploy import AsyncConfig, DeployedStack, FunctionSpec, RuleTarget
 from ingest.local.lambda_service import ACCOUNT_ID, SqsEventSource
 from ingest.local.schedule import next_fire_time
 from ingest.local.worker import FunctionWorker
 
 log = logging.getLogger("ingest.local.runtime")
 
-#: Lambda retries a failed asynchronous invocation twice before giving up on the event.
-ASYNC_MAX_RECEIVES = 3
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -82,40 +80,6 @@ def sandbox_environment(
     return env
 
 
-@dataclass
-class AsyncQueueSource:
-    """A local queue whose messages are asynchronous invocations (one event per message)."""
-
-    sqs: Any
-    queue_url: str
-    invoke: Callable[[dict[str, Any]], Any]
-    unwrap: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda body: body
-
-    def poll_once(self, wait_seconds: int = 0) -> int:
-        """Receive and invoke up to 10 events; returns how many messages were received."""
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=wait_seconds,
-            MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
-        for message in messages:
-            event = self.unwrap(json.loads(message["Body"]))
-            if event is not None:
-                try:
-                    self.invoke(event)
-                except Exception as exc:  # left on the queue: retried, then parked by redrive
-                    log.warning("async invocation failed, will retry: %s", exc)
-                    continue
-            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return len(messages)
-
-
-def _drop_s3_test_events(body: dict[str, Any]) -> dict[str, Any] | None:
-    # S3 sends an s3:TestEvent when a notification is configured; Lambda never sees those.
-    return None if body.get("Event") == "s3:TestEvent" else body
-
-
 def scheduled_event(rule: RuleTarget, region: str, when: datetime) -> dict[str, Any]:
     """The event EventBridge sends to a scheduled rule's target."""
     return {
@@ -157,12 +121,15 @@ class LambdaRuntime:
         log_dir: Path,
         extra_pythonpath: list[Path] | None = None,
         poll_wait: int = 1,
+        async_retry_delays: tuple[int, ...] = LAMBDA_RETRY_DELAYS,
     ) -> None:
         self.deployed = deployed
         self.aws = AwsTarget(region=deployed.region, endpoint_url=deployed.endpoint_url)
         self.sqs = self.aws.client("sqs")
         self.log_dir = log_dir
         self.poll_wait = poll_wait
+        self.async_retry_delays = async_retry_delays
+        self.failed_events_queue_url = ""
         self.stats = RuntimeStats()
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -216,39 +183,54 @@ class LambdaRuntime:
 
     # --- wiring -------------------------------------------------------------------------------
 
-    def _local_queue(self, suffix: str, *, visibility: int, dlq_arn: str | None) -> tuple[str, str]:
+    def _local_queue(self, suffix: str, *, visibility: int) -> str:
         name = f"{self.deployed.stack_name}-local-{suffix}"[:80]
-        attrs = {"VisibilityTimeout": str(visibility)}
-        if dlq_arn:
-            attrs["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": ASYNC_MAX_RECEIVES}
-            )
-        url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        return url, arn
+        url: str = self.sqs.create_queue(
+            QueueName=name, Attributes={"VisibilityTimeout": str(visibility)}
+        )["QueueUrl"]
+        return url
 
-    def _wire_s3(self, failed_arn: str) -> None:
+    def _queue_arn(self, url: str) -> str:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attrs["Attributes"]["QueueArn"])
+
+    def _async_source(
+        self, function: str, suffix: str, unwrap: Callable[[dict[str, Any]], Any] | None = None
+    ) -> tuple[str, AsyncQueueSource]:
+        """A local queue of asynchronous events for ``function``, and the source polling it."""
+        spec = self.deployed.functions[function]
+        conf = self.deployed.async_configs.get(function, AsyncConfig())
+        # The visibility timeout covers one invocation; retries set their own delay.
+        url = self._local_queue(suffix, visibility=spec.timeout + 5)
+        source = AsyncQueueSource(
+            self.sqs,
+            url,
+            self.invoker(function),
+            function_arn=spec.arn,
+            failure_queue_url=conf.on_failure or self.failed_events_queue_url,
+            max_retries=conf.max_retries,
+            retry_delays=self.async_retry_delays,
+        )
+        if unwrap is not None:
+            source.unwrap = unwrap
+        self._add_poller(source.poll_once, url)
+        return url, source
+
+    def _wire_s3(self) -> None:
         s3 = self.aws.client("s3")
         by_bucket: dict[str, list[dict[str, Any]]] = {}
         for i, note in enumerate(self.deployed.s3_notifications):
-            spec = self.deployed.functions[note.function]
-            url, arn = self._local_queue(
-                f"s3-{i}-{note.function}", visibility=spec.timeout + 5, dlq_arn=failed_arn
+            url, _ = self._async_source(
+                note.function, f"s3-{i}-{note.function}", drop_s3_test_events
             )
             conf: dict[str, Any] = {
                 "Id": f"{note.function}-{i}",
-                "QueueArn": arn,
+                "QueueArn": self._queue_arn(url),
                 "Events": note.events,
             }
             if note.filter_rules:
                 conf["Filter"] = {"Key": {"FilterRules": note.filter_rules}}
             by_bucket.setdefault(note.bucket, []).append(conf)
-            source = AsyncQueueSource(
-                self.sqs, url, self.invoker(note.function), _drop_s3_test_events
-            )
-            self._add_poller(source.poll_once, url)
         for bucket, confs in by_bucket.items():
             current = s3.get_bucket_notification_configuration(Bucket=bucket)
             current.pop("ResponseMetadata", None)
@@ -277,15 +259,12 @@ class LambdaRuntime:
             )
             self._add_poller(_received(source), mapping.queue_url)
 
-    def _wire_rules(self, failed_arn: str) -> None:
+    def _wire_rules(self) -> None:
         events = self.aws.client("events")
         for rule in self.deployed.rules:
             if not rule.enabled:
                 continue
-            spec = self.deployed.functions[rule.function]
-            url, arn = self._local_queue(
-                f"rule-{rule.rule_logical_id}", visibility=spec.timeout + 5, dlq_arn=failed_arn
-            )
+            url, _ = self._async_source(rule.function, f"rule-{rule.rule_logical_id}")
             target = {k: v for k, v in rule.target.items() if k not in ("Arn", "RoleArn")}
             events.remove_targets(
                 Rule=rule.rule_name, EventBusName=rule.event_bus, Ids=[target["Id"]]
@@ -296,10 +275,8 @@ class LambdaRuntime:
                 events.put_targets(
                     Rule=rule.rule_name,
                     EventBusName=rule.event_bus,
-                    Targets=[{**target, "Arn": arn}],
+                    Targets=[{**target, "Arn": self._queue_arn(url)}],
                 )
-            source = AsyncQueueSource(self.sqs, url, self.invoker(rule.function))
-            self._add_poller(source.poll_once, url)
             if rule.schedule:
                 self._start_thread(
                     f"schedule-{rule.rule_logical_id}", self._schedule_loop, rule, url
@@ -340,13 +317,11 @@ class LambdaRuntime:
     def start(self) -> None:
         """Create the local queues, install the wiring and start polling."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        failed_url, failed_arn = self._local_queue(
-            "async-failed-events", visibility=30, dlq_arn=None
-        )
-        self.failed_events_queue_url = failed_url
-        self._wire_s3(failed_arn)
+        # Where asynchronous events go after their retries when a function has no OnFailure.
+        self.failed_events_queue_url = self._local_queue("async-failed-events", visibility=30)
+        self._wire_s3()
         self._wire_sqs_mappings()
-        self._wire_rules(failed_arn)
+        self._wire_rules()
 
     def wait_idle(self, timeout: float, *, settle: float = 0.5) -> None:
         """Wait until no invocation runs and every source queue is empty (for tests and demo)."""

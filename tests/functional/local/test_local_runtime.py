@@ -142,27 +142,67 @@ def test_eventbridge_rule_routes_matching_events_only(
     assert got["event"]["detail"] == {"n": 1}
 
 
-def test_async_failures_are_retried_twice_then_parked(
-    deployed: DeployedStack, runtime: LambdaRuntime, monkeypatch: pytest.MonkeyPatch
+def test_async_failures_are_retried_then_sent_to_the_on_failure_destination(
+    deployed: DeployedStack, tmp_path: Path
 ) -> None:
-    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
-    # Shorten the retry delay (the local queue's visibility timeout) for the test.
-    for url in runtime._queues:
-        if "-local-rule-" in url:
-            sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
-    events = boto3.client("events", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
-    events.put_events(
-        Entries=[{"Source": "test.uploads", "DetailType": "U", "Detail": '{"explode": true}'}]
+    # EventInvokeConfig: MaximumRetryAttempts 1, OnFailure → the EventFailures queue.
+    assert deployed.async_configs["OnEvents"].max_retries == 1
+    rt = LambdaRuntime(
+        deployed, code_root=HERE, log_dir=tmp_path / "logs", async_retry_delays=(1, 1)
     )
-    got = seen(deployed, "events", at_least=3)
-    deadline = time.monotonic() + 30
-    parked: list[Any] = []
-    while not parked and time.monotonic() < deadline:
-        parked = sqs.receive_message(QueueUrl=runtime.failed_events_queue_url).get("Messages", [])
-        time.sleep(0.3)
-    assert len(got) == 3  # the first try and two retries
-    assert json.loads(parked[0]["Body"])["detail"] == {"explode": True}
-    assert runtime.stats.errors["OnEvents"] == 3
+    rt.start()
+    try:
+        events = boto3.client("events", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
+        events.put_events(
+            Entries=[{"Source": "test.uploads", "DetailType": "U", "Detail": '{"explode": true}'}]
+        )
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
+        failures: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not failures and time.monotonic() < deadline:
+            failures = sqs.receive_message(
+                QueueUrl=deployed.outputs["EventFailuresUrl"], WaitTimeSeconds=1
+            ).get("Messages", [])
+        rt.wait_idle(30)
+    finally:
+        rt.stop()
+    assert len(seen(deployed, "events", at_least=2)) == 2  # the first try and one retry
+    (message,) = failures
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestContext"]["functionArn"].startswith(deployed.functions["OnEvents"].arn)
+    assert record["requestPayload"]["detail"] == {"explode": True}
+    assert record["responsePayload"]["errorType"] == "RuntimeError"
+    assert record["responsePayload"]["errorMessage"] == "asked to explode"
+    assert rt.stats.errors["OnEvents"] == 2
+
+
+def test_async_failures_without_destination_are_parked_locally(
+    deployed: DeployedStack, tmp_path: Path
+) -> None:
+    rt = LambdaRuntime(
+        deployed, code_root=HERE, log_dir=tmp_path / "logs", async_retry_delays=(1, 1)
+    )
+    rt.start()
+    try:
+        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
+        s3.put_object(
+            Bucket=deployed.physical_ids["SeenBucket"], Key="inbound/explode.csv", Body=b"x"
+        )
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
+        parked: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not parked and time.monotonic() < deadline:
+            parked = sqs.receive_message(
+                QueueUrl=rt.failed_events_queue_url, WaitTimeSeconds=1
+            ).get("Messages", [])
+    finally:
+        rt.stop()
+    assert len(seen(deployed, "s3", at_least=3)) == 3  # Lambda's default: two retries
+    record = json.loads(parked[0]["Body"])
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "inbound/explode.csv"
 
 
 def test_schedule_fires_a_scheduled_event(
