@@ -31,6 +31,8 @@ class ConnectorSettings:
     retrievals_uri: str
     engine: str = "local"
     region: str = "us-east-1"
+    #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
+    endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectorSettings:
@@ -48,6 +50,7 @@ class ConnectorSettings:
             retrievals_uri=env.get("RETRIEVALS_URI") or f"s3://{bucket}/config/retrievals.yaml",
             engine=engine,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
 
 

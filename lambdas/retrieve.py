@@ -20,7 +20,7 @@ logger = Logger()
 def _wiring() -> tuple[ConnectorSettings, Any, JobPorts]:
     """Settings, connector API and ports, built once per container (cold start)."""
     settings = ConnectorSettings.from_env(os.environ)
-    aws = AwsTarget(region=settings.region)
+    aws = AwsTarget(region=settings.region, endpoint_url=settings.endpoint_url)
     ports = JobPorts(
         s3=aws.client("s3"), db=aws.client("dynamodb"), table=settings.ledger_table,
         bucket=settings.bucket,

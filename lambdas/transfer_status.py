@@ -21,7 +21,7 @@ logger = Logger()
 def _wiring() -> tuple[StatusStore, Any, JobPorts]:
     """Store, connector API and ports, built once per container (cold start)."""
     settings = ConnectorSettings.from_env(os.environ)
-    aws = AwsTarget(region=settings.region)
+    aws = AwsTarget(region=settings.region, endpoint_url=settings.endpoint_url)
     db = aws.client("dynamodb")
     ports = JobPorts(s3=aws.client("s3"), db=db, table=settings.ledger_table, bucket=settings.bucket)
     store = StatusStore(db, settings.ledger_table)

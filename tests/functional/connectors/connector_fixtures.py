@@ -41,6 +41,31 @@ class Aws:
     secrets: Any
 
 
+_WRITE_LOCK = threading.RLock()
+
+
+def serialize_moto_dynamodb_writes() -> None:
+    """Make moto's conditional writes atomic, as DynamoDB's are.
+
+    moto reads the current item, evaluates the condition and stores the new item without a
+    lock, so two threads can both pass ``attribute_not_exists(pk)`` for the same key. Real
+    DynamoDB never allows that, and the exactly-once claims rely on it.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_serialized", False):
+            continue
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _WRITE_LOCK:
+                return _original(self, *args, **kwargs)
+
+        locked._serialized = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for name, value in {
@@ -51,6 +76,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    serialize_moto_dynamodb_writes()
     with mock_aws():
         target = AwsTarget(region=REGION)
         s3 = target.client("s3")
