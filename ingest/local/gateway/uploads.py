@@ -101,7 +101,8 @@ class StreamingUpload:
                 f"{offset} was already uploaded (S3 objects are written once, in order)"
             )
         if offset > end:
-            if self._ahead_bytes + len(data) > self._max_ahead:
+            too_far = offset + len(data) - end > self._max_ahead
+            if too_far or self._ahead_bytes + len(data) > self._max_ahead:
                 raise UploadError(
                     f"non-sequential write at offset {offset} while only {end} bytes "
                     "arrived in order: resume and random-access writes are not supported"
