@@ -430,7 +430,30 @@ def deploy_template(
             if e["ResourceStatus"].endswith("FAILED")
         ]
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: {failed}")
+    apply_bucket_properties(aws, stack_name, prepared.template)
     return describe_deployment(aws, stack_name, prepared)
+
+
+def apply_bucket_properties(aws: AwsTarget, stack_name: str, cfn_template: dict[str, Any]) -> None:
+    """Bucket settings moto's CloudFormation ignores (it applies encryption and tags only).
+
+    Versioning matters here: events and chunks carry the object's version id.
+    """
+    s3 = aws.client("s3")
+    cfn = aws.client("cloudformation")
+    for lid, res in cfn_template["Resources"].items():
+        if res.get("Type") != "AWS::S3::Bucket":
+            continue
+        props = res.get("Properties", {})
+        bucket = cfn.describe_stack_resource(StackName=stack_name, LogicalResourceId=lid)[
+            "StackResourceDetail"
+        ]["PhysicalResourceId"]
+        status = props.get("VersioningConfiguration", {}).get("Status")
+        if status in ("Enabled", "Suspended"):
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+        block = props.get("PublicAccessBlockConfiguration")
+        if isinstance(block, dict) and all(isinstance(v, bool) for v in block.values()):
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
 
 
 def describe_deployment(
