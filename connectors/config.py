@@ -97,7 +97,7 @@ def create_connector(
         raise ConfigError("a connector needs exactly one of a private key or a password")
     low, high = MAX_CONNECTIONS_RANGE
     if not low <= max_connections <= high:
-        raise ConfigError(f"MaxConcurrentConnections must be {low}–{high}, got {max_connections}")
+        raise ConfigError(f"MaxConcurrentConnections must be {low}-{high}, got {max_connections}")
     body: dict[str, str] = {"Username": username}
     if private_key is not None:
         body["PrivateKey"] = private_key

@@ -3,7 +3,7 @@
 * Retrieve: the remote file is read in ``part_size`` pieces with asyncssh's pipelined reads
   (many SFTP read requests in flight) and each piece becomes one S3 multipart part, uploaded
   while the next piece is read. Nothing touches local disk; memory is at most
-  ``(max_parts_in_flight + 1) × part_size`` per file. Files up to one part go up with a single
+  ``(parts_in_flight + 1) x part_size`` per file. Files up to one part go up with a single
   ``PutObject``. Either way the object only becomes visible when it is complete
   (``CompleteMultipartUpload`` / ``PutObject``), so the S3 trigger never sees half a file.
 * A dropped connection is retried with exponential backoff on a fresh connection, and the
@@ -17,13 +17,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import posixpath
 import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncssh
 from botocore.exceptions import ClientError
@@ -143,9 +144,7 @@ class TransferEngine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(**kwargs))
 
-    async def _with_retries(
-        self, op: Callable[[Session], Awaitable[T]], *, missing_code: str
-    ) -> T:
+    async def _with_retries(self, op: Callable[[Session], Awaitable[T]], *, missing_code: str) -> T:
         attempt = 0
         while True:
             try:
@@ -251,7 +250,7 @@ class TransferEngine:
         try:
             while offset < size:
                 want = min(self.part_size, size - offset)
-                data = await asyncio.wait_for(remote.read(want, offset), timeout)
+                data = cast(bytes, await asyncio.wait_for(remote.read(want, offset), timeout))
                 self._check_length(remote_path, offset + len(data), offset + want, early=True)
                 number = offset // self.part_size + 1
                 pending.add(asyncio.create_task(self._upload_part(upload, number, data)))
@@ -308,15 +307,14 @@ class TransferEngine:
         if upload.upload_id is None:
             return
         upload_id, upload.upload_id = upload.upload_id, None
-        try:
+        # if this fails, the bucket's lifecycle rule aborts the leftover after a day
+        with contextlib.suppress(ClientError):
             await self._s3(
                 self.s3.abort_multipart_upload,
                 Bucket=upload.bucket,
                 Key=upload.key,
                 UploadId=upload_id,
             )
-        except ClientError:
-            pass  # the bucket's lifecycle rule aborts leftovers after a day
 
     # --- send ----------------------------------------------------------------------------
 
@@ -336,7 +334,9 @@ class TransferEngine:
         size = int(head["ContentLength"])
 
         async def attempt(session: Session) -> int:
-            return await self._send_once(session, bucket, key, remote_path, size, progress)
+            return await self._send_once(
+                session, bucket, key, remote_path, size=size, progress=progress
+            )
 
         return await self._with_retries(attempt, missing_code="REMOTE_DIRECTORY_NOT_FOUND")
 
@@ -346,6 +346,7 @@ class TransferEngine:
         bucket: str,
         key: str,
         remote_path: str,
+        *,
         size: int,
         progress: Progress | None,
     ) -> int:
@@ -445,7 +446,7 @@ class TransferEngine:
         await self._with_retries(attempt, missing_code="REMOTE_FILE_NOT_FOUND")
 
 
-class _suppress_sftp:  # noqa: N801 - used like contextlib.suppress
+class _suppress_sftp:
     """Ignore cleanup failures (the connection may already be gone)."""
 
     def __enter__(self) -> None:

@@ -115,7 +115,12 @@ def consume_status_event(
     record = record_from_event(event)
     store.save(record)
     settled = settle(
-        api, ports, record.connector_id, record.file_path, record.transfer_id, record.result()
+        api,
+        ports,
+        connector_id=record.connector_id,
+        path=record.file_path,
+        transfer_id=record.transfer_id,
+        result=record.result(),
     )
     return {
         "transfer-id": record.transfer_id,

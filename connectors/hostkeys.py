@@ -202,13 +202,19 @@ async def scan_host_keys(
     """
     found: list[ScannedKey] = []
     seen: set[bytes] = set()
+    # The server's preferred key first: this one must work, so its errors are real errors.
+    first = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), timeout)
+    keys = [first]
     for alg in algorithms:
         try:
-            key = await asyncio.wait_for(
-                asyncssh.get_server_host_key(host, port, server_host_key_algs=[alg]), timeout
+            keys.append(
+                await asyncio.wait_for(
+                    asyncssh.get_server_host_key(host, port, server_host_key_algs=[alg]), timeout
+                )
             )
-        except (asyncssh.KeyExchangeFailed, asyncssh.DisconnectError):
-            continue  # the server has no key of this type
+        except (asyncssh.Error, OSError):
+            continue  # no key of this type: servers refuse or reset the handshake
+    for key in keys:
         if key is not None and key.public_data not in seen:
             seen.add(key.public_data)
             found.append(describe_key(key, host, port))

@@ -106,11 +106,19 @@ def load_jobs(text: str, source: str = "retrievals.yaml") -> list[RetrievalJob]:
         def need(key: str, entry: dict[str, Any] = entry, where: str = where) -> str:
             value = entry.get(key)
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError("is required (a non-empty string)", source=source, feed=where, field=key)
+                raise ConfigError(
+                    "is required (a non-empty string)", source=source, feed=where, field=key
+                )
             return value.strip()
 
-        unknown = set(entry) - {"name", "connector_id", "remote_directory", "pattern",
-                                "destination", "after_success"}
+        unknown = set(entry) - {
+            "name",
+            "connector_id",
+            "remote_directory",
+            "pattern",
+            "destination",
+            "after_success",
+        }
         if unknown:
             raise ConfigError(f"unknown keys {sorted(unknown)}", source=source, feed=where)
         after = entry.get("after_success", "leave")
@@ -120,13 +128,17 @@ def load_jobs(text: str, source: str = "retrievals.yaml") -> list[RetrievalJob]:
         elif after not in ("leave", "delete"):
             raise ConfigError(
                 "must be leave, delete or {move_to: DIR}",
-                source=source, feed=where, field="after_success",
+                source=source,
+                feed=where,
+                field="after_success",
             )
         destination = need("destination").strip("/")
         if not destination.startswith("inbound/"):
             raise ConfigError(
                 "must be a feed prefix under inbound/ (e.g. inbound/acme/orders)",
-                source=source, feed=where, field="destination",
+                source=source,
+                feed=where,
+                field="destination",
             )
         jobs.append(
             RetrievalJob(
@@ -191,7 +203,9 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
         else:
             report.skipped += 1
     report.claimed = len(claimed)
-    batches = [claimed[i : i + MAX_PATHS_PER_CALL] for i in range(0, len(claimed), MAX_PATHS_PER_CALL)]
+    batches = [
+        claimed[i : i + MAX_PATHS_PER_CALL] for i in range(0, len(claimed), MAX_PATHS_PER_CALL)
+    ]
 
     def one_call(batch: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
         paths = [f["filePath"] for f in batch]
@@ -219,7 +233,14 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
             if result["StatusCode"] not in FINAL:
                 report.pending.append(f["filePath"])  # settled later from its event
                 continue
-            settle(api, ports, job.connector_id, f["filePath"], transfer_id, result)
+            settle(
+                api,
+                ports,
+                connector_id=job.connector_id,
+                path=f["filePath"],
+                transfer_id=transfer_id,
+                result=result,
+            )
             if result["StatusCode"] == "COMPLETED":
                 report.completed.append(f["filePath"])
             else:
@@ -245,7 +266,9 @@ def list_remote(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> list[d
             if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
                 raise StorageUnavailableError("s3", "GetObject", str(exc)) from exc
             if time.monotonic() > deadline:
-                raise StorageUnavailableError("s3", "GetObject", f"listing {key} never appeared") from exc
+                raise StorageUnavailableError(
+                    "s3", "GetObject", f"listing {key} never appeared"
+                ) from exc
             time.sleep(ports.poll_seconds)
     ports.s3.delete_object(Bucket=ports.bucket, Key=key)
     listing = json.loads(body)
@@ -265,7 +288,9 @@ def wait_for_results(
         time.sleep(ports.poll_seconds)
 
 
-def _all_results(api: ConnectorApi, connector_id: str, transfer_id: str) -> Iterator[dict[str, str]]:
+def _all_results(
+    api: ConnectorApi, connector_id: str, transfer_id: str
+) -> Iterator[dict[str, str]]:
     kwargs: dict[str, Any] = {"ConnectorId": connector_id, "TransferId": transfer_id}
     while True:
         page = api.list_file_transfer_results(**kwargs)
@@ -283,7 +308,9 @@ def _key(connector_id: str, f: Mapping[str, Any]) -> dict[str, Any]:
     return {"pk": {"S": f"{REMOTE_PK}{connector_id}#{f['filePath']}"}, "sk": {"S": version}}
 
 
-def claim(ports: JobPorts, job: RetrievalJob, f: Mapping[str, Any], *, now: float | None = None) -> bool:
+def claim(
+    ports: JobPorts, job: RetrievalJob, f: Mapping[str, Any], *, now: float | None = None
+) -> bool:
     """Claim one remote file version for this run; False if another run has (or had) it."""
     now = time.time() if now is None else now
     item = {
@@ -319,7 +346,9 @@ def claim(ports: JobPorts, job: RetrievalJob, f: Mapping[str, Any], *, now: floa
     return True
 
 
-def note_transfer(ports: JobPorts, connector_id: str, f: Mapping[str, Any], transfer_id: str) -> None:
+def note_transfer(
+    ports: JobPorts, connector_id: str, f: Mapping[str, Any], transfer_id: str
+) -> None:
     """Remember which transfer carries a claimed file (the status function looks it up)."""
     _update(ports, _key(connector_id, f), "SET transfer_id = :t", {":t": {"S": transfer_id}})
 
@@ -362,7 +391,9 @@ def _update(
     return True
 
 
-def find_claim(ports: JobPorts, connector_id: str, path: str, transfer_id: str) -> dict[str, Any] | None:
+def find_claim(
+    ports: JobPorts, connector_id: str, path: str, transfer_id: str
+) -> dict[str, Any] | None:
     """The claim item of ``path`` that belongs to ``transfer_id``, if any."""
     resp = ports.db.query(
         TableName=ports.table,
@@ -379,6 +410,7 @@ def find_claim(ports: JobPorts, connector_id: str, path: str, transfer_id: str) 
 def settle(
     api: ConnectorApi,
     ports: JobPorts,
+    *,
     connector_id: str,
     path: str,
     transfer_id: str,
@@ -398,16 +430,24 @@ def settle(
             ports,
             key,
             "SET #s = :released, reason = :r",
-            {":released": {"S": RELEASED}, ":r": {"S": reason[:1000]}, ":claimed": {"S": CLAIMED},
-             ":t": {"S": transfer_id}},
+            {
+                ":released": {"S": RELEASED},
+                ":r": {"S": reason[:1000]},
+                ":claimed": {"S": CLAIMED},
+                ":t": {"S": transfer_id},
+            },
             condition="#s = :claimed AND transfer_id = :t",
         )
     won = _update(
         ports,
         key,
         "SET #s = :fetched, fetched_at = :now",
-        {":fetched": {"S": FETCHED}, ":now": {"N": repr(time.time())}, ":claimed": {"S": CLAIMED},
-         ":t": {"S": transfer_id}},
+        {
+            ":fetched": {"S": FETCHED},
+            ":now": {"N": repr(time.time())},
+            ":claimed": {"S": CLAIMED},
+            ":t": {"S": transfer_id},
+        },
         condition="#s = :claimed AND transfer_id = :t",
     )
     if won:

@@ -211,7 +211,11 @@ class LocalConnectorService:
             if not local_directory_path:
                 raise TransferRequestError("RetrieveFilePaths needs a LocalDirectoryPath")
             bucket, prefix = split_s3_path(local_directory_path, "LocalDirectoryPath")
-            operation, dir_field, directory = "RETRIEVE", "local-directory-path", local_directory_path
+            operation, dir_field, directory = (
+                "RETRIEVE",
+                "local-directory-path",
+                local_directory_path,
+            )
         else:
             assert send_file_paths is not None
             paths = _check_paths(send_file_paths, "SendFilePaths")

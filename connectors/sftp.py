@@ -61,7 +61,9 @@ class Session:
         self.conn.close()
 
 
-def classify(exc: BaseException, *, missing_code: str = "RETRIEVE_FILE_NOT_FOUND") -> FileTransferError:
+def classify(
+    exc: BaseException, *, missing_code: str = "RETRIEVE_FILE_NOT_FOUND"
+) -> FileTransferError:
     """Map an asyncssh / OS error to a failure with AWS's code. Unknown errors → INTERNAL."""
     if isinstance(exc, FileTransferError):
         return exc
@@ -135,9 +137,7 @@ async def _open_session(endpoint: Endpoint, algs: list[str] | None) -> Session:
     }
     try:
         conn, _ = await asyncio.wait_for(
-            asyncssh.create_connection(
-                lambda: client, endpoint.host, endpoint.port, **options
-            ),
+            asyncssh.create_connection(lambda: client, endpoint.host, endpoint.port, **options),
             endpoint.connect_timeout,
         )
     except asyncssh.HostKeyNotVerifiable as exc:

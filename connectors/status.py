@@ -288,12 +288,12 @@ class StatusPublisher:
     def _ensure_stream(self, group: str, stream: str) -> None:
         if (group, stream) in self._ready:
             return
-        for create in (
-            lambda: self._logs.create_log_group(logGroupName=group),
-            lambda: self._logs.create_log_stream(logGroupName=group, logStreamName=stream),
-        ):
+        for stream_name in (None, stream):
             try:
-                create()
+                if stream_name is None:
+                    self._logs.create_log_group(logGroupName=group)
+                else:
+                    self._logs.create_log_stream(logGroupName=group, logStreamName=stream_name)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
                     raise StorageUnavailableError("logs", "CreateLogStream", str(exc)) from exc

@@ -22,7 +22,9 @@ def _wiring() -> tuple[ConnectorSettings, Any, JobPorts]:
     settings = ConnectorSettings.from_env(os.environ)
     aws = AwsTarget(region=settings.region, endpoint_url=settings.endpoint_url)
     ports = JobPorts(
-        s3=aws.client("s3"), db=aws.client("dynamodb"), table=settings.ledger_table,
+        s3=aws.client("s3"),
+        db=aws.client("dynamodb"),
+        table=settings.ledger_table,
         bucket=settings.bucket,
     )
     return settings, build_api(aws, settings.engine, settings.ledger_table), ports

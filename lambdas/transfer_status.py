@@ -23,7 +23,9 @@ def _wiring() -> tuple[StatusStore, Any, JobPorts]:
     settings = ConnectorSettings.from_env(os.environ)
     aws = AwsTarget(region=settings.region, endpoint_url=settings.endpoint_url)
     db = aws.client("dynamodb")
-    ports = JobPorts(s3=aws.client("s3"), db=db, table=settings.ledger_table, bucket=settings.bucket)
+    ports = JobPorts(
+        s3=aws.client("s3"), db=db, table=settings.ledger_table, bucket=settings.bucket
+    )
     store = StatusStore(db, settings.ledger_table)
     return store, build_api(aws, settings.engine, settings.ledger_table), ports
 

@@ -163,9 +163,7 @@ def start_sshd(
     lines = []
     for kind in key_types:
         path = workdir / f"ssh_host_{kind}_key"
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True
-        )
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
         host_keys.append(asyncssh.read_public_key(str(path) + ".pub"))
         lines.append(f"HostKey {path}")
     auth = workdir / "authorized_keys"

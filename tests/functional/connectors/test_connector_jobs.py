@@ -166,14 +166,18 @@ retrievals:
     ("text", "message"),
     [
         ("retrievals: 3", "top-level 'retrievals:' list"),
-        ("retrievals:\n  - name: x\n    connector_id: c-1\n    remote_directory: /o\n", "destination"),
+        (
+            "retrievals:\n  - name: x\n    connector_id: c-1\n    remote_directory: /o\n",
+            "destination",
+        ),
         (
             "retrievals:\n  - {name: x, connector_id: c-1, remote_directory: /o, destination: "
             "inbound/a/b, after_success: shred}",
             "after_success",
         ),
         (
-            "retrievals:\n  - {name: x, connector_id: c-1, remote_directory: /o, destination: tmp/b}",
+            "retrievals:\n  - {name: x, connector_id: c-1, remote_directory: /o, "
+            "destination: tmp/b}",
             "under inbound/",
         ),
         (
@@ -239,8 +243,7 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     # CloudWatch Logs: one JSON event per file, with every field of AWS's connector logs
     group = f"/aws/transfer/{connector}"
     logged = [
-        json.loads(e["message"])
-        for e in aws.logs.filter_log_events(logGroupName=group)["events"]
+        json.loads(e["message"]) for e in aws.logs.filter_log_events(logGroupName=group)["events"]
     ]
     assert sorted(e["file-path"] for e in logged) == sorted(paths)
     for entry in logged:
@@ -265,18 +268,31 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     for e in events:
         detail = e["detail"]
         for name in (
-            "operation", "connector-id", "transfer-id", "file-transfer-id", "url", "file-path",
-            "status-code", "start-timestamp", "end-timestamp", "local-directory-path", "bytes",
+            "operation",
+            "connector-id",
+            "transfer-id",
+            "file-transfer-id",
+            "url",
+            "file-path",
+            "status-code",
+            "start-timestamp",
+            "end-timestamp",
+            "local-directory-path",
+            "bytes",
         ):
             assert name in detail, (name, detail)
     completed = next(e for e in events if e["detail"]["status-code"] == "COMPLETED")
     assert completed["detail"]["local-file-location"] == {
-        "domain": "S3", "bucket": BUCKET, "key": "inbound/x/ok.csv",
+        "domain": "S3",
+        "bucket": BUCKET,
+        "key": "inbound/x/ok.csv",
     }
 
     # the transfer-status function consumes the real event into the ledger
     for name, value in {
-        "LANDING_BUCKET": BUCKET, "LEDGER_TABLE": LEDGER, "CONNECTOR_ENGINE": "local",
+        "LANDING_BUCKET": BUCKET,
+        "LEDGER_TABLE": LEDGER,
+        "CONNECTOR_ENGINE": "local",
         "POWERTOOLS_SERVICE_NAME": "transfer-status",
     }.items():
         monkeypatch.setenv(name, value)
@@ -310,15 +326,23 @@ def test_retrieve_function_runs_the_jobs_file(
         ).encode(),
     )
     for name, value in {
-        "LANDING_BUCKET": BUCKET, "LEDGER_TABLE": LEDGER, "CONNECTOR_ENGINE": "local",
+        "LANDING_BUCKET": BUCKET,
+        "LEDGER_TABLE": LEDGER,
+        "CONNECTOR_ENGINE": "local",
         "POWERTOOLS_SERVICE_NAME": "retrieve",
     }.items():
         monkeypatch.setenv(name, value)
     handler = load_handler("lambdas.retrieve.handler")
     scheduled = {
-        "version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/retrieve"], "detail": {},
+        "version": "0",
+        "id": "x",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/retrieve"],
+        "detail": {},
     }
     out = handler(scheduled, LambdaContext(function_name="RetrieveFunction"))
     assert out["jobs"][0]["completed"] == [server.path_of("out/a.csv")]

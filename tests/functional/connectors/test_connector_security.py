@@ -69,7 +69,10 @@ def test_credentials_are_never_offered_to_an_unverified_server(
 
     async def listen() -> Any:
         return await asyncssh.listen(
-            "127.0.0.1", 0, server_host_keys=[key], server_factory=Recording,
+            "127.0.0.1",
+            0,
+            server_host_keys=[key],
+            server_factory=Recording,
             sftp_factory=True,
         )
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from connector_fixtures import BUCKET, Aws, SftpServer, make_connector
 
 from connectors.errors import TransferRequestError
 from connectors.service import LocalConnectorService
-from connector_fixtures import BUCKET, Aws, SftpServer, make_connector
 
 MIB = 1024 * 1024
 

@@ -80,7 +80,8 @@ def test_every_form_matches_ssh_keygen(tmp_path: Path, kind: str, bits: str | No
         "SHA256:tooshort",
         "MD5:zz:11",
         "ssh-ed25519 notbase64!!",
-        "@cert-authority *.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJm0Ny0+2UuZjlEleOuXAkRaocafEg0cqEdfFf8pt6cf",
+        "@cert-authority *.example.com ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIJm0Ny0+2UuZjlEleOuXAkRaocafEg0cqEdfFf8pt6cf",
         "just some words here",
     ],
 )

@@ -1,0 +1,407 @@
+"""``ingest connectors``: create, list, describe, delete, scan, test, transfer, results, listing.
+
+Every command except ``scan`` takes ``--state-dir`` (the local stack: moto holds the
+connectors and secrets, our engine moves the files) or ``--stack`` / ``--region`` (AWS: the
+Transfer Family API; ``--engine local`` runs our engine from this machine instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from connectors import config
+from connectors.hostkeys import scan_host_keys
+from connectors.service import LocalConnectorService
+from connectors.status import StatusStore
+from connectors.wiring import account_id, build_local_service
+from ingest.cli.context import Deployment, add_target_arguments, resolve_deployment
+from ingest.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``connectors`` and its subcommands to the ``ingest`` parser."""
+    top = subparsers.add_parser(
+        "connectors", help="SFTP connectors: pull from / push to partners' SFTP servers"
+    )
+    sub = top.add_subparsers(dest="connectors_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("create", help="create a connector; prints its id")
+    p.add_argument("--url", required=True, help="sftp://HOST[:PORT]")
+    p.add_argument("--user", required=True, help="login name on the partner's server")
+    login = p.add_mutually_exclusive_group(required=True)
+    login.add_argument("--private-key", type=Path, help="file with the OpenSSH private key")
+    login.add_argument(
+        "--password-env", metavar="VAR", help="environment variable with the password"
+    )
+    p.add_argument(
+        "--trusted-host-key",
+        action="append",
+        required=True,
+        metavar="KEY",
+        help="a trusted host key: 'ssh-ed25519 AAAA…', a known_hosts line, SHA256:… or MD5 "
+        "aa:bb:…; repeat for rotation (see 'ingest connectors scan')",
+    )
+    p.add_argument("--max-connections", type=int, default=1, help="1-5 (default 1)")
+    p.add_argument("--access-role", help="AccessRole ARN (default: the stack's)")
+    p.add_argument("--logging-role", help="LoggingRole ARN (default: the stack's)")
+    _common(p, _create)
+
+    p = sub.add_parser("list", help="list connectors")
+    p.add_argument("--json", action="store_true")
+    _common(p, _list)
+
+    p = sub.add_parser("describe", help="show one connector")
+    p.add_argument("connector_id")
+    _common(p, _describe)
+
+    p = sub.add_parser("delete", help="delete a connector (and the secret it created)")
+    p.add_argument("connector_id")
+    _common(p, _delete)
+
+    p = sub.add_parser("scan", help="print a server's host keys in every accepted form")
+    p.add_argument("target", metavar="HOST[:PORT]")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.set_defaults(func=_scan)
+
+    p = sub.add_parser("test", help="TestConnection: connect, verify, authenticate")
+    p.add_argument("connector_id")
+    _common(p, _test, engine=True)
+
+    p = sub.add_parser("transfer", help="retrieve or send files (1-10 per call) and wait")
+    p.add_argument("connector_id")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--retrieve", nargs="+", metavar="PATH", help="remote file paths")
+    what.add_argument("--send", nargs="+", metavar="/BUCKET/KEY", help="S3 objects to send")
+    p.add_argument("--to", metavar="/BUCKET/PREFIX", help="where retrieved files land")
+    p.add_argument("--remote-dir", help="remote directory for sent files")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(p, _transfer, engine=True)
+
+    p = sub.add_parser("results", help="ListFileTransferResults of one transfer")
+    p.add_argument("connector_id")
+    p.add_argument("transfer_id")
+    p.add_argument("--json", action="store_true")
+    _common(p, _results, engine=True)
+
+    p = sub.add_parser("listing", help="StartDirectoryListing into S3, and print it")
+    p.add_argument("connector_id")
+    p.add_argument("--remote-dir", required=True)
+    p.add_argument("--to", required=True, metavar="/BUCKET/PREFIX")
+    p.add_argument("--max-items", type=int, default=None)
+    _common(p, _listing, engine=True)
+
+
+def _common(p: argparse.ArgumentParser, func: Any, *, engine: bool = False) -> None:
+    add_target_arguments(p)
+    if engine:
+        p.add_argument(
+            "--engine",
+            choices=("local", "managed"),
+            default=None,
+            help="who moves files: our engine (default with --state-dir) or Transfer Family "
+            "(default against AWS)",
+        )
+    p.set_defaults(func=func)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _engine(args: argparse.Namespace, dep: Deployment) -> str:
+    return str(getattr(args, "engine", None) or ("local" if dep.is_local else "managed"))
+
+
+def _local_service(dep: Deployment) -> LocalConnectorService:
+    return build_local_service(dep.aws, dep.resource("ledger_table"))
+
+
+def _api(args: argparse.Namespace, dep: Deployment) -> Any:
+    if _engine(args, dep) == "managed":
+        return dep.aws.client("transfer")
+    return _local_service(dep)
+
+
+def _close(api: Any) -> None:
+    if isinstance(api, LocalConnectorService):
+        api.close()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- configuration commands ------------------------------------------------------------------
+
+
+def _create(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    if args.private_key is not None:
+        try:
+            private_key, password = args.private_key.read_text(), None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the private key {args.private_key}: {exc}") from exc
+    else:
+        password, private_key = os.environ.get(args.password_env), None
+        if not password:
+            raise ConfigError(f"environment variable {args.password_env} is not set")
+    access_role = args.access_role or dep.resources.get("ConnectorAccessRoleArn")
+    if not access_role:
+        # The local stack has no IAM to speak of; the ARN only has to look like AWS's.
+        access_role = f"arn:aws:iam::{account_id(dep.aws)}:role/sftp-ingest-connector-access"
+    connector_id = config.create_connector(
+        dep.aws.client("transfer"),
+        dep.aws.client("secretsmanager"),
+        url=args.url,
+        username=args.user,
+        private_key=private_key,
+        password=password,
+        trusted_host_keys=args.trusted_host_key,
+        max_connections=args.max_connections,
+        access_role=access_role,
+        logging_role=args.logging_role or dep.resources.get("ConnectorLoggingRoleArn"),
+    )
+    print(connector_id)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    connectors = config.list_connectors(dep.aws.client("transfer"))
+    if args.json:
+        _print_json(connectors)
+    else:
+        for c in connectors:
+            print(f"{c['ConnectorId']}  {c['Url']}")
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    found = config.describe_connector(dep.aws.client("transfer"), args.connector_id)
+    _print_json(found.__dict__)
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    config.delete_connector(
+        dep.aws.client("transfer"), dep.aws.client("secretsmanager"), args.connector_id
+    )
+    print(f"deleted {args.connector_id}")
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    host, _, port_text = (
+        args.target.rpartition(":") if ":" in args.target else (args.target, "", "")
+    )
+    if not host:
+        host, port_text = args.target, ""
+    try:
+        port = int(port_text) if port_text else 22
+    except ValueError as exc:
+        raise ConfigError(f"bad port in {args.target!r}") from exc
+    try:
+        keys = asyncio.run(scan_host_keys(host.strip("[]"), port, timeout=args.timeout))
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(f"cannot reach {host}:{port}: {exc}") from exc
+    if not keys:
+        raise ConfigError(f"{host}:{port} presented no host key")
+    if args.json:
+        _print_json([k.__dict__ for k in keys])
+        return 0
+    print(f"# host keys of {host}:{port} — verify one out of band before trusting it;")
+    print("# any one line of a key may be passed to --trusted-host-key")
+    for k in keys:
+        print(f"\n{k.algorithm}")
+        print(f"  key:         {k.public_key}")
+        print(f"  known_hosts: {k.known_hosts}")
+        print(f"  sha256:      {k.sha256}")
+        print(f"  md5:         {k.md5}")
+    return 0
+
+
+# --- transfer commands -----------------------------------------------------------------------
+
+
+def _test(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    api = _api(args, dep)
+    try:
+        result = api.test_connection(ConnectorId=args.connector_id)
+    finally:
+        _close(api)
+    result.pop("ResponseMetadata", None)
+    _print_json(result)
+    return 0 if result.get("Status") == "OK" else 1
+
+
+class ProgressBars:
+    """One line per file on a terminal (redrawn in place); a line per finished file otherwise."""
+
+    def __init__(self, paths: list[str], out: TextIO, *, enabled: bool = True) -> None:
+        self.paths = paths
+        self.out = out
+        self.enabled = enabled
+        self.tty = out.isatty()
+        self.state = {p: (0, 0) for p in paths}
+        self.finished: set[str] = set()
+        self._lock = threading.Lock()
+        self._drawn = False
+
+    def update(self, path: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self.state[path] = (done, total)
+            if self.tty:
+                self._redraw()
+            elif done >= total and path not in self.finished:
+                self.finished.add(path)
+                self.out.write(self._line(path) + "\n")
+                self.out.flush()
+
+    def _line(self, path: str) -> str:
+        done, total = self.state[path]
+        frac = (
+            1.0
+            if total == 0 and done == 0 and path in self.finished
+            else (done / total if total else 0.0)
+        )
+        bar = "#" * int(frac * 30)
+        mib = 1024 * 1024
+        return f"{path[-40:]:<40} [{bar:<30}] {frac:6.1%} {done / mib:8.1f}/{total / mib:.1f} MiB"
+
+    def _redraw(self) -> None:
+        if self._drawn:
+            self.out.write(f"\x1b[{len(self.paths)}F")
+        for p in self.paths:
+            self.out.write("\x1b[2K" + self._line(p) + "\n")
+        self._drawn = True
+        self.out.flush()
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    if args.retrieve and not args.to:
+        raise ConfigError("--retrieve needs --to /bucket/prefix")
+    if args.send and not args.remote_dir:
+        raise ConfigError("--send needs --remote-dir DIR")
+    paths: list[str] = args.retrieve or args.send
+    if _engine(args, dep) == "managed":
+        return _transfer_managed(args, dep, paths)
+    bars = ProgressBars(paths, sys.stderr, enabled=not args.quiet)
+    service = _local_service(dep)
+    try:
+        records = service.run(
+            service.file_transfer(
+                args.connector_id,
+                retrieve_file_paths=args.retrieve,
+                local_directory_path=args.to,
+                send_file_paths=args.send,
+                remote_directory_path=args.remote_dir,
+                progress=bars.update,
+            )
+        )
+    finally:
+        service.close()
+    print(records[0].transfer_id)
+    failed = [r for r in records if r.status != "COMPLETED"]
+    for r in failed:
+        print(f"FAILED {r.file_path}: {r.failure_code}: {r.failure_message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _transfer_managed(args: argparse.Namespace, dep: Deployment, paths: list[str]) -> int:
+    transfer = dep.aws.client("transfer")
+    kwargs: dict[str, Any] = {"ConnectorId": args.connector_id}
+    if args.retrieve:
+        kwargs.update(RetrieveFilePaths=paths, LocalDirectoryPath=args.to)
+    else:
+        kwargs.update(SendFilePaths=paths, RemoteDirectoryPath=args.remote_dir)
+    transfer_id = transfer.start_file_transfer(**kwargs)["TransferId"]
+    print(transfer_id)
+    while True:  # the managed service is asynchronous: poll until every file is final
+        results = transfer.list_file_transfer_results(
+            ConnectorId=args.connector_id, TransferId=transfer_id
+        )["FileTransferResults"]
+        if len(results) >= len(paths) and all(
+            r["StatusCode"] in ("COMPLETED", "FAILED") for r in results
+        ):
+            break
+        time.sleep(2)
+    failed = [r for r in results if r["StatusCode"] != "COMPLETED"]
+    for r in failed:
+        print(
+            f"FAILED {r['FilePath']}: {r.get('FailureCode')}: {r.get('FailureMessage')}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    if _engine(args, dep) == "managed":
+        page = dep.aws.client("transfer").list_file_transfer_results(
+            ConnectorId=args.connector_id, TransferId=args.transfer_id
+        )
+        results = page["FileTransferResults"]
+    else:
+        store = StatusStore(dep.aws.client("dynamodb"), dep.resource("ledger_table"))
+        found = store.results(args.connector_id, args.transfer_id)
+        if found is None:
+            raise ConfigError(
+                f"transfer {args.transfer_id} of connector {args.connector_id} is unknown"
+            )
+        results = found
+    shaped = [
+        {
+            "FilePath": r["FilePath"],
+            "StatusCode": r["StatusCode"],
+            "FailureCode": r.get("FailureCode"),
+            "FailureMessage": r.get("FailureMessage"),
+        }
+        for r in results
+    ]
+    if args.json:
+        _print_json(shaped)
+    else:
+        for r in shaped:
+            tail = f"  {r['FailureCode']}: {r['FailureMessage']}" if r["FailureCode"] else ""
+            print(f"{r['StatusCode']:<11} {r['FilePath']}{tail}")
+    return 0
+
+
+def _listing(args: argparse.Namespace) -> int:
+    dep = resolve_deployment(args)
+    api = _api(args, dep)
+    kwargs: dict[str, Any] = {
+        "ConnectorId": args.connector_id,
+        "RemoteDirectoryPath": args.remote_dir,
+        "OutputDirectoryPath": args.to,
+    }
+    if args.max_items is not None:
+        kwargs["MaxItems"] = args.max_items
+    try:
+        out = api.start_directory_listing(**kwargs)
+    finally:
+        _close(api)
+    out.pop("ResponseMetadata", None)
+    bucket, _, prefix = args.to.strip("/").partition("/")
+    key = f"{prefix}/{out['OutputFileName']}" if prefix else out["OutputFileName"]
+    print(f"s3://{bucket}/{key}", file=sys.stderr)
+    if _engine(args, dep) == "local":
+        body = dep.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        _print_json(json.loads(body))
+    else:
+        _print_json(out)
+    return 0
