@@ -10,8 +10,11 @@ from typing import Any
 from ingest.errors import RowError
 from ingest.feeds import Feed, FieldSpec, FieldType
 
-#: DynamoDB numbers carry at most 38 significant digits.
+#: DynamoDB numbers carry at most 38 significant digits, with magnitudes from 1E-130 up to
+#: 9.99...E+125. A value outside these fails the whole BatchWriteItem, so it is a row reject.
 _MAX_DIGITS = 38
+_MIN_MAGNITUDE = Decimal("1E-130")
+_MAX_MAGNITUDE = Decimal("1E+126")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -29,12 +32,13 @@ def _to_string(value: Any, spec: FieldSpec) -> str:
 def _to_int(value: Any, spec: FieldSpec) -> int:
     if isinstance(value, (bool, float)):
         raise RowError(f"field {spec.name!r}: not an integer: {value!r}")
-    if isinstance(value, int):
-        return value
     try:
-        return int(_as_text(value))
+        number = value if isinstance(value, int) else int(_as_text(value))
     except ValueError:
         raise RowError(f"field {spec.name!r}: not an integer: {value!r}") from None
+    if len(str(abs(number))) > _MAX_DIGITS:
+        raise RowError(f"field {spec.name!r}: more than {_MAX_DIGITS} significant digits")
+    return number
 
 
 def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
@@ -50,6 +54,9 @@ def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
         raise RowError(f"field {spec.name!r}: not a finite decimal: {value!r}")
     if len(number.as_tuple().digits) > _MAX_DIGITS:
         raise RowError(f"field {spec.name!r}: more than {_MAX_DIGITS} significant digits")
+    # copy_abs, unlike abs(), does not round to the context precision (28 digits)
+    if number and not _MIN_MAGNITUDE <= number.copy_abs() < _MAX_MAGNITUDE:
+        raise RowError(f"field {spec.name!r}: {value!r} is outside DynamoDB's number range")
     return number
 
 

@@ -153,3 +153,25 @@ def test_a_malformed_message_is_reported_failed_not_dropped(pipeline, body):
     poll = pipeline.event_source().poll_once()
     assert (poll.received, poll.failed) == (1, 1)
     assert pipeline.queue_depth() == 1  # left for redrive to the DLQ
+
+
+def test_numbers_dynamodb_cannot_hold_are_row_rejects_not_a_poison_chunk(pipeline):
+    """An out-of-range number used to fail the whole BatchWriteItem, and so the chunk, on
+    every delivery: now each is one reject and the rest of the file lands."""
+    key = "inbound/acme/orders/huge-numbers.csv"
+    data = (
+        orders(60)
+        .replace(b"\n7,7.50,", b"\n7,1e200,")
+        .replace(b"\n8,8.50,0,", b"\n8,8.50,1" + b"0" * 40 + b",")
+    )
+    pipeline.land(key, data)
+    result = pipeline.drain(timeout=60)
+    assert result.failed == 0
+    entry = pipeline.file(key)
+    assert (entry.status, entry.rows_ok, entry.rows_rejected) == ("PROCESSED_WITH_REJECTS", 58, 2)
+    reasons = [(r["line"], r["reason"]) for r in pipeline.rejects(key)]
+    assert reasons == [
+        (9, "field 'amount': '1e200' is outside DynamoDB's number range"),
+        (10, "field 'quantity': more than 38 significant digits"),
+    ]
+    assert pipeline.count_items() == 58

@@ -187,3 +187,30 @@ feeds:
         build_item(feed, {"a": "1", "b": ""}, captures={}, source_uri="s3://b/k", line=2)
     item = build_item(feed, {"a": "1", "b": "2"}, captures={}, source_uri="s3://b/k", line=2)
     assert (item["pk"], item["sk"]) == ("X#1", "Y#2")
+
+
+@pytest.mark.parametrize("bad", ["1e200", "-1E+126", "1e-131", "-5E-200"])
+def test_decimals_outside_dynamodb_number_range_are_rejected_per_row(bad):
+    # DynamoDB holds magnitudes from 1E-130 to 9.99...E+125; anything else would make the
+    # whole BatchWriteItem (and so the whole chunk) fail instead of rejecting this one row
+    assert "outside DynamoDB's number range" in reason(amount=bad)
+
+
+@pytest.mark.parametrize(
+    "good", ["9.9999999999999999999999999999999999999E+125", "1E-130", "0E-200"]
+)
+def test_decimals_at_the_edges_of_dynamodb_number_range_are_kept(good):
+    assert fields(amount=good)["amount"] == Decimal(good)
+
+
+def test_ints_with_more_digits_than_dynamodb_holds_are_rejected():
+    assert "38 significant digits" in reason(quantity="1" + "0" * 38)
+    assert fields(quantity="9" * 38)["quantity"] == int("9" * 38)
+
+
+def test_every_accepted_number_serializes_for_dynamodb():
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    for amount in ("1E+125", "-1E-130", "12.50", "0", "9" * 38):
+        serializer.serialize(fields(amount=amount, quantity="-" + "9" * 38))
