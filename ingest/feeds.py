@@ -275,6 +275,12 @@ def _parse_feed(raw: Any, *, index: int, source: str) -> Feed:
         names = key.placeholders()
     except ValueError as exc:
         raise err(f"bad key template: {exc}", "key") from exc
+    for template in (key.pk, key.sk):
+        # Key values are strings: a format spec or conversion would fail (or mangle) every
+        # row at format time, so only plain {name} placeholders are allowed.
+        for _, fname, spec, conversion in string.Formatter().parse(template):
+            if fname is not None and (not fname or spec or conversion):
+                raise err(f"key template {template!r}: use plain {{name}} placeholders", "key")
     known = {f.name for f in fields} | captures
     for placeholder in sorted(names):
         if placeholder not in known:

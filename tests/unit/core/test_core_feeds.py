@@ -209,3 +209,15 @@ def test_parse_size(value, size):
 def test_parse_size_refuses_bad_sizes(value):
     with pytest.raises(ValueError):
         parse_size(value)
+
+
+@pytest.mark.parametrize(
+    "template", ["ORDER#{order_id:.2f}", "ORDER#{order_id!r}", "ORDER#{}", "ORDER#{order_id:>5}"]
+)
+def test_key_templates_take_plain_placeholders_only(template):
+    # a format spec, conversion or positional field used to pass validation and then fail
+    # every row at format time, failing whole chunks instead of naming the setting at load
+    body = BASE.replace('"ORDER#{order_id}"', f'"{template}"')
+    with pytest.raises(ConfigError, match="plain") as info:
+        parse_feeds(one(body), source="f.yaml")
+    assert (info.value.feed, info.value.field) == ("orders", "key")
