@@ -29,11 +29,19 @@ def _to_string(value: Any, spec: FieldSpec) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _number_text(value: Any, spec: FieldSpec, kind: str) -> str:
+    """The text of a number; Python-only forms (``1_000``, non-ASCII digits) are refused."""
+    text = _as_text(value)
+    if "_" in text or not text.isascii():
+        raise RowError(f"field {spec.name!r}: not {kind}: {value!r}")
+    return text
+
+
 def _to_int(value: Any, spec: FieldSpec) -> int:
     if isinstance(value, (bool, float)):
         raise RowError(f"field {spec.name!r}: not an integer: {value!r}")
     try:
-        number = value if isinstance(value, int) else int(_as_text(value))
+        number = value if isinstance(value, int) else int(_number_text(value, spec, "an integer"))
     except ValueError:
         raise RowError(f"field {spec.name!r}: not an integer: {value!r}") from None
     if len(str(abs(number))) > _MAX_DIGITS:
@@ -45,7 +53,7 @@ def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
     if isinstance(value, bool):
         raise RowError(f"field {spec.name!r}: not a decimal: {value!r}")
     # JSON numbers arrive as Decimal (we parse JSON with parse_float=Decimal), never float.
-    text = value if isinstance(value, Decimal) else _as_text(value)
+    text = value if isinstance(value, Decimal) else _number_text(value, spec, "a decimal")
     try:
         number = Decimal(text)
     except (InvalidOperation, ValueError):

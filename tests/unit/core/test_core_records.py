@@ -214,3 +214,14 @@ def test_every_accepted_number_serializes_for_dynamodb():
     serializer = TypeSerializer()
     for amount in ("1E+125", "-1E-130", "12.50", "0", "9" * 38):
         serializer.serialize(fields(amount=amount, quantity="-" + "9" * 38))
+
+
+@pytest.mark.parametrize(("field", "bad"), [("quantity", "1_000"), ("amount", "1_000.50")])
+def test_python_only_digit_separators_are_not_numbers(field, bad):
+    # int() and Decimal() accept "1_000"; a partner file's "1_000" is a malformed value
+    assert "not a" in reason(**{field: bad})
+
+
+@pytest.mark.parametrize(("field", "bad"), [("quantity", "１２"), ("amount", "٣.٥")])
+def test_non_ascii_digits_are_not_numbers(field, bad):
+    assert "not a" in reason(**{field: bad})
