@@ -228,3 +228,23 @@ def test_upload_completed_event_through_sqs_releases_the_held_file(pipeline):
     assert outcomes(pipeline.fanout(wrapped)) == ["QUEUED"]
     pipeline.drain(timeout=30)
     assert pipeline.file(KEY).status == "PROCESSED"
+
+
+def test_empty_and_header_only_files_are_processed_with_no_rows(pipeline):
+    for key, data in [
+        ("inbound/acme/orders/empty.csv", b""),
+        ("inbound/acme/orders/header-only.csv", b"order_id,amount,quantity,placed_at\r\n"),
+        ("inbound/acme/events/empty.jsonl", b"\n\n"),
+    ]:
+        assert outcomes(pipeline.land(key, data)) == ["QUEUED"]
+    pipeline.drain(timeout=30)
+    entries = {
+        e.key: (e.status, e.rows_ok, e.rows_rejected, e.chunks_done)
+        for e in pipeline.ledger.list_files()
+    }
+    assert entries == {
+        "inbound/acme/events/empty.jsonl": ("PROCESSED", 0, 0, 1),
+        "inbound/acme/orders/empty.csv": ("PROCESSED", 0, 0, 1),
+        "inbound/acme/orders/header-only.csv": ("PROCESSED", 0, 0, 1),
+    }
+    assert pipeline.count_items() == 0
