@@ -14,9 +14,8 @@ from botocore.exceptions import ClientError
 
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError
-from ingest.local.deploy import FunctionSpec
 from ingest.local.endpoints import read_endpoints
-from ingest.local.runtime import sandbox_environment
+from ingest.local.functions import FunctionSpec, sandbox_environment
 from ingest.local.worker import FunctionWorker
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -30,54 +29,13 @@ from typing import Any
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError
 from ingest.local.async_events import LAMBDA_RETRY_DELAYS, AsyncQueueSource, drop_s3_test_events
-from ingest.local.deploy import AsyncConfig, DeployedStack, FunctionSpec, RuleTarget
+from ingest.local.deploy import AsyncConfig, DeployedStack, RuleTarget
+from ingest.local.functions import sandbox_environment
 from ingest.local.lambda_service import ACCOUNT_ID, SqsEventSource
 from ingest.local.schedule import next_fire_time
 from ingest.local.worker import FunctionWorker
 
 log = logging.getLogger("ingest.local.runtime")
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
-#: passed through from the parent so Python and locale behave as in the caller's shell.
-PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
-
-
-def sandbox_environment(
-    spec: FunctionSpec,
-    *,
-    endpoint_url: str,
-    region: str,
-    code_root: Path,
-    extra_pythonpath: list[Path] | None = None,
-) -> dict[str, str]:
-    """The environment a function's sandbox gets: its deployed variables plus the runtime's."""
-    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
-    env.update(FAKE_CREDENTIALS)
-    env.update(
-        {
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-            "LAMBDA_TASK_ROOT": str(code_root),
-            "_HANDLER": spec.handler,
-            # As under `sam local`: no X-Ray daemon here, so Powertools' tracer stays off.
-            "AWS_SAM_LOCAL": "true",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(str(p) for p in [code_root, *(extra_pythonpath or [])]),
-        }
-    )
-    env.update(spec.environment)
-    return env
 
 
 def scheduled_event(rule: RuleTarget, region: str, when: datetime) -> dict[str, Any]:
@@ -322,6 +280,9 @@ class LambdaRuntime:
         self._wire_s3()
         self._wire_sqs_mappings()
         self._wire_rules()
+        # Like provisioned concurrency: the first event does not wait for a cold start.
+        for worker in self.workers.values():
+            worker.warm()
 
     def wait_idle(self, timeout: float, *, settle: float = 0.5) -> None:
         """Wait until no invocation runs and every source queue is empty (for tests and demo)."""

@@ -27,10 +27,11 @@ from ingest.errors import ConfigError
 from ingest.feeds import load_feeds
 from ingest.local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
 from ingest.local.endpoints import ENDPOINTS_FILE, Endpoints, SftpEndpoint, write_endpoints
+from ingest.local.functions import FAKE_CREDENTIALS
 from ingest.local.gateway import GatewayConfig, start_gateway
 from ingest.local.moto_fidelity import enrich_s3_event_records
 from ingest.local.partners import PartnerExistsError, add_partner, restore_partners
-from ingest.local.runtime import FAKE_CREDENTIALS, LambdaRuntime
+from ingest.local.runtime import LambdaRuntime
 
 log = logging.getLogger("ingest.local.stack")
 

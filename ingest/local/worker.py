@@ -154,6 +154,12 @@ class FunctionWorker:
                 if stream is not None:
                     stream.close()
 
+    def warm(self) -> None:
+        """Start the sandbox now so that its imports (the init phase) overlap other work."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+
     def invoke(self, event: dict[str, Any], request_id: str) -> Any:
         """Run the handler on ``event`` in the sandbox and return its JSON result.
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import boto3
 
+from ingest.ledger import Ledger
+
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"PROCESSED", "PROCESSED_WITH_REJECTS", "FAILED", "UNMATCHED", "PARTIAL", "IGNORED"}
 FAKE_AWS = {
@@ -132,15 +134,17 @@ class RunningStack:
         return list(json.loads(self.ingest("status", "--json").stdout))
 
     def wait_for_file(self, key: str, *, timeout: float = 120) -> dict[str, Any]:
-        """The file's ``ingest status --json`` entry once it is terminal."""
+        """The file's ``ingest status --json`` entry once the ledger shows it terminal."""
+        ledger = Ledger(self.client("dynamodb"), self.resources["ledger_table"])
         deadline = time.monotonic() + timeout
-        last: dict[str, Any] | None = None
+        entry = None
+        # Poll the ledger directly (cheap), then read the answer through the CLI contract.
         while time.monotonic() < deadline:
-            last = next((f for f in self.status() if f["key"] == key), None)
-            if last is not None and last["status"] in TERMINAL:
-                return last
-            time.sleep(1.0)
-        raise AssertionError(f"{key} not terminal after {timeout}s: {last}")
+            entry = ledger.get_file(key)
+            if entry is not None and entry.status in TERMINAL:
+                return next(f for f in self.status() if f["key"] == key)
+            time.sleep(0.3)
+        raise AssertionError(f"{key} not terminal after {timeout}s: {entry}")
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, as a supervisor would; returns the exit code."""
