@@ -140,10 +140,12 @@ class Pipeline:
         *,
         store: Callable[[Any], Any] | None = None,
         sink: Callable[[Any], Any] | None = None,
+        ledger: Callable[[Any], Any] | None = None,
     ) -> ProcessorPorts:
         """Replace the processor's ports with wrapped ones (fault injection through ports).
 
-        ``store`` and ``sink`` get the real adapter and return what the processor should use.
+        ``store``, ``sink`` and ``ledger`` get the real adapter and return what the processor
+        should use.
         """
         from lambdas import processor
 
@@ -153,10 +155,21 @@ class Pipeline:
             ports,
             store=store(ports.store) if store else ports.store,
             sink=sink(ports.sink) if sink else ports.sink,
+            ledger=ledger(ports.ledger) if ledger else ports.ledger,
         )
         # functools.cache like the handler's own wiring, so resetting the caches still works
         self.monkeypatch.setattr(processor, "_wiring", functools.cache(lambda: (settings, wired)))
         return wired
+
+    def wire_fanout(self, *, queue: Callable[[Any], Any]) -> Any:
+        """Replace the fanout's queue port with a wrapper of the real one; returns it."""
+        from lambdas import fanout
+
+        assert self.monkeypatch is not None
+        ports = {**fanout._ports()}
+        ports["queue"] = queue(ports["queue"])
+        self.monkeypatch.setattr(fanout, "_ports", functools.cache(lambda: ports))
+        return ports["queue"]
 
     def queue_depth(self, url: str | None = None) -> int:
         """Messages in a queue (visible + in flight)."""

@@ -14,7 +14,8 @@ from botocore.config import Config
 
 from ingest.adapters import DynamoRecordSink
 from ingest.aws import RETRY_CONFIG
-from ingest.local.lambda_service import in_process_invoker
+from ingest.errors import StorageUnavailableError
+from ingest.local.lambda_service import in_process_invoker, s3_object_created_event
 
 KEY = "inbound/acme/orders/dup.csv"
 ROWS = 1200
@@ -242,3 +243,74 @@ def test_throttling_beyond_the_sdk_retries_fails_the_message_and_sqs_retries_it(
     assert faults.seen["throttle"] == 2
     assert_exact(pipeline)
     assert pipeline.dlq_messages() == []
+
+
+class QueueThatDiesAfterOneBatch:
+    """Sends the first ten chunk messages for real, then fails (a fanout that dies half way
+    through queueing a file)."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.broken = True
+
+    def send_all(self, bodies: Any) -> int:
+        if not self.broken:
+            return int(self._queue.send_all(bodies))
+        self.broken = False
+        first = [body for _, body in zip(range(10), bodies, strict=False)]
+        self._queue.send_all(first)
+        raise StorageUnavailableError("sqs", "SendMessageBatch", "injected: connection reset")
+
+
+def test_fanout_dying_half_way_through_queueing_then_retried_is_exact(small_chunks):
+    """S3 retries a failed asynchronous invocation; the retry re-queues every chunk and the
+    ten sent twice are counted once."""
+    pipeline = small_chunks
+    pipeline.setenv("CHUNK_SIZE_BYTES", "1024")
+    pipeline.wire_fanout(queue=QueueThatDiesAfterOneBatch)
+    data = orders_csv()
+    resp = pipeline.put(KEY, data)
+    event = s3_object_created_event(
+        pipeline.bucket, KEY, size=len(data), etag=resp["ETag"], version_id=resp["VersionId"]
+    )
+    with pytest.raises(StorageUnavailableError):
+        pipeline.fanout(event)
+    entry = pipeline.file(KEY)
+    assert entry.status == "RECEIVED"  # not QUEUED: the retry must not be taken as a duplicate
+    assert pipeline.queue_depth() == 10
+
+    result = pipeline.fanout(event)
+    chunks = result["files"][0]["chunks"]
+    assert (result["files"][0]["outcome"], chunks > 20) == ("QUEUED", True)
+    assert pipeline.queue_depth() == chunks + 10
+    pipeline.drain(timeout=120)
+    assert_exact(pipeline)
+
+
+class LedgerThatDiesBeforeFinishing:
+    """The real ledger, except that the first finish_if_complete call fails: the chunk was
+    counted but the function died before it could close the file."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+    def finish_if_complete(self, key: str, version: str) -> Any:
+        entry = self._ledger.get_file(key)
+        if not self.failures and entry.chunks_done == entry.chunks:
+            self.failures += 1
+            raise StorageUnavailableError("dynamodb", "UpdateItem", "injected: timeout")
+        return self._ledger.finish_if_complete(key, version)
+
+
+def test_death_between_counting_the_last_chunk_and_closing_the_file(small_chunks):
+    pipeline = small_chunks
+    ledger = pipeline.wire_processor(ledger=LedgerThatDiesBeforeFinishing).ledger
+    pipeline.land(KEY, orders_csv())
+    result = pipeline.drain(timeout=60)
+    assert ledger.failures == 1
+    assert result.failed == 1
+    assert_exact(pipeline)
