@@ -11,11 +11,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.adapters import SqsQueue
 from ingest.events import landed_objects
-from ingest.fanout import held_by_role, ingest_object
+from ingest.fanout import ingest_object
 from ingest.settings import FanoutSettings
-from lambdas.runtime import aws_target, store_feeds_ledger
+from lambdas.runtime import fanout_ports
 
 logger = Logger()
 metrics = Metrics()
@@ -23,17 +22,7 @@ metrics = Metrics()
 
 @cache
 def _ports() -> dict[str, Any]:
-    settings = FanoutSettings.from_env(os.environ)
-    store, feeds, ledger = store_feeds_ledger(settings.common)
-    queue = SqsQueue(aws_target(settings.common).client("sqs"), settings.queue_url)
-    return {
-        "store": store,
-        "feeds": feeds,
-        "ledger": ledger,
-        "queue": queue,
-        "default_chunk_size": settings.chunk_size,
-        "holds_upload": held_by_role(settings.transfer_role_id),
-    }
+    return fanout_ports(FanoutSettings.from_env(os.environ))
 
 
 @logger.inject_lambda_context

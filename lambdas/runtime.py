@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from ingest.adapters import S3Store
+from typing import Any
+
+from ingest.adapters import S3Store, SqsQueue
 from ingest.aws import AwsTarget
+from ingest.fanout import held_by_role
 from ingest.feeds_source import CachedFeeds
 from ingest.ledger import Ledger
-from ingest.settings import CommonSettings
+from ingest.settings import CommonSettings, FanoutSettings
 
 
 def aws_target(common: CommonSettings) -> AwsTarget:
@@ -22,3 +25,16 @@ def store_feeds_ledger(common: CommonSettings) -> tuple[S3Store, CachedFeeds, Le
         CachedFeeds(common.feeds_uri, store),
         Ledger(aws.client("dynamodb"), common.ledger_table),
     )
+
+
+def fanout_ports(settings: FanoutSettings) -> dict[str, Any]:
+    """``ingest_object``'s keyword arguments, with ``feeds`` as the cached source to call."""
+    store, feeds, ledger = store_feeds_ledger(settings.common)
+    return {
+        "store": store,
+        "feeds": feeds,
+        "ledger": ledger,
+        "queue": SqsQueue(aws_target(settings.common).client("sqs"), settings.queue_url),
+        "default_chunk_size": settings.chunk_size,
+        "holds_upload": held_by_role(settings.transfer_role_id),
+    }
