@@ -160,6 +160,9 @@ def describe(endpoints: Endpoints, stack: Any) -> str:
         ]
         if stack.demo is None:
             lines.append("  add a partner: ingest partners add NAME --ssh-key KEY.pub")
+    lines.append(f"  function logs: {stack.state_dir / 'logs'}/<FunctionLogicalId>.log")
+    if stack.deployed is not None and stack.deployed.not_emulated:
+        lines.append("  not emulated : " + ", ".join(stack.deployed.not_emulated))
     lines.append("  then         : ingest status   (Ctrl-C stops the stack)")
     return "\n".join(lines)
 

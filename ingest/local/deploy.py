@@ -41,6 +41,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError, PermanentError
+from ingest.local.clients import client
 from ingest.local.functions import FunctionSpec
 
 DEFAULT_STACK_NAME = "sftp-ingest"
@@ -241,7 +242,7 @@ def _emulate_transfer_server(
     tags = [t for t in props.get("Tags", []) if isinstance(t.get("Value"), str)]
     if tags:
         kwargs["Tags"] = tags
-    server_id = aws.client("transfer").create_server(**kwargs)["ServerId"]
+    server_id = client(aws, "transfer").create_server(**kwargs)["ServerId"]
     region = aws.region
     arn = f"arn:aws:transfer:{region}:123456789012:server/{server_id}"
     return {"Ref": server_id, "ServerId": server_id, "Arn": arn}
@@ -390,14 +391,14 @@ def deploy_template(
             "deploy_template only deploys to a local endpoint; use 'sam deploy' for AWS"
         )
     code_bucket = f"{stack_name}-local-code".lower()
-    s3 = aws.client("s3")
+    s3 = client(aws, "s3")
     s3.create_bucket(Bucket=code_bucket)
     s3.put_object(Bucket=code_bucket, Key="code.zip", Body=_dummy_zip())
     sam = prepare_sam_template(load_template(template_path), f"s3://{code_bucket}/code.zip")
     transformed = sam_transform(sam, aws.region, parameters or {})
     prepared = prepare_cfn_template(aws, transformed)
 
-    cfn = aws.client("cloudformation")
+    cfn = client(aws, "cloudformation")
     try:
         cfn.create_stack(
             StackName=stack_name,
@@ -427,8 +428,8 @@ def apply_bucket_properties(aws: AwsTarget, stack_name: str, cfn_template: dict[
 
     Versioning matters here: events and chunks carry the object's version id.
     """
-    s3 = aws.client("s3")
-    cfn = aws.client("cloudformation")
+    s3 = client(aws, "s3")
+    cfn = client(aws, "cloudformation")
     for lid, res in cfn_template["Resources"].items():
         if res.get("Type") != "AWS::S3::Bucket":
             continue
@@ -448,7 +449,7 @@ def describe_deployment(
     aws: AwsTarget, stack_name: str, prepared: PreparedTemplate
 ) -> DeployedStack:
     """Read the deployed functions and event sources back from moto."""
-    cfn = aws.client("cloudformation")
+    cfn = client(aws, "cloudformation")
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     physical: dict[str, str] = {}
@@ -462,7 +463,7 @@ def describe_deployment(
         types[lid] = prepared.emulated_types[lid]
     cfn_template = prepared.template
 
-    lam = aws.client("lambda")
+    lam = client(aws, "lambda")
     functions: dict[str, FunctionSpec] = {}
     for lid, rtype in types.items():
         if rtype != "AWS::Lambda::Function":
@@ -494,7 +495,7 @@ def describe_deployment(
         if (fn := _function_of(conf.get("Function"))) in functions
     ]
 
-    sqs = aws.client("sqs")
+    sqs = client(aws, "sqs")
     mappings: list[SqsMapping] = []
     for lid, spec in functions.items():
         for m in lam.list_event_source_mappings(FunctionName=spec.name)["EventSourceMappings"]:
@@ -518,7 +519,7 @@ def describe_deployment(
             )
 
     rules: list[RuleTarget] = []
-    events = aws.client("events")
+    events = client(aws, "events")
     for lid, rtype in types.items():
         if rtype != "AWS::Events::Rule":
             continue

@@ -29,6 +29,7 @@ from typing import Any
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError
 from ingest.local.async_events import LAMBDA_RETRY_DELAYS, AsyncQueueSource, drop_s3_test_events
+from ingest.local.clients import client
 from ingest.local.deploy import AsyncConfig, DeployedStack, RuleTarget
 from ingest.local.functions import sandbox_environment
 from ingest.local.lambda_service import ACCOUNT_ID, SqsEventSource
@@ -83,7 +84,7 @@ class LambdaRuntime:
     ) -> None:
         self.deployed = deployed
         self.aws = AwsTarget(region=deployed.region, endpoint_url=deployed.endpoint_url)
-        self.sqs = self.aws.client("sqs")
+        self.sqs = client(self.aws, "sqs")
         self.log_dir = log_dir
         self.poll_wait = poll_wait
         self.async_retry_delays = async_retry_delays
@@ -175,7 +176,7 @@ class LambdaRuntime:
         return url, source
 
     def _wire_s3(self) -> None:
-        s3 = self.aws.client("s3")
+        s3 = client(self.aws, "s3")
         by_bucket: dict[str, list[dict[str, Any]]] = {}
         for i, note in enumerate(self.deployed.s3_notifications):
             url, _ = self._async_source(
@@ -198,7 +199,7 @@ class LambdaRuntime:
             )
 
     def _wire_sqs_mappings(self) -> None:
-        lam = self.aws.client("lambda")
+        lam = client(self.aws, "lambda")
         for mapping in self.deployed.sqs_mappings:
             if not mapping.enabled:
                 continue
@@ -218,7 +219,7 @@ class LambdaRuntime:
             self._add_poller(_received(source), mapping.queue_url)
 
     def _wire_rules(self) -> None:
-        events = self.aws.client("events")
+        events = client(self.aws, "events")
         for rule in self.deployed.rules:
             if not rule.enabled:
                 continue

@@ -25,6 +25,7 @@ from ingest.aws import AwsTarget
 from ingest.cli.context import resources_from_outputs
 from ingest.errors import ConfigError
 from ingest.feeds import load_feeds
+from ingest.local.clients import client
 from ingest.local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
 from ingest.local.endpoints import ENDPOINTS_FILE, Endpoints, SftpEndpoint, write_endpoints
 from ingest.local.functions import FAKE_CREDENTIALS
@@ -142,7 +143,7 @@ class LocalStack:
     def _resources(self, deployed: DeployedStack) -> dict[str, str]:
         assert self.aws is not None
         resources = resources_from_outputs(deployed.outputs)
-        sqs = self.aws.client("sqs")
+        sqs = client(self.aws, "sqs")
         for name, value in list(resources.items()):
             # CloudFormation reports AWS-style queue URLs; hand out the local endpoint's.
             if value.startswith("https://sqs."):
@@ -156,7 +157,7 @@ class LocalStack:
             if servers:
                 resources["server_id"] = servers[0]
             else:  # a template without a Transfer server still gets a gateway locally
-                transfer = self.aws.client("transfer")
+                transfer = client(self.aws, "transfer")
                 server = transfer.create_server(Domain="S3", Protocols=["SFTP"])
                 resources["server_id"] = server["ServerId"]
         for required in ("bucket", "ledger_table"):
@@ -174,7 +175,7 @@ class LocalStack:
             for f in deployed.functions.values()
             if "FEEDS_URI" in f.environment
         }
-        s3 = self.aws.client("s3")
+        s3 = client(self.aws, "s3")
         for uri in sorted(uris):
             bucket, _, key = uri.removeprefix("s3://").partition("/")
             s3.upload_file(str(feeds_file), bucket, key)
@@ -182,7 +183,7 @@ class LocalStack:
     def _start_gateway(self, resources: dict[str, str]) -> SftpEndpoint:
         # The gateway is asyncio; it gets its own loop thread so the stack stays synchronous.
         assert self.aws is not None
-        transfer = self.aws.client("transfer")
+        transfer = client(self.aws, "transfer")
         restore_partners(transfer, resources["server_id"], self.state_dir)
         if self.options.demo_partner:
             self.demo = ensure_demo_partner(

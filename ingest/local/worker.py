@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -48,6 +49,8 @@ class FunctionCrashError(RetryableError):
 def _serve(handler_name: str, function_name: str, timeout: float, memory: int) -> int:
     # Keep a private channel for replies, then point fd 1 at stderr so that whatever the
     # handler prints (Powertools logs to stdout) cannot corrupt the protocol.
+    # Ctrl-C reaches the whole process group; the parent decides when sandboxes stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

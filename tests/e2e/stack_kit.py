@@ -146,16 +146,18 @@ class RunningStack:
             time.sleep(0.3)
         raise AssertionError(f"{key} not terminal after {timeout}s: {entry}")
 
-    def stop(self, timeout: float = 60) -> int:
-        """SIGTERM, as a supervisor would; returns the exit code."""
+    def stop(self, timeout: float = 60, sig: signal.Signals = signal.SIGTERM) -> int:
+        """SIGTERM (as a supervisor would) or SIGINT (Ctrl-C); returns the exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError("ingest up did not stop within 60 s of SIGTERM") from None
+                raise AssertionError(
+                    f"ingest up did not stop within {timeout}s of {sig!r}"
+                ) from None
         return int(self.process.returncode)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -185,7 +186,9 @@ def test_restart_keeps_host_keys_and_partners_and_stops_cleanly(
     assert (status["status"], status["rows_ok"]) == ("PROCESSED", 7)
     # moto's data is in memory: the first run's files are gone
     assert [f["key"] for f in second.status()] == ["inbound/demo/orders/after-restart.csv"]
-    assert second.stop() == 0
+    assert second.stop(sig=signal.SIGINT) == 0  # Ctrl-C
+    log = (state / "ingest-up.log").read_text()
+    assert "Traceback" not in log, log
 
 
 @pytest.mark.slow
