@@ -23,9 +23,20 @@ class ScheduleExpressionError(ConfigError):
     """A rule's ``ScheduleExpression`` is not a valid rate() or cron() expression."""
 
 
+def _shift_days(text: str) -> str:
+    return re.sub(r"\d+", lambda m: str(int(m.group(0)) - 1), text)
+
+
 def _aws_dow_to_cron(field: str) -> str:
-    # AWS numbers days 1-7 from Sunday, cron 0-6: shift every number (ranges, lists, 6#3, 6L).
-    return re.sub(r"\d+", lambda m: str(int(m.group(0)) - 1), field) if field != "?" else "*"
+    # AWS numbers days 1-7 from Sunday, cron 0-6: shift the day numbers of ranges, lists and
+    # "6L", but not the week number of "6#3" (the third Friday).
+    if field == "?":
+        return "*"
+    items = []
+    for item in field.split(","):
+        day, sep, nth = item.partition("#")
+        items.append(_shift_days(day) + sep + nth)
+    return ",".join(items)
 
 
 def aws_cron_to_standard(expression: str) -> str:
