@@ -26,7 +26,8 @@ def _as_text(value: Any) -> str:
 def _to_string(value: Any, spec: FieldSpec) -> str:
     if isinstance(value, (dict, list)):
         raise RowError(f"field {spec.name!r}: expected a string, got a JSON {type(value).__name__}")
-    return value if isinstance(value, str) else str(value)
+    # a JSON true/false keeps its JSON spelling, not Python's "True"
+    return value if isinstance(value, str) else _key_value(value)
 
 
 def _number_text(value: Any, spec: FieldSpec, kind: str) -> str:

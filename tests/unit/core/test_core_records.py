@@ -225,3 +225,11 @@ def test_python_only_digit_separators_are_not_numbers(field, bad):
 @pytest.mark.parametrize(("field", "bad"), [("quantity", "１２"), ("amount", "٣.٥")])
 def test_non_ascii_digits_are_not_numbers(field, bad):
     assert "not a" in reason(**{field: bad})
+
+
+def test_json_values_in_a_string_field_keep_their_json_spelling():
+    # a JSON true in a string field used to become Python's "True"
+    assert fields(**{"Free Text": True})["note"] == "true"
+    assert fields(**{"Free Text": False})["note"] == "false"
+    assert fields(**{"Free Text": Decimal("1.50")})["note"] == "1.50"
+    assert fields(**{"Free Text": 7})["note"] == "7"
