@@ -51,13 +51,15 @@ def check(feed, data: bytes, chunk_size: int, block_size: int) -> None:
 
 @st.composite
 def csv_files(draw: st.DrawFn) -> tuple[bool, bytes]:
-    """(has a header row, file bytes): random lines, LF or CRLF, trailing newline or not."""
+    """(has a header row, file bytes): random lines, LF or CRLF, trailing newline or not,
+    with or without a UTF-8 byte-order mark."""
     header = draw(st.booleans())
     lines = draw(st.lists(csv_line, max_size=30))
     if header:
         lines = ["id,amount", *lines]
     eol = draw(st.sampled_from(["\n", "\r\n"]))
-    return header, assemble(lines, eol, draw(st.booleans()))
+    bom = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
+    return header, bom + assemble(lines, eol, draw(st.booleans()))
 
 
 @SETTINGS
