@@ -12,6 +12,7 @@ moto at stack start (moto's data lives in memory only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -166,10 +167,8 @@ def restore_partners(transfer: TransferClient, server_id: str, state_dir: Path) 
     """Re-create every partner of the registry on a (fresh) server; returns them."""
     partners = list_partners(transfer, server_id, state_dir=state_dir)
     for partner in partners:
-        try:
+        with contextlib.suppress(ClientError):  # not there yet: the usual case on a fresh moto
             transfer.delete_user(ServerId=server_id, UserName=partner.name)
-        except ClientError:
-            pass  # not there yet: the usual case on a fresh moto
         _create_user(transfer, server_id, partner)
     return partners
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from botocore.config import Config
 
-from ingest.aws import AwsTarget
+from ingest.aws import RETRY_CONFIG, AwsTarget
 from ingest.ledger import Ledger
 from ingest.local.gateway.audit import Audit
 from ingest.local.gateway.auth import AuthGuard, GatewaySSHServer, SessionLimiter
@@ -50,6 +51,14 @@ MAC_ALGS = [
     "hmac-sha2-256",
     "hmac-sha2-512",
 ]
+
+
+#: The bytes are integrity-checked on their way in by the SSH MAC from the client and by
+#: HTTP(S) to S3, and S3 checks each part's MD5 ETag: the SDK's additional CRC pass
+#: (aws-chunked trailers on every part) is skipped to save CPU in the gateway and in moto.
+S3_CONFIG = RETRY_CONFIG.merge(
+    Config(request_checksum_calculation="when_required", max_pool_connections=64)
+)
 
 
 @dataclass
@@ -105,7 +114,7 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
         executor=executor,
     )
     services = Services(
-        s3=aws.client("s3"),
+        s3=aws.client("s3", config=S3_CONFIG),
         transfer=aws.client("transfer"),
         ledger=Ledger(aws.client("dynamodb"), config.ledger_table),
         audit=audit,

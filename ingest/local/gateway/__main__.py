@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ingest.aws import AwsTarget
-from ingest.local.gateway import GatewayConfig, start_gateway
+from ingest.local.gateway import GatewayConfig, Limits, start_gateway
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -29,6 +29,7 @@ async def _serve(args: argparse.Namespace) -> None:
             state_dir=args.state_dir,
             host=args.host,
             port=args.port,
+            limits=Limits(parts_in_flight=args.parts_in_flight),
         )
     )
     print(
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--parts-in-flight",
+        type=int,
+        default=Limits.parts_in_flight,
+        help="S3 UploadPart calls in flight per upload (memory: about (N + 2) x 8 MiB)",
+    )
     asyncio.run(_serve(parser.parse_args(argv)))
     return 0
 

@@ -44,7 +44,7 @@ def iso_now(clock: Callable[[], float] = time.time) -> str:
 
 @dataclass
 class _Pending:
-    logs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    logs: dict[str, list[Any]] = field(default_factory=dict)  # InputLogEventTypeDef
     events: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -118,7 +118,7 @@ def user_from_description(described: dict[str, Any], bucket: str) -> TransferUse
     )
 
 
-class GatewaySSHServer(asyncssh.SSHServer):  # type: ignore[misc]
+class GatewaySSHServer(asyncssh.SSHServer):
     """One SSH connection's authentication and session bookkeeping."""
 
     def __init__(self, services: Services) -> None:
@@ -172,11 +172,11 @@ class GatewaySSHServer(asyncssh.SSHServer):  # type: ignore[misc]
         if self._svc.guard.is_locked(self.session.source_ip):
             self._auth_failure(username, key, "source address is locked out", count=False)
             return False
-        if user is not None and user.name == username:
-            if any(k.public_data == key.public_data for k in user.public_keys):
-                self.session.key_fingerprint = str(key.get_fingerprint("sha256"))
-                self.session.key_type = key.get_algorithm()
-                return True
+        known = user is not None and user.name == username
+        if known and any(k.public_data == key.public_data for k in user.public_keys):  # type: ignore[union-attr]
+            self.session.key_fingerprint = str(key.get_fingerprint("sha256"))
+            self.session.key_type = key.get_algorithm()
+            return True
         self._auth_failure(username, key, "unknown user or key")
         return False
 

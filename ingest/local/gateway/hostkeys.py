@@ -10,23 +10,28 @@ from pathlib import Path
 
 import asyncssh
 
-#: (algorithm, file name, generate_private_key keyword arguments)
-HOST_KEY_SPECS: tuple[tuple[str, str, dict[str, int]], ...] = (
-    ("ssh-ed25519", "ssh_host_ed25519_key", {}),
-    ("ssh-rsa", "ssh_host_rsa_key", {"key_size": 3072}),
+#: (algorithm, file name)
+HOST_KEY_SPECS: tuple[tuple[str, str], ...] = (
+    ("ssh-ed25519", "ssh_host_ed25519_key"),
+    ("ssh-rsa", "ssh_host_rsa_key"),
 )
+RSA_BITS = 3072
 
 
 def load_or_create_host_keys(state_dir: Path) -> list[asyncssh.SSHKey]:
     """The ed25519 and RSA host keys in ``state_dir``, created (mode 0600) if missing."""
     state_dir.mkdir(parents=True, exist_ok=True)
     keys: list[asyncssh.SSHKey] = []
-    for algorithm, name, kwargs in HOST_KEY_SPECS:
+    for algorithm, name in HOST_KEY_SPECS:
         path = state_dir / name
         if path.exists():
             keys.append(asyncssh.read_private_key(str(path)))
             continue
-        key = asyncssh.generate_private_key(algorithm, **kwargs)
+        key = (
+            asyncssh.generate_private_key(algorithm, key_size=RSA_BITS)
+            if algorithm == "ssh-rsa"
+            else asyncssh.generate_private_key(algorithm)
+        )
         # Write to a temporary name with owner-only permissions, then rename, so a crash
         # never leaves a half-written or world-readable private key behind.
         tmp = path.with_suffix(".tmp")

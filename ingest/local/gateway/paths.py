@@ -20,7 +20,7 @@ MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 
 
-class PathRefused(asyncssh.SFTPPermissionDenied):  # type: ignore[misc]
+class PathRefused(asyncssh.SFTPPermissionDenied):
     """A client path was refused; ``reason`` says why (for the audit log)."""
 
     def __init__(self, path: bytes, reason: str) -> None:

@@ -58,7 +58,7 @@ def _attrs(entry: store.Entry | None, *, is_dir: bool = False) -> asyncssh.SFTPA
     )
 
 
-class GatewaySFTPServer(asyncssh.SFTPServer):  # type: ignore[misc]
+class GatewaySFTPServer(asyncssh.SFTPServer):
     """One SFTP session of an authenticated Transfer user."""
 
     def __init__(self, chan: Any, services: Services, session: Session) -> None:

@@ -182,12 +182,12 @@ class StreamingUpload:
             )
         self._finished = True
         if self._upload_id is None:
-            resp = await self._call(
+            put = await self._call(
                 self._s3.put_object, Bucket=self.bucket, Key=self.key, Body=bytes(self._buf)
             )
             size = len(self._buf)
             self._buf = bytearray()
-            return UploadResult(size, resp["ETag"], resp.get("VersionId"))
+            return UploadResult(size, put["ETag"], put.get("VersionId"))
         if self._buf:
             await self._ship_part()
         await self._wait_parts()

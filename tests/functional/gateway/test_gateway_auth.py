@@ -150,10 +150,29 @@ def test_wrong_host_key_stops_the_client_before_it_authenticates(
         f"[127.0.0.1]:{gw.port} {rogue.export_public_key('openssh').decode().strip()}\n"
     )
     proc = subprocess.run(
-        ["sftp", "-b", "-", "-P", str(gw.port), "-i", str(acme.private_path),
-         "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
-         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "acme@127.0.0.1"],
-        input="ls\n", capture_output=True, text=True, timeout=60, check=False,
+        [
+            "sftp",
+            "-b",
+            "-",
+            "-P",
+            str(gw.port),
+            "-i",
+            str(acme.private_path),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "acme@127.0.0.1",
+        ],
+        input="ls\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 255
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr
@@ -174,7 +193,9 @@ def test_host_keys_persist_and_match_ssh_keygen(
     for name, fp in zip(("ssh_host_ed25519_key", "ssh_host_rsa_key"), fingerprints, strict=True):
         out = subprocess.run(
             ["ssh-keygen", "-lf", str(host_key_dir / f"{name}.pub")],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert out.split()[1] == fp
         assert (host_key_dir / name).stat().st_mode & 0o077 == 0

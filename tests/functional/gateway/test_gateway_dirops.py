@@ -53,7 +53,7 @@ def test_mkdir_list_stat_rename_delete_rmdir(
         client.chown("orders/a.csv", 1000, 1000)
         assert client.stat("orders/a.csv").st_size == 5
 
-        with pytest.raises(OSError, match="not empty|Failure"):
+        with pytest.raises(OSError, match=r"not empty|Failure"):
             client.rmdir("orders")
         client.rename("orders/a.csv", "orders/b.csv")  # copy + delete
         assert keys(world, "inbound/acme/") == ["inbound/acme/orders/", "inbound/acme/orders/b.csv"]
@@ -63,7 +63,7 @@ def test_mkdir_list_stat_rename_delete_rmdir(
             client.rename("orders/b.csv", "orders/c.csv")  # SFTPv3 rename never overwrites
         client.posix_rename("orders/b.csv", "orders/c.csv")  # posix-rename does
         assert client.open("orders/c.csv").read() == b"id\n1\n"
-        with pytest.raises(OSError, match="not supported|Operation unsupported"):
+        with pytest.raises(OSError, match=r"not supported|Operation unsupported"):
             client.rename("orders", "orders2")
         client.remove("orders/c.csv")
         with pytest.raises(FileNotFoundError):
@@ -90,7 +90,8 @@ def test_openssh_batch_directory_commands(
     src.write_text("a,b\n1,2\n")
     out = tmp_path / "back.csv"
     proc = openssh_sftp(
-        gw, partner,
+        gw,
+        partner,
         f"mkdir in\nput -p {src} in/x.csv\nchmod 600 in/x.csv\nrename in/x.csv in/y.csv\n"
         f"get in/y.csv {out}\nls -l in\nrm in/y.csv\nrmdir in\nls\n",
         tmp_path,
@@ -102,7 +103,10 @@ def test_openssh_batch_directory_commands(
 
 def _asyncssh_session(gw: GatewayThread, partner: PartnerKeys, tmp_path: Path) -> object:
     return asyncssh.connect(
-        "127.0.0.1", gw.port, username=partner.name, client_keys=[partner.key],
+        "127.0.0.1",
+        gw.port,
+        username=partner.name,
+        client_keys=[partner.key],
         known_hosts=asyncssh.import_known_hosts(known_hosts_file(gw, tmp_path).read_text()),
     )
 
@@ -115,14 +119,16 @@ def test_out_of_order_writes_within_the_window_work(
     data = bytes(i % 251 for i in range(block * 48))  # 12 MiB: crosses a part boundary
 
     async def upload() -> None:
-        async with _asyncssh_session(gw, partner, tmp_path) as conn:  # type: ignore[attr-defined]
-            async with conn.start_sftp_client() as sftp:
-                fh = await sftp.open("shuffled.bin", "wb")
-                for start in range(0, len(data), block * 4):
-                    # each group of four blocks arrives in reverse order
-                    for off in sorted(range(start, start + block * 4, block), reverse=True):
-                        await fh.write(data[off : off + block], off)
-                await fh.close()
+        async with (
+            _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
+            conn.start_sftp_client() as sftp,
+        ):
+            fh = await sftp.open("shuffled.bin", "wb")
+            for start in range(0, len(data), block * 4):
+                # each group of four blocks arrives in reverse order
+                for off in sorted(range(start, start + block * 4, block), reverse=True):
+                    await fh.write(data[off : off + block], off)
+            await fh.close()
 
     asyncio.run(upload())
     got = world.client("s3").get_object(Bucket=world.bucket, Key="inbound/acme/shuffled.bin")
@@ -136,23 +142,25 @@ def test_random_access_writes_are_refused_clearly(
 
     async def upload() -> list[str]:
         errors = []
-        async with _asyncssh_session(gw, partner, tmp_path) as conn:  # type: ignore[attr-defined]
-            async with conn.start_sftp_client() as sftp:
-                fh = await sftp.open("resume.bin", "wb")
-                try:
-                    await fh.write(b"x" * 1024, 100 * 1024 * 1024)  # far beyond the window
-                except asyncssh.SFTPFailure as exc:
-                    errors.append(str(exc))
-                await fh.write(b"a" * (9 * 1024 * 1024), 0)  # ships part 1 to S3
-                try:
-                    await fh.write(b"b", 10)  # rewriting bytes already sent
-                except asyncssh.SFTPFailure as exc:
-                    errors.append(str(exc))
-                try:
-                    await sftp.open("resume.bin", "ab")
-                except asyncssh.SFTPError as exc:
-                    errors.append(str(exc))
-                await fh.close()
+        async with (
+            _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
+            conn.start_sftp_client() as sftp,
+        ):
+            fh = await sftp.open("resume.bin", "wb")
+            try:
+                await fh.write(b"x" * 1024, 100 * 1024 * 1024)  # far beyond the window
+            except asyncssh.SFTPFailure as exc:
+                errors.append(str(exc))
+            await fh.write(b"a" * (9 * 1024 * 1024), 0)  # ships part 1 to S3
+            try:
+                await fh.write(b"b", 10)  # rewriting bytes already sent
+            except asyncssh.SFTPFailure as exc:
+                errors.append(str(exc))
+            try:
+                await sftp.open("resume.bin", "ab")
+            except asyncssh.SFTPError as exc:
+                errors.append(str(exc))
+            await fh.close()
         return errors
 
     errors = asyncio.run(upload())

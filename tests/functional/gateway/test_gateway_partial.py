@@ -52,7 +52,8 @@ def assert_partial_recorded(world: AwsWorld, gw: GatewayThread, key: str) -> dic
     assert entry.rows_ok == 0
     gw.flush()
     partial = [
-        e for e in log_entries(world)
+        e
+        for e in log_entries(world)
         if e["activity-type"] == "PARTIAL_CLOSE" and e["path"] == f"/{world.bucket}/{key}"
     ]
     assert len(partial) == 1
@@ -70,11 +71,25 @@ def test_killing_openssh_mid_upload_leaves_no_object(
     batch = tmp_path / "batch"
     batch.write_text(f"put {src} huge.csv\n")
     proc = subprocess.Popen(
-        ["sftp", "-b", str(batch), "-P", str(gw.port), "-i", str(partner.private_path),
-         "-o", "StrictHostKeyChecking=yes",
-         "-o", f"UserKnownHostsFile={known_hosts_file(gw, tmp_path)}",
-         "-o", "IdentitiesOnly=yes", "acme@127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            "sftp",
+            "-b",
+            str(batch),
+            "-P",
+            str(gw.port),
+            "-i",
+            str(partner.private_path),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={known_hosts_file(gw, tmp_path)}",
+            "-o",
+            "IdentitiesOnly=yes",
+            "acme@127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     key = "inbound/acme/huge.csv"
     s3 = world.client("s3")
@@ -118,10 +133,16 @@ def test_s3_failure_is_reported_on_close(
 
     async def upload_with_asyncssh() -> None:
         # paramiko ignores errors on close; asyncssh and OpenSSH report them
-        async with asyncssh.connect(
-            "127.0.0.1", gw.port, username=partner.name, client_keys=[partner.key],
-            known_hosts=asyncssh.import_known_hosts(known_hosts_file(gw, tmp_path).read_text()),
-        ) as conn, conn.start_sftp_client() as sftp:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                gw.port,
+                username=partner.name,
+                client_keys=[partner.key],
+                known_hosts=asyncssh.import_known_hosts(known_hosts_file(gw, tmp_path).read_text()),
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
             fh = await sftp.open("data.csv", "wb")
             await fh.write(b"a,b\n1,2\n")
             with pytest.raises(asyncssh.SFTPFailure, match="NoSuchBucket"):

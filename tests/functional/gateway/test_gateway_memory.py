@@ -1,0 +1,149 @@
+"""A 200 MB upload through the gateway running in its own process: memory stays bounded.
+
+RSS of the gateway process is sampled from /proc every 20 ms while OpenSSH ``sftp``
+uploads; the peak growth over the idle baseline must stay within the design bound
+(parts in flight + the part being filled + the out-of-order window, plus interpreter
+overhead) — far below the file size, which proves nothing is buffered whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from gateway_kit import AwsWorld, PartnerKeys
+
+MIB = 1024 * 1024
+SIZE = 200 * 1000 * 1000
+RSS_LIMIT = 128 * MIB
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def gateway_process(world: AwsWorld, tmp_path: Path) -> Iterator[dict[str, object]]:
+    env = {**os.environ}
+    env.pop("AWS_CA_BUNDLE", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ingest.local.gateway",
+            "--endpoint-url",
+            str(world.aws.endpoint_url),
+            "--bucket",
+            world.bucket,
+            "--server-id",
+            world.server_id,
+            "--ledger-table",
+            world.ledger_table,
+            "--state-dir",
+            str(tmp_path / "gw-state"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    info = json.loads(proc.stdout.readline())
+    yield {**info, "state": tmp_path / "gw-state"}
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.mark.slow
+def test_200mb_upload_with_bounded_gateway_memory(
+    gateway_process: dict[str, object],
+    make_partner: Callable[..., PartnerKeys],
+    world: AwsWorld,
+    tmp_path: Path,
+) -> None:
+    partner = make_partner("bulk")
+    src = tmp_path / "bulk.csv"
+    digest = hashlib.sha256()
+    with src.open("wb") as fh:
+        block = os.urandom(MIB)
+        written = 0
+        while written < SIZE:
+            piece = block[: min(MIB, SIZE - written)]
+            fh.write(piece)
+            digest.update(piece)
+            written += len(piece)
+    port = int(str(gateway_process["port"]))
+    state = Path(str(gateway_process["state"]))
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        "".join(
+            f"[127.0.0.1]:{port} {(state / f'{n}.pub').read_text().strip()}\n"
+            for n in ("ssh_host_ed25519_key", "ssh_host_rsa_key")
+        )
+    )
+    pid = int(str(gateway_process["pid"]))
+    time.sleep(0.5)
+    baseline = rss(pid)
+    peak = baseline
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        proc = subprocess.run(
+            [
+                "sftp",
+                "-b",
+                "-",
+                "-P",
+                str(port),
+                "-i",
+                str(partner.private_path),
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                f"UserKnownHostsFile={known}",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "bulk@127.0.0.1",
+            ],
+            input=f"put {src} bulk.csv\n",
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        done.set()
+        sampler.join()
+    assert proc.returncode == 0, proc.stderr
+    growth = peak - baseline
+    print(
+        f"gateway RSS: baseline {baseline / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB, "
+        f"growth {growth / MIB:.1f} MiB for a {SIZE / MIB:.0f} MiB upload"
+    )
+    assert growth <= RSS_LIMIT
+
+    got = hashlib.sha256()
+    body = world.client("s3").get_object(Bucket=world.bucket, Key="inbound/bulk/bulk.csv")["Body"]
+    for chunk in iter(lambda: body.read(8 * MIB), b""):
+        got.update(chunk)
+    assert got.hexdigest() == digest.hexdigest()
