@@ -178,6 +178,8 @@ class TransferEngine:
         except BaseException:
             await self._abort(upload)
             raise
+        if not upload.parts:
+            return size  # one PutObject of exactly ``size`` bytes, checked before the put
         head = await self._s3(self.s3.head_object, Bucket=bucket, Key=key)
         if head["ContentLength"] != size:
             # Cannot happen unless S3 lost bytes; don't leave a wrong object to be ingested.

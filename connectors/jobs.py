@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 REMOTE_PK = "REMOTE#"
 CLAIMED, FETCHED, RELEASED = "CLAIMED", "FETCHED", "RELEASED"
 FINAL = ("COMPLETED", "FAILED")
+#: concurrent ledger requests of one run (claims, settles): each is one small item
+DB_THREADS = 8
 
 
 class ConnectorApi(Protocol):
@@ -196,19 +198,18 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
         f for f in files if fnmatch.fnmatchcase(posixpath.basename(f["filePath"]), job.pattern)
     ]
     report.matched = len(matched)
-    claimed: list[dict[str, Any]] = []
-    for f in matched:
-        if claim(ports, job, f):
-            claimed.append(f)
-        else:
-            report.skipped += 1
+    now = time.time()
+    items = [_claim_item(job, f, now) for f in matched]
+    wins = _transact(ports, [_claim_put(ports, item, now) for item in items])
+    claimed = [(f, item) for f, item, won in zip(matched, items, wins, strict=True) if won]
+    report.skipped = len(matched) - len(claimed)
     report.claimed = len(claimed)
     batches = [
         claimed[i : i + MAX_PATHS_PER_CALL] for i in range(0, len(claimed), MAX_PATHS_PER_CALL)
     ]
 
-    def one_call(batch: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-        paths = [f["filePath"] for f in batch]
+    def one_call(batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[str, list[Any]]:
+        paths = [f["filePath"] for f, _ in batch]
         try:
             transfer_id = api.start_file_transfer(
                 ConnectorId=job.connector_id,
@@ -216,35 +217,41 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
                 LocalDirectoryPath=f"/{ports.bucket}/{job.destination}",
             )["TransferId"]
         except Exception:
-            for f in batch:
+            for f, _ in batch:
                 release(ports, job.connector_id, f, "the transfer could not be started")
             raise
-        for f in batch:
-            note_transfer(ports, job.connector_id, f, transfer_id)
+        # The claims are ours alone while CLAIMED: rewriting them whole is safe and batchable.
+        for _, item in batch:
+            item["transfer_id"] = {"S": transfer_id}
+        _batch_put(ports, [item for _, item in batch])
         return transfer_id, batch
 
     with ThreadPoolExecutor(max_workers=max(1, ports.parallel_calls)) as pool:
         started = list(pool.map(one_call, batches))
+    finals: list[tuple[dict[str, Any], dict[str, str]]] = []
     for transfer_id, batch in started:
         report.transfer_ids.append(transfer_id)
-        by_path = {f["filePath"]: f for f in batch}
+        by_path = {f["filePath"]: item for f, item in batch}
         for result in wait_for_results(api, ports, job.connector_id, transfer_id, len(batch)):
-            f = by_path[result["FilePath"]]
-            if result["StatusCode"] not in FINAL:
-                report.pending.append(f["filePath"])  # settled later from its event
-                continue
-            settle(
-                api,
-                ports,
-                connector_id=job.connector_id,
-                path=f["filePath"],
-                transfer_id=transfer_id,
-                result=result,
-            )
-            if result["StatusCode"] == "COMPLETED":
-                report.completed.append(f["filePath"])
+            if result["StatusCode"] in FINAL:
+                finals.append((by_path[result["FilePath"]], result))
             else:
-                report.failed[f["filePath"]] = result.get("FailureCode", "")
+                report.pending.append(result["FilePath"])  # settled later from its event
+
+    won = _transact(ports, [_settle_update(ports, item, result) for item, result in finals])
+    actions = [
+        item
+        for (item, result), w in zip(finals, won, strict=True)
+        if w and result["StatusCode"] == "COMPLETED"
+    ]
+    with ThreadPoolExecutor(max_workers=DB_THREADS) as pool:
+        list(pool.map(lambda item: _after_success(api, ports, job.connector_id, item), actions))
+    for _, result in finals:
+        if result["StatusCode"] == "COMPLETED":
+            report.completed.append(result["FilePath"])
+        else:
+            report.failed[result["FilePath"]] = result.get("FailureCode", "")
+    report.completed.sort()
     return report
 
 
@@ -308,11 +315,7 @@ def _key(connector_id: str, f: Mapping[str, Any]) -> dict[str, Any]:
     return {"pk": {"S": f"{REMOTE_PK}{connector_id}#{f['filePath']}"}, "sk": {"S": version}}
 
 
-def claim(
-    ports: JobPorts, job: RetrievalJob, f: Mapping[str, Any], *, now: float | None = None
-) -> bool:
-    """Claim one remote file version for this run; False if another run has (or had) it."""
-    now = time.time() if now is None else now
+def _claim_item(job: RetrievalJob, f: Mapping[str, Any], now: float) -> dict[str, Any]:
     item = {
         **_key(job.connector_id, f),
         "status": {"S": CLAIMED},
@@ -324,33 +327,123 @@ def claim(
     }
     if job.move_to:
         item["move_to"] = {"S": job.move_to}
-    try:
-        ports.db.put_item(
-            TableName=ports.table,
-            Item=item,
-            ConditionExpression=(
+    return item
+
+
+def _claim_put(ports: JobPorts, item: dict[str, Any], now: float) -> dict[str, Any]:
+    """A conditional put that only one run can win for a remote file version."""
+    return {
+        "Put": {
+            "TableName": ports.table,
+            "Item": item,
+            "ConditionExpression": (
                 "attribute_not_exists(pk) OR #s = :released "
                 "OR (#s = :claimed AND claimed_at < :stale)"
             ),
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
                 ":released": {"S": RELEASED},
                 ":claimed": {"S": CLAIMED},
                 ":stale": {"N": repr(now - ports.stale_after)},
             },
-        )
+        }
+    }
+
+
+def claim(
+    ports: JobPorts, job: RetrievalJob, f: Mapping[str, Any], *, now: float | None = None
+) -> bool:
+    """Claim one remote file version for this run; False if another run has (or had) it."""
+    now = time.time() if now is None else now
+    return _transact(ports, [_claim_put(ports, _claim_item(job, f, now), now)])[0]
+
+
+def _settle_update(
+    ports: JobPorts, item: Mapping[str, Any], result: Mapping[str, str]
+) -> dict[str, Any]:
+    """CLAIMED → FETCHED (completed) or RELEASED (failed), only for the claim's own transfer."""
+    values: dict[str, Any] = {":claimed": {"S": CLAIMED}, ":t": item["transfer_id"]}
+    if result["StatusCode"] == "COMPLETED":
+        expression = "SET #s = :new, fetched_at = :now"
+        values.update({":new": {"S": FETCHED}, ":now": {"N": repr(time.time())}})
+    else:
+        expression = "SET #s = :new, reason = :r"
+        reason = f"{result.get('FailureCode', '')}: {result.get('FailureMessage', '')}"
+        values.update({":new": {"S": RELEASED}, ":r": {"S": reason[:1000]}})
+    return {
+        "Update": {
+            "TableName": ports.table,
+            "Key": {"pk": item["pk"], "sk": item["sk"]},
+            "UpdateExpression": expression,
+            "ConditionExpression": "#s = :claimed AND transfer_id = :t",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def _transact(ports: JobPorts, actions: list[dict[str, Any]]) -> list[bool]:
+    """Run conditional writes in transactions of up to 100; which ones took effect.
+
+    Each write keeps its own condition. A cancelled transaction writes nothing and says which
+    conditions failed: those lose and the rest are tried again, so the outcome is that of the
+    writes done one by one, in a handful of requests instead of one per file.
+    """
+    done = [False] * len(actions)
+    for start in range(0, len(actions), 100):
+        remaining = list(range(start, min(start + 100, len(actions))))
+        while remaining:
+            try:
+                batch: Any = [actions[i] for i in remaining]
+                ports.db.transact_write_items(TransactItems=batch)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code != "TransactionCanceledException":
+                    raise StorageUnavailableError(
+                        "dynamodb", "TransactWriteItems", str(exc)
+                    ) from exc
+                reasons = exc.response.get("CancellationReasons") or []
+                lost = {
+                    i
+                    for i, r in zip(remaining, reasons, strict=False)
+                    if r.get("Code") == "ConditionalCheckFailed"
+                }
+                if len(reasons) != len(remaining) or not lost:
+                    for i in remaining:  # no usable reasons (or a conflict): one by one
+                        done[i] = _single(ports, actions[i])
+                    break
+                remaining = [i for i in remaining if i not in lost]
+                continue
+            for i in remaining:
+                done[i] = True
+            break
+    return done
+
+
+def _single(ports: JobPorts, action: Mapping[str, Any]) -> bool:
+    """One conditional Put or Update; False when its condition fails."""
+    ((kind, params),) = action.items()
+    try:
+        if kind == "Put":
+            ports.db.put_item(**params)
+        else:
+            ports.db.update_item(**params)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             return False
-        raise StorageUnavailableError("dynamodb", "PutItem", str(exc)) from exc
+        raise StorageUnavailableError("dynamodb", f"{kind}Item", str(exc)) from exc
     return True
 
 
-def note_transfer(
-    ports: JobPorts, connector_id: str, f: Mapping[str, Any], transfer_id: str
-) -> None:
-    """Remember which transfer carries a claimed file (the status function looks it up)."""
-    _update(ports, _key(connector_id, f), "SET transfer_id = :t", {":t": {"S": transfer_id}})
+def _batch_put(ports: JobPorts, items: list[dict[str, Any]]) -> None:
+    for start in range(0, len(items), 25):
+        chunk = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+        pending: Any = {ports.table: chunk}
+        try:
+            while pending:
+                pending = ports.db.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+        except ClientError as exc:
+            raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
 
 
 def release(ports: JobPorts, connector_id: str, f: Mapping[str, Any], reason: str) -> None:
@@ -391,6 +484,23 @@ def _update(
     return True
 
 
+def _after_success(
+    api: ConnectorApi, ports: JobPorts, connector_id: str, item: Mapping[str, Any]
+) -> None:
+    """Delete or move the remote file of a FETCHED claim (a failure is noted, not raised)."""
+    path = item["file_path"]["S"]
+    after = item.get("after_success", {}).get("S", "leave")
+    try:
+        if after == "delete":
+            api.start_remote_delete(ConnectorId=connector_id, DeletePath=path)
+        elif after == "move":
+            target = posixpath.join(item["move_to"]["S"], posixpath.basename(path))
+            api.start_remote_move(ConnectorId=connector_id, SourcePath=path, TargetPath=target)
+    except Exception as exc:  # the file is safely in S3; record the failed action
+        key = {"pk": item["pk"], "sk": item["sk"]}
+        _update(ports, key, "SET action_error = :e", {":e": {"S": str(exc)[:1000]}})
+
+
 def find_claim(
     ports: JobPorts, connector_id: str, path: str, transfer_id: str
 ) -> dict[str, Any] | None:
@@ -423,41 +533,7 @@ def settle(
     item = find_claim(ports, connector_id, path, transfer_id)
     if item is None:
         return False  # not a scheduled retrieval (e.g. a manual transfer)
-    key = {"pk": item["pk"], "sk": item["sk"]}
-    if result["StatusCode"] != "COMPLETED":
-        reason = f"{result.get('FailureCode', '')}: {result.get('FailureMessage', '')}"
-        return _update(
-            ports,
-            key,
-            "SET #s = :released, reason = :r",
-            {
-                ":released": {"S": RELEASED},
-                ":r": {"S": reason[:1000]},
-                ":claimed": {"S": CLAIMED},
-                ":t": {"S": transfer_id},
-            },
-            condition="#s = :claimed AND transfer_id = :t",
-        )
-    won = _update(
-        ports,
-        key,
-        "SET #s = :fetched, fetched_at = :now",
-        {
-            ":fetched": {"S": FETCHED},
-            ":now": {"N": repr(time.time())},
-            ":claimed": {"S": CLAIMED},
-            ":t": {"S": transfer_id},
-        },
-        condition="#s = :claimed AND transfer_id = :t",
-    )
-    if won:
-        after = item.get("after_success", {}).get("S", "leave")
-        try:
-            if after == "delete":
-                api.start_remote_delete(ConnectorId=connector_id, DeletePath=path)
-            elif after == "move":
-                target = posixpath.join(item["move_to"]["S"], posixpath.basename(path))
-                api.start_remote_move(ConnectorId=connector_id, SourcePath=path, TargetPath=target)
-        except Exception as exc:  # the file is safely in S3; record the failed action
-            _update(ports, key, "SET action_error = :e", {":e": {"S": str(exc)[:1000]}})
+    won = _single(ports, _settle_update(ports, item, result))
+    if won and result["StatusCode"] == "COMPLETED":
+        _after_success(api, ports, connector_id, item)
     return won

@@ -14,12 +14,15 @@ back the same way in both cases, through ``list_file_transfer_results``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import posixpath
 import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,6 +51,8 @@ T = TypeVar("T")
 
 MAX_PATHS_PER_CALL = 10
 DEFAULT_LISTING_ITEMS = 1000
+#: seconds a connector's configuration is trusted before it is described again
+CONFIG_TTL = 30.0
 MAX_LISTING_ITEMS = 10000
 
 #: progress(file_path, bytes_done, bytes_total)
@@ -83,6 +88,49 @@ def _check_paths(paths: Sequence[str], what: str) -> list[str]:
     return out
 
 
+class _StatusFlusher:
+    """Stores the QUEUED / IN_PROGRESS states of a running transfer, in batches.
+
+    Every ``interval`` seconds the records whose state changed are written in one batch;
+    final states are written by the caller once all files are done. A file that completes
+    within ``interval`` costs one write instead of three, and a long one shows its state
+    within ``interval`` seconds. States in the store only ever move forward.
+    """
+
+    def __init__(self, store: StatusStore, records: list[FileRecord], interval: float = 0.25):
+        self.store = store
+        self.records = records
+        self.interval = interval
+        self.changed = asyncio.Event()
+        self.changed.set()  # QUEUED is a state too
+        self.stop = asyncio.Event()
+        self._written: dict[int, FileTransferStatus] = {}
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.interval)
+            if self.stop.is_set():
+                return  # the caller writes the final states now
+            await self.changed.wait()
+            self.changed.clear()
+            due = [
+                r
+                for r in self.records
+                if r.status in (FileTransferStatus.QUEUED, FileTransferStatus.IN_PROGRESS)
+                and self._written.get(r.index) is not r.status
+            ]
+            if due:
+                self._written.update({r.index: r.status for r in due})
+                try:
+                    await asyncio.to_thread(self.store.save_many, due)
+                except IngestError:
+                    log.exception("could not record the running states of a transfer")
+
+    def __repr__(self) -> str:
+        return f"_StatusFlusher({len(self.records)} files)"
+
+
 @dataclass
 class ServicePorts:
     """The AWS clients the local service needs (injected; built by the caller)."""
@@ -111,9 +159,14 @@ class LocalConnectorService:
         self.engine_options = dict(engine_options or {})
         self.endpoint_options = dict(endpoint_options or {})
         self._engines: dict[str, tuple[ConnectorConfig, TransferEngine]] = {}
+        self._checked: dict[str, float] = {}
         # Sessions belong to one event loop: the sync API runs everything on this one, so
         # connections are reused across calls (and across warm Lambda invocations).
         self._loop = asyncio.new_event_loop()
+        # blocking AWS calls of many concurrent files run on these threads
+        self._loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=32, thread_name_prefix="aws")
+        )
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
@@ -155,9 +208,16 @@ class LocalConnectorService:
         )
 
     async def engine(self, connector_id: str) -> tuple[ConnectorConfig, TransferEngine]:
-        """The connector's config and its engine (reused while the config is unchanged)."""
-        config = describe_connector(self.ports.transfer, connector_id)
+        """The connector's config and its engine (reused while the config is unchanged).
+
+        The configuration is re-read at most every ``CONFIG_TTL`` seconds, so a burst of calls
+        (a scheduled run) does not describe the connector and read its secret each time.
+        """
         cached = self._engines.get(connector_id)
+        if cached and time.monotonic() - self._checked.get(connector_id, 0) < CONFIG_TTL:
+            return cached
+        config = await asyncio.to_thread(describe_connector, self.ports.transfer, connector_id)
+        self._checked[connector_id] = time.monotonic()
         if cached and cached[0] == config:
             return cached
         if cached:
@@ -239,20 +299,21 @@ class LocalConnectorService:
                 file_path=path,
                 directory_field=dir_field,
                 directory=directory,
+                index=index,
             )
-            for path in paths
+            for index, path in enumerate(paths)
         ]
-        for index, record in enumerate(records):
-            self.ports.store.save(record, index=index)
+        flusher = _StatusFlusher(self.ports.store, records)
+        flushing = asyncio.ensure_future(flusher.run())
 
-        async def one(index: int, record: FileRecord) -> None:
+        async def one(record: FileRecord) -> None:
             def report(done: int, total: int) -> None:
                 if progress:
                     progress(record.file_path, done, total)
 
             record.status = FileTransferStatus.IN_PROGRESS
             record.start_time = iso_now()
-            await asyncio.to_thread(self.ports.store.save, record, index=index)
+            flusher.changed.set()
             try:
                 if operation == "RETRIEVE":
                     record.bucket = bucket
@@ -274,18 +335,24 @@ class LocalConnectorService:
                 record.failure_code = "INTERNAL_ERROR"
                 record.failure_message = f"{type(exc).__name__}: {exc}"
             record.end_time = iso_now()
-            await asyncio.to_thread(self._finish, record, index)
 
-        await asyncio.gather(*(one(i, r) for i, r in enumerate(records)))
+        try:
+            await asyncio.gather(*(one(r) for r in records))
+        finally:
+            # the last IN_PROGRESS write must land before the final states
+            flusher.stop.set()
+            flusher.changed.set()
+            await flushing
+        await asyncio.to_thread(self._finish, records)
         return records
 
-    def _finish(self, record: FileRecord, index: int) -> None:
-        self.ports.store.save(record, index=index)
+    def _finish(self, records: list[FileRecord]) -> None:
+        self.ports.store.save_many(records)
         try:
-            self.ports.publisher.publish(record)
+            self.ports.publisher.publish_many(records)
         except IngestError:
-            # The status is already stored; a missing log line must not fail the file.
-            log.exception("could not publish the status of %s", record.file_path)
+            # The status is already stored; a missing log line must not fail the transfer.
+            log.exception("could not publish the status of transfer %s", records[0].transfer_id)
 
     # --- ListFileTransferResults ---------------------------------------------------------
 

@@ -131,6 +131,14 @@ async def _open_session(endpoint: Endpoint, algs: list[str] | None) -> Session:
         else None,
         "password": creds.password,
         "preferred_auth": "publickey" if creds.private_key else "password,keyboard-interactive",
+        # AES-GCM runs in OpenSSL; asyncssh's default first choice (chacha20) is slower
+        "encryption_algs": [
+            "aes128-gcm@openssh.com",
+            "aes256-gcm@openssh.com",
+            "chacha20-poly1305@openssh.com",
+            "aes128-ctr",
+            "aes256-ctr",
+        ],
         "keepalive_interval": 15,
         "keepalive_count_max": 4,
         **endpoint.extra_options,
