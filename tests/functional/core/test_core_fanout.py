@@ -248,3 +248,24 @@ def test_empty_and_header_only_files_are_processed_with_no_rows(pipeline):
         "inbound/acme/orders/header-only.csv": ("PROCESSED", 0, 0, 1),
     }
     assert pipeline.count_items() == 0
+
+
+def test_upload_completed_before_the_s3_event_queues_once(pipeline):
+    """EventBridge and S3 notifications are not ordered: the completion may come first."""
+    pipeline.setenv("TRANSFER_ROLE_ID", ROLE_ID)
+    data = orders(7)
+    resp = pipeline.put(KEY, data)
+    completed = transfer_completed(pipeline.bucket, KEY, len(data), resp["ETag"])
+    assert outcomes(pipeline.fanout(completed)) == ["QUEUED"]
+    late = pipeline.notify(
+        KEY,
+        size=len(data),
+        etag=resp["ETag"],
+        version=resp["VersionId"],
+        principal_id=f"AWS:{ROLE_ID}:acme-session",
+    )
+    assert outcomes(late) == ["DUPLICATE"]
+    pipeline.drain(timeout=30)
+    entry = pipeline.file(KEY)
+    assert (entry.status, entry.rows_ok, entry.chunks_done) == ("PROCESSED", 7, 1)
+    assert pipeline.count_items() == 7
