@@ -200,7 +200,7 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
     report.matched = len(matched)
     now = time.time()
     items = [_claim_item(job, f, now) for f in matched]
-    wins = _transact(ports, [_claim_put(ports, item, now) for item in items])
+    wins = _conditional_writes(ports, [_claim_put(ports, item, now) for item in items])
     claimed = [(f, item) for f, item, won in zip(matched, items, wins, strict=True) if won]
     report.skipped = len(matched) - len(claimed)
     report.claimed = len(claimed)
@@ -238,7 +238,9 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
             else:
                 report.pending.append(result["FilePath"])  # settled later from its event
 
-    won = _transact(ports, [_settle_update(ports, item, result) for item, result in finals])
+    won = _conditional_writes(
+        ports, [_settle_update(ports, item, result) for item, result in finals]
+    )
     actions = [
         item
         for (item, result), w in zip(finals, won, strict=True)
@@ -355,7 +357,7 @@ def claim(
 ) -> bool:
     """Claim one remote file version for this run; False if another run has (or had) it."""
     now = time.time() if now is None else now
-    return _transact(ports, [_claim_put(ports, _claim_item(job, f, now), now)])[0]
+    return _conditional_writes(ports, [_claim_put(ports, _claim_item(job, f, now), now)])[0]
 
 
 def _settle_update(
@@ -382,42 +384,17 @@ def _settle_update(
     }
 
 
-def _transact(ports: JobPorts, actions: list[dict[str, Any]]) -> list[bool]:
-    """Run conditional writes in transactions of up to 100; which ones took effect.
+def _conditional_writes(ports: JobPorts, actions: list[dict[str, Any]]) -> list[bool]:
+    """Run independent conditional writes concurrently; which ones took effect.
 
-    Each write keeps its own condition. A cancelled transaction writes nothing and says which
-    conditions failed: those lose and the rest are tried again, so the outcome is that of the
-    writes done one by one, in a handful of requests instead of one per file.
+    Each write keeps its own condition, so the outcome is that of the writes done one by
+    one. (Not TransactWriteItems: a transaction is all-or-nothing, costs double capacity in
+    DynamoDB, and moto deep-copies the whole table for every item of one.)
     """
-    done = [False] * len(actions)
-    for start in range(0, len(actions), 100):
-        remaining = list(range(start, min(start + 100, len(actions))))
-        while remaining:
-            try:
-                batch: Any = [actions[i] for i in remaining]
-                ports.db.transact_write_items(TransactItems=batch)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code != "TransactionCanceledException":
-                    raise StorageUnavailableError(
-                        "dynamodb", "TransactWriteItems", str(exc)
-                    ) from exc
-                reasons = exc.response.get("CancellationReasons") or []
-                lost = {
-                    i
-                    for i, r in zip(remaining, reasons, strict=False)
-                    if r.get("Code") == "ConditionalCheckFailed"
-                }
-                if len(reasons) != len(remaining) or not lost:
-                    for i in remaining:  # no usable reasons (or a conflict): one by one
-                        done[i] = _single(ports, actions[i])
-                    break
-                remaining = [i for i in remaining if i not in lost]
-                continue
-            for i in remaining:
-                done[i] = True
-            break
-    return done
+    if len(actions) <= 1:
+        return [_single(ports, a) for a in actions]
+    with ThreadPoolExecutor(max_workers=DB_THREADS) as pool:
+        return list(pool.map(lambda a: _single(ports, a), actions))
 
 
 def _single(ports: JobPorts, action: Mapping[str, Any]) -> bool:

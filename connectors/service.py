@@ -150,7 +150,7 @@ class LocalConnectorService:
         self,
         ports: ServicePorts,
         *,
-        files_per_connection: int = 1,
+        files_per_connection: int = 4,
         engine_options: dict[str, Any] | None = None,
         endpoint_options: dict[str, Any] | None = None,
     ) -> None:
