@@ -66,16 +66,19 @@ class StreamingUpload:
         self._part_size = part_size
         self._max_ahead = max_ahead
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._buf = bytearray()
-        self._buf_start = 0  # file offset of self._buf[0]
-        self._ahead: dict[int, bytes] = {}  # out-of-order writes beyond the buffer's end
+        # Part buffers are fixed-size and recycled: at most max_in_flight are uploading and
+        # one is being filled, so the upload never allocates (or page-faults) per part.
+        self._spare: list[bytearray] = []
+        self._cur = bytearray(part_size)
+        self._fill = 0  # bytes of self._cur that hold data
+        self._buf_start = 0  # file offset of self._cur[0]
+        self._ahead: dict[int, bytes] = {}  # out-of-order writes beyond the stream's end
         self._ahead_bytes = 0
         self._upload_id: str | None = None
         self._parts: dict[int, str] = {}  # part number -> ETag
         self._next_part = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
-        self._finished = False
         self.high_water = 0  # largest end offset written (what fstat reports)
 
     # --- writing ---------------------------------------------------------------------------
@@ -83,7 +86,7 @@ class StreamingUpload:
     @property
     def bytes_received(self) -> int:
         """Bytes accepted so far (contiguous from offset 0 plus any parked ahead)."""
-        return self._buf_start + len(self._buf) + self._ahead_bytes
+        return self._buf_start + self._fill + self._ahead_bytes
 
     async def write(self, offset: int, data: bytes) -> None:
         """Accept ``data`` at ``offset``.
@@ -94,7 +97,7 @@ class StreamingUpload:
         that, cannot be supported on S3 and is refused with a clear message.
         """
         self._raise_if_failed()
-        end = self._buf_start + len(self._buf)
+        end = self._buf_start + self._fill
         if offset < self._buf_start:
             raise UploadError(
                 "random-access writes are not supported: offset "
@@ -110,31 +113,37 @@ class StreamingUpload:
             self._ahead[offset] = bytes(data)
             self._ahead_bytes += len(data)
         else:
-            self._put(offset, data)
-            self._drain_ahead()
+            await self._put(offset, memoryview(data))
+            await self._drain_ahead()
         self.high_water = max(self.high_water, offset + len(data))
-        while len(self._buf) >= self._part_size:
-            await self._ship_part()
 
-    def _put(self, offset: int, data: bytes) -> None:
-        start = offset - self._buf_start
-        self._buf[start : start + len(data)] = data
+    async def _put(self, offset: int, data: memoryview) -> None:
+        """Copy ``data`` (starting at or before the end) into part buffers, shipping full ones."""
+        while data:
+            pos = offset - self._buf_start  # 0 <= pos <= fill: callers guarantee it
+            take = data[: self._part_size - pos]
+            self._cur[pos : pos + len(take)] = take
+            self._fill = max(self._fill, pos + len(take))
+            offset += len(take)
+            data = data[len(take) :]
+            if self._fill == self._part_size:
+                await self._ship_part()
 
-    def _drain_ahead(self) -> None:
+    async def _drain_ahead(self) -> None:
         while self._ahead:
-            end = self._buf_start + len(self._buf)
-            ready = [o for o in self._ahead if o <= end]
+            end = self._buf_start + self._fill
+            ready = sorted(o for o in self._ahead if o <= end)
             if not ready:
                 return
-            for offset in sorted(ready):
-                data = self._ahead.pop(offset)
+            for parked in ready:
+                data = self._ahead.pop(parked)
                 self._ahead_bytes -= len(data)
-                if offset + len(data) > self._buf_start:
-                    self._put(
-                        max(offset, self._buf_start), data[max(0, self._buf_start - offset) :]
-                    )
+                # a parked write may overlap bytes shipped since: keep only its new tail
+                skip = max(0, self._buf_start - parked)
+                await self._put(parked + skip, memoryview(data)[skip:])
 
     async def _ship_part(self) -> None:
+        """Hand the full current buffer to an UploadPart task; continue in a spare buffer."""
         await self._slots.acquire()
         try:
             self._raise_if_failed()
@@ -147,14 +156,15 @@ class StreamingUpload:
             self._slots.release()
             raise
         number, self._next_part = self._next_part, self._next_part + 1
-        body = bytes(self._buf[: self._part_size])
-        del self._buf[: self._part_size]
-        self._buf_start += len(body)
+        body = self._cur if self._fill == self._part_size else bytearray(self._cur[: self._fill])
+        self._buf_start += self._fill
+        self._cur = self._spare.pop() if self._spare else bytearray(self._part_size)
+        self._fill = 0
         task = asyncio.get_running_loop().create_task(self._upload_part(number, body))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _upload_part(self, number: int, body: bytes) -> None:
+    async def _upload_part(self, number: int, body: bytearray) -> None:
         try:
             resp = await self._call(
                 self._s3.upload_part,
@@ -168,6 +178,8 @@ class StreamingUpload:
         except Exception as exc:
             self._failure = self._failure or exc
         finally:
+            if len(body) == self._part_size:
+                self._spare.append(body)  # recycle the buffer for a later part
             self._slots.release()
 
     # --- finishing -------------------------------------------------------------------------
@@ -178,17 +190,15 @@ class StreamingUpload:
         if self._ahead:
             raise UploadError(
                 f"the file has a gap: {self._ahead_bytes} bytes were written beyond offset "
-                f"{self._buf_start + len(self._buf)} but the bytes before them never arrived"
+                f"{self._buf_start + self._fill} but the bytes before them never arrived"
             )
-        self._finished = True
         if self._upload_id is None:
+            size = self._fill
             put = await self._call(
-                self._s3.put_object, Bucket=self.bucket, Key=self.key, Body=bytes(self._buf)
+                self._s3.put_object, Bucket=self.bucket, Key=self.key, Body=bytes(self._cur[:size])
             )
-            size = len(self._buf)
-            self._buf = bytearray()
             return UploadResult(size, put["ETag"], put.get("VersionId"))
-        if self._buf:
+        if self._fill:
             await self._ship_part()
         await self._wait_parts()
         self._raise_if_failed()
@@ -205,9 +215,8 @@ class StreamingUpload:
 
     async def abort(self) -> None:
         """Discard everything: no object appears, and S3 frees the parts."""
-        self._finished = True
         await self._wait_parts()
-        self._buf = bytearray()
+        self._spare.clear()
         self._ahead.clear()
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None

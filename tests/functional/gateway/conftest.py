@@ -74,6 +74,13 @@ def _base_resources(moto_endpoint: str) -> AwsTarget:
 @pytest.fixture
 def world(_base_resources: AwsTarget) -> AwsWorld:
     aws = _base_resources
+    s3 = aws.client("s3")
+    # the bucket is shared by the session: every test starts with it empty
+    for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
     server_id = aws.client("transfer").create_server(
         Domain="S3", Protocols=["SFTP"], IdentityProviderType="SERVICE_MANAGED"
     )["ServerId"]
