@@ -88,12 +88,20 @@ class Gateway:
     _server: Any
     _executor: ThreadPoolExecutor
 
-    async def close(self) -> None:
-        """Stop listening, end sessions (open uploads are aborted), flush the logs."""
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop listening, end every session (unfinished uploads are aborted and recorded
+        as PARTIAL), flush the logs and events."""
         self._server.close()
         await self._server.wait_closed()
-        await asyncio.sleep(0)  # let session cleanups that were just scheduled run
-        await self.services.audit.close()
+        services = self.services
+        for conn in list(services.connections):
+            conn.close()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while services.connections or services.open_uploads:
+            if asyncio.get_running_loop().time() > deadline:
+                break  # the bucket's lifecycle rule reaps any multipart upload left behind
+            await asyncio.sleep(0.05)
+        await services.audit.close()
         self._executor.shutdown(wait=True)
 
 

@@ -131,11 +131,13 @@ class GatewaySSHServer(asyncssh.SSHServer):
     def connection_made(self, conn: Any) -> None:
         """Remember the peer; drop it at once if its address is locked out."""
         self._conn = conn
+        self._svc.connections.add(conn)
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.session.source_ip = str(peer[0])
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the user's session slot and log the disconnect."""
+        self._svc.connections.discard(self._conn)
         if self._holds_slot and self.session.user is not None:
             self._svc.sessions.release(self.session.user.name)
             self._holds_slot = False

@@ -46,6 +46,9 @@ class Services:
     bucket: str
     server_id: str
     limits: Limits
+    #: live SSH connections and unfinished uploads, so that close() can end them cleanly
+    connections: set[Any] = field(default_factory=set)
+    open_uploads: set[Any] = field(default_factory=set)
 
 
 @dataclass

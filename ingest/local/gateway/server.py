@@ -32,7 +32,7 @@ FILE_MODE = stat_mode.S_IFREG | 0o644
 READ_BLOCK = 4 * 1024 * 1024  # downloads fetch this much per ranged GET and serve from it
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: handles live in a set until closed
 class UploadHandle:
     path: ResolvedPath
     upload: StreamingUpload
@@ -148,7 +148,9 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
             if pflags & f
         )
         self._log("OPEN", path=target.physical, mode=mode)
-        return UploadHandle(target, upload, iso_now())
+        handle = UploadHandle(target, upload, iso_now())
+        self._svc.open_uploads.add(handle)
+        return handle
 
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         """Hand the bytes to the streaming upload (which may wait: that is backpressure)."""
@@ -200,6 +202,12 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
             return
         if not isinstance(file_obj, UploadHandle):
             return
+        try:
+            await self._finish_upload(file_obj, session_ended=session_ended)
+        finally:
+            self._svc.open_uploads.discard(file_obj)
+
+    async def _finish_upload(self, file_obj: UploadHandle, *, session_ended: bool) -> None:
         upload = file_obj.upload
         if session_ended:
             await self._fail_upload(file_obj, "the session ended before the client closed the file")

@@ -159,3 +159,24 @@ def test_s3_failure_is_reported_on_close(
     assert entry is not None
     assert entry.status == FileStatus.PARTIAL
     assert "NoSuchBucket" in (entry.reason or "")
+
+
+def test_stopping_the_gateway_aborts_open_uploads(
+    start_gw: Callable[..., GatewayThread],
+    make_partner: Callable[..., PartnerKeys],
+    world: AwsWorld,
+) -> None:
+    gw = start_gw()
+    client = paramiko_sftp(gw, make_partner("hooli"))
+    fh = client.open("inflight.csv", "wb")
+    fh.write(b"a,b\n" * 100_000)
+    fh.flush()
+    gw.stop()  # like Ctrl-C on `ingest up` while a partner is uploading
+    key = "inbound/hooli/inflight.csv"
+    entry = Ledger(world.client("dynamodb"), world.ledger_table).get_file(key)
+    assert entry is not None
+    assert entry.status == FileStatus.PARTIAL
+    assert_nothing_landed(world, key)
+    partial = [e for e in log_entries(world) if e["activity-type"] == "PARTIAL_CLOSE"]
+    assert [e["path"] for e in partial] == [f"/{world.bucket}/{key}"]
+    client.get_channel().get_transport().close()
