@@ -242,8 +242,14 @@ class TransferEngine:
         progress: Progress | None,
     ) -> None:
         if upload.upload_id is None:
+            # CRC32 per part, as the AWS SDKs' own transfer managers do: S3 checks every part
+            # and the object gets a composite checksum (without one, S3 and moto fall back
+            # to a full-object CRC64 computed at completion).
             created = await self._s3(
-                self.s3.create_multipart_upload, Bucket=upload.bucket, Key=upload.key
+                self.s3.create_multipart_upload,
+                Bucket=upload.bucket,
+                Key=upload.key,
+                ChecksumAlgorithm="CRC32",
             )
             upload.upload_id = created["UploadId"]
         pending: set[asyncio.Task[None]] = set()
@@ -290,8 +296,11 @@ class TransferEngine:
             UploadId=upload.upload_id,
             PartNumber=number,
             Body=data,
+            ChecksumAlgorithm="CRC32",
         )
-        upload.parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        upload.parts.append(
+            {"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32": resp["ChecksumCRC32"]}
+        )
 
     @staticmethod
     def _check_length(path: str, got: int, expected: int, *, early: bool = False) -> None:
