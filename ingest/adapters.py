@@ -21,6 +21,7 @@ from ingest.errors import ObjectNotFoundError, StaleVersionError, StorageUnavail
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
     from mypy_boto3_sqs.client import SQSClient
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,25 @@ class S3Store:
             self._s3.upload_fileobj(body, bucket, key, ExtraArgs={"ContentType": content_type})
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailableError("s3", "PutObject", f"s3://{bucket}/{key}: {exc}") from exc
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every current object under ``prefix``; returns how many."""
+        deleted = 0
+        try:
+            for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                keys: list[ObjectIdentifierTypeDef] = [
+                    {"Key": o["Key"]} for o in page.get("Contents", [])
+                ]
+                if keys:
+                    self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailableError(
+                "s3", "DeleteObjects", f"s3://{bucket}/{prefix}: {exc}"
+            ) from exc
+        return deleted
 
     def read_text(self, bucket: str, key: str) -> tuple[str, str]:
         """A small text object and its ETag (feeds config)."""

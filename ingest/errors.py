@@ -75,6 +75,10 @@ class CorruptInputError(PermanentError):
         super().__init__(f"{key}: {message}")
 
 
+class HeaderError(PermanentError):
+    """A CSV file's header cannot be read, or lacks a column the feed requires."""
+
+
 class RowError(IngestError):
     """One record is invalid; it is rejected with this reason and the rest go on."""
 

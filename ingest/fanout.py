@@ -16,6 +16,7 @@ from ingest.events import LandedObject
 from ingest.feeds import FeedMatch, FeedSet
 from ingest.ledger import FileStatus, Ledger
 from ingest.messages import ChunkMessage
+from ingest.processor import rejects_prefix
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class ObjectReader(Protocol):
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
 
     def iter_blocks(self, bucket: str, key: str, *, version_id: str | None) -> Any: ...
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
 
 
 class MessageSender(Protocol):
@@ -118,6 +121,10 @@ def ingest_object(
         else plan_file(obj.bucket, key, info, match=match, store=store, chunk_size=chunk_size)
     )
     chunks = plan.chunks
+    previous = ledger.get_file(key)
+    if previous is not None and previous.version not in (None, version):
+        # A new version replaces the file: its reject files must not outlive it.
+        store.delete_prefix(obj.bucket, rejects_prefix(key))
     started = ledger.start_file(
         key=key,
         feed=feed.name,

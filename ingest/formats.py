@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
 
-from ingest.errors import RowError
+from ingest.errors import HeaderError, RowError
 from ingest.feeds import Feed, Format
 
 _BOM = b"\xef\xbb\xbf"
@@ -99,13 +99,27 @@ class CsvParser:
     def __init__(self, feed: Feed, header: list[str] | None) -> None:
         self._opts = feed.csv
         self._encoding = feed.text_encoding
+        self._required = [f.source for f in feed.fields if f.required]
         self.columns: list[str] | None = list(self._opts.columns) or header
 
     def parse_header(self, line: RawLine) -> list[str]:
-        """Parse the header line (the file's first line) into column names."""
-        text = decode_line(line.data, self._encoding, at_file_start=True)
-        row = next(csv.reader([_strip_eol(text)], **self._dialect()), [])
-        return [c.strip() for c in row]
+        """Parse the header line (the file's first line) into column names.
+
+        A header that cannot be decoded, or that lacks a column a required field comes from,
+        fails the whole file: every row would be rejected for the same reason otherwise.
+        """
+        try:
+            text = decode_line(line.data, self._encoding, at_file_start=True)
+        except RowError as exc:
+            raise HeaderError(f"the header line is unreadable: {exc.reason}") from None
+        columns = [c.strip() for c in next(csv.reader([_strip_eol(text)], **self._dialect()), [])]
+        missing = [c for c in self._required if c not in columns]
+        if missing:
+            raise HeaderError(
+                f"the header has no column(s) {missing} that the feed requires "
+                f"(header: {columns[:20]})"
+            )
+        return columns
 
     def _dialect(self) -> dict[str, Any]:
         return {"delimiter": self._opts.delimiter, "quotechar": self._opts.quotechar}
@@ -116,11 +130,7 @@ class CsvParser:
             first = next(lines, None)
             if first is None:
                 return
-            try:
-                header = self.parse_header(first)
-            except RowError as exc:
-                yield ParsedRecord(line=first.number, raw=_lossy(first.data), error=str(exc))
-                return
+            header = self.parse_header(first)
             if not self._opts.columns:
                 self.columns = header
         if self._opts.quoted_newlines:

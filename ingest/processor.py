@@ -71,9 +71,14 @@ class ChunkResult:
     finished: FileEntry | None
 
 
+def rejects_prefix(key: str) -> str:
+    """Where a file's reject files live: ``rejects/<original key>/``."""
+    return f"{REJECTS_PREFIX}{key}/"
+
+
 def rejects_key(msg: ChunkMessage) -> str:
     """``rejects/<original key>/<chunk>.jsonl``."""
-    return f"{REJECTS_PREFIX}{msg.key}/{msg.index:06d}.jsonl"
+    return f"{rejects_prefix(msg.key)}{msg.index:06d}.jsonl"
 
 
 class RejectFile:
@@ -175,8 +180,12 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
         stack.callback(rejects.close)
         records = _records(ports.store, msg, feed, stack)
 
+        last_line = 0
+
         def items() -> Iterator[dict[str, Any]]:
+            nonlocal last_line
             for record in records:
+                last_line = record.line
                 if record.error is not None or record.values is None:
                     rejects.add(record.line, record.error or "unparseable", record.raw)
                     continue
@@ -191,7 +200,13 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
                 except RowError as exc:
                     rejects.add(record.line, exc.reason, record.raw)
 
-        rows_ok = ports.sink.write(items())
+        try:
+            rows_ok = ports.sink.write(items())
+        except Exception as exc:
+            # Items before the failure may already be in the table: say so in the reason.
+            # A successful retry rewrites them (keys are deterministic) and counts them once.
+            exc.add_note(f"stopped at line {last_line}; rows before it may have been written")
+            raise
         if rejects.count:
             rejects.upload(ports.store, msg.bucket, rejects_key(msg))
 
@@ -234,7 +249,10 @@ def handle_chunk_message(
     except Exception as exc:
         last_attempt = receive_count >= max_receive_count
         if isinstance(exc, PermanentError) or last_attempt:
-            reason = f"chunk {msg.index}: {type(exc).__name__}: {exc}"
+            notes = "; ".join(getattr(exc, "__notes__", []))
+            reason = f"chunk {msg.index}: {type(exc).__name__}: {exc}" + (
+                f" ({notes})" if notes else ""
+            )
             if last_attempt:
                 reason += f" (after {receive_count} deliveries; message moved to the DLQ)"
             try:
