@@ -15,6 +15,7 @@ from typing import Any
 from ingest.cli.context import add_target_arguments, resolve_deployment
 from ingest.errors import ConfigError
 from ingest.local.endpoints import DEFAULT_STATE_DIR, Endpoints
+from ingest.local.functions import ensure_local_credentials
 from ingest.local.invoke import invoke_function
 from ingest.local.partners import add_partner, list_partners, remove_partner
 from ingest.local.worker import FunctionError
@@ -237,6 +238,8 @@ def _read(path: Path) -> str:
 
 def _transfer_target(args: argparse.Namespace) -> tuple[Any, str, Any]:
     deployment = resolve_deployment(args)
+    if deployment.is_local:
+        ensure_local_credentials()
     server_id = args.server_id or deployment.resource("server_id")
     return deployment.aws.client("transfer"), server_id, deployment
 

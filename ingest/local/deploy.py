@@ -349,7 +349,9 @@ def prepare_cfn_template(aws: AwsTarget, transformed: dict[str, Any]) -> Prepare
                 async_configs[found[0]] = found[1]
             dropped.append(lid)
         elif _unsupported(rtype):
-            not_emulated.append(f"{lid} ({rtype})")
+            # A conditional resource may not exist in this deployment at all: say so.
+            when = f", if {res['Condition']}" if "Condition" in res else ""
+            not_emulated.append(f"{lid} ({rtype}{when})")
             dropped.append(lid)
     for lid in dropped:
         resources.pop(lid, None)

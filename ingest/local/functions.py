@@ -65,3 +65,10 @@ def sandbox_environment(
     )
     env.update(spec.environment)
     return env
+
+
+def ensure_local_credentials() -> None:
+    """Give this process fake AWS credentials if it has none: moto accepts any, and a user
+    talking to the local stack should not need an AWS account configured."""
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        os.environ.update(FAKE_CREDENTIALS)

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError
 from ingest.local.endpoints import read_endpoints
-from ingest.local.functions import FunctionSpec, sandbox_environment
+from ingest.local.functions import FunctionSpec, ensure_local_credentials, sandbox_environment
 from ingest.local.worker import FunctionWorker
 
 
@@ -60,6 +60,7 @@ def invoke_function(
     Raises :class:`~ingest.local.worker.FunctionError` if the handler raised.
     """
     endpoints = read_endpoints(state_dir)
+    ensure_local_credentials()
     aws = AwsTarget(region=endpoints.region, endpoint_url=endpoints.aws_endpoint_url)
     stack = endpoints.resources.get("stack")
     if not stack:

@@ -76,14 +76,18 @@ class RunningStack:
         )
 
     def ingest(
-        self, *args: str, check: bool = True, timeout: float = 120
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``ingest ARGS --state-dir <this stack>`` and return the finished process."""
         proc = subprocess.run(
             [sys.executable, "-m", "ingest", *args, "--state-dir", str(self.state_dir)],
             cwd=REPO,
             check=False,
-            env=cli_env(),
+            env=cli_env() if env is None else env,
             capture_output=True,
             text=True,
             timeout=timeout,

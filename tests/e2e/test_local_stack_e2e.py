@@ -168,6 +168,19 @@ def test_sample_event_fixture_works_with_ingest_invoke(local_stack: RunningStack
     assert (status["status"], status["rows_ok"]) == ("PROCESSED", 4)
 
 
+def test_local_stack_commands_need_no_aws_account(
+    local_stack: RunningStack, tmp_path: Path
+) -> None:
+    no_aws = {k: v for k, v in cli_env().items() if not k.startswith("AWS_")}
+    listed = local_stack.ingest("partners", "list", "--json", env=no_aws)
+    assert "demo" in {p["name"] for p in json.loads(listed.stdout)}
+    event = tmp_path / "event.json"
+    bucket = local_stack.resources["bucket"]
+    event.write_text(json.dumps(s3_object_created_event(bucket, "no-aws/x.bin", size=1, etag="e")))
+    out = local_stack.ingest("invoke", "FanoutFunction", "-e", str(event), env=no_aws)
+    assert json.loads(out.stdout)["files"][0]["key"] == "no-aws/x.bin"
+
+
 @pytest.mark.slow
 def test_restart_keeps_host_keys_and_partners_and_stops_cleanly(
     start_local_stack: Callable[..., RunningStack], tmp_path: Path
