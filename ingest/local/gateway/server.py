@@ -9,11 +9,9 @@ upload that never gets its close (disconnect, kill) is aborted and recorded as P
 from __future__ import annotations
 
 import asyncio
-import stat as stat_mode
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncssh
@@ -23,39 +21,17 @@ from ingest.ledger import FileStatus
 from ingest.local.gateway import store
 from ingest.local.gateway.audit import iso_now
 from ingest.local.gateway.context import Services, Session
+from ingest.local.gateway.handles import (
+    FILE_MODE,
+    READ_BLOCK,
+    DownloadHandle,
+    UploadHandle,
+    attrs_of,
+)
 from ingest.local.gateway.paths import PathRefused, ResolvedPath, resolve
 from ingest.local.gateway.uploads import StreamingUpload, UploadError
 
 T = TypeVar("T")
-DIR_MODE = stat_mode.S_IFDIR | 0o755
-FILE_MODE = stat_mode.S_IFREG | 0o644
-READ_BLOCK = 4 * 1024 * 1024  # downloads fetch this much per ranged GET and serve from it
-
-
-@dataclass(eq=False)  # identity semantics: handles live in a set until closed
-class UploadHandle:
-    path: ResolvedPath
-    upload: StreamingUpload
-    started: str
-
-
-@dataclass
-class DownloadHandle:
-    path: ResolvedPath
-    size: int
-    bytes_out: int = 0
-    block_start: int = 0
-    block: bytes = b""
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _attrs(entry: store.Entry | None, *, is_dir: bool = False) -> asyncssh.SFTPAttrs:
-    if entry is None or entry.is_dir or is_dir:
-        return asyncssh.SFTPAttrs(permissions=DIR_MODE, size=0, uid=0, gid=0)
-    mtime = int(entry.mtime or 0)
-    return asyncssh.SFTPAttrs(
-        permissions=FILE_MODE, size=entry.size, uid=0, gid=0, atime=mtime, mtime=mtime
-    )
 
 
 class GatewaySFTPServer(asyncssh.SFTPServer):
@@ -286,7 +262,7 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
         entry = await self._lookup(self._resolve(path, "STAT"))
         if entry is None:
             raise asyncssh.SFTPNoSuchFile("no such file or directory")
-        return _attrs(entry)
+        return attrs_of(entry)
 
     async def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
         return await self.stat(path)  # there are no links on S3
@@ -302,11 +278,11 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
         if not entry.is_dir:
             raise asyncssh.SFTPNoSuchFile("not a directory")
         for dot in (b".", b".."):
-            yield asyncssh.SFTPName(dot, attrs=_attrs(None, is_dir=True))
+            yield asyncssh.SFTPName(dot, attrs=attrs_of(None, is_dir=True))
         pages = store.list_dir(self._svc.s3, self._root.bucket, target.dir_prefix)
         while (page := await self._io(next, pages, None)) is not None:
             for item in page:
-                yield asyncssh.SFTPName(item.name.encode(), attrs=_attrs(item))
+                yield asyncssh.SFTPName(item.name.encode(), attrs=attrs_of(item))
 
     async def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
         target = self._resolve(path, "MKDIR")
