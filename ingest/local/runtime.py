@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
 import threading
 import time
 import uuid
@@ -81,6 +83,7 @@ class LambdaRuntime:
         extra_pythonpath: list[Path] | None = None,
         poll_wait: int = 1,
         async_retry_delays: tuple[int, ...] = LAMBDA_RETRY_DELAYS,
+        max_concurrency: int | None = None,
     ) -> None:
         self.deployed = deployed
         self.aws = AwsTarget(region=deployed.region, endpoint_url=deployed.endpoint_url)
@@ -96,43 +99,66 @@ class LambdaRuntime:
         self._threads: list[threading.Thread] = []
         self._pollers: list[Callable[[int], int]] = []
         self._queues: list[str] = []  # local and mapped queues, for wait_idle
-        self.workers = {
-            lid: FunctionWorker(
-                function_name=spec.name,
-                handler=spec.handler,
-                environment=sandbox_environment(
-                    spec,
-                    endpoint_url=deployed.endpoint_url,
-                    region=deployed.region,
-                    code_root=code_root,
-                    extra_pythonpath=extra_pythonpath,
-                ),
-                timeout=spec.timeout,
-                memory=spec.memory,
-                log_path=log_dir / f"{lid}.log",
-                cwd=code_root,
-            )
-            for lid, spec in deployed.functions.items()
+        self._code_root = code_root
+        self._extra_pythonpath = extra_pythonpath
+        # Concurrency: an SQS-mapped function gets up to its ScalingConfig.MaximumConcurrency
+        # sandboxes and pollers, capped by this machine's cores; everything else runs one.
+        self.max_concurrency = max_concurrency or os.cpu_count() or 1
+        self.concurrency = {lid: 1 for lid in deployed.functions}
+        for mapping in deployed.sqs_mappings:
+            wanted = min(mapping.max_concurrency or self.max_concurrency, self.max_concurrency)
+            self.concurrency[mapping.function] = max(self.concurrency[mapping.function], wanted)
+        self.sandboxes = {
+            lid: [self._sandbox(lid, i) for i in range(self.concurrency[lid])]
+            for lid in deployed.functions
         }
+        #: the first sandbox of each function
+        self.workers = {lid: boxes[0] for lid, boxes in self.sandboxes.items()}
+        self._idle: dict[str, queue.Queue[FunctionWorker]] = {}
+        for lid, boxes in self.sandboxes.items():
+            self._idle[lid] = queue.Queue()
+            for box in boxes:
+                self._idle[lid].put(box)
+
+    def _sandbox(self, lid: str, index: int) -> FunctionWorker:
+        spec = self.deployed.functions[lid]
+        return FunctionWorker(
+            function_name=spec.name,
+            handler=spec.handler,
+            environment=sandbox_environment(
+                spec,
+                endpoint_url=self.deployed.endpoint_url,
+                region=self.deployed.region,
+                code_root=self._code_root,
+                extra_pythonpath=self._extra_pythonpath,
+            ),
+            timeout=spec.timeout,
+            memory=spec.memory,
+            log_path=self.log_dir / f"{lid}.log",  # sandboxes of a function append to one log
+            cwd=self._code_root,
+        )
 
     # --- invocation ---------------------------------------------------------------------------
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        """Invoke ``function`` (logical id) synchronously in its sandbox."""
-        worker = self.workers.get(function)
-        if worker is None:
+        """Invoke ``function`` (logical id) synchronously in an idle sandbox of it."""
+        idle = self._idle.get(function)
+        if idle is None:
             raise ConfigError(
-                f"no function {function!r} in the stack (known: {sorted(self.workers)})"
+                f"no function {function!r} in the stack (known: {sorted(self.sandboxes)})"
             )
+        worker = idle.get()
         with self._busy_lock:
             self._busy += 1
-        self.stats.invocations[function] = self.stats.invocations.get(function, 0) + 1
+            self.stats.invocations[function] = self.stats.invocations.get(function, 0) + 1
         try:
             return worker.invoke(event, str(uuid.uuid4()))
         except Exception:
-            self.stats.errors[function] = self.stats.errors.get(function, 0) + 1
+            with self._busy_lock:
+                self.stats.errors[function] = self.stats.errors.get(function, 0) + 1
             raise
         finally:
+            idle.put(worker)
             with self._busy_lock:
                 self._busy -= 1
 
@@ -216,7 +242,8 @@ class LambdaRuntime:
                 batching_window=mapping.batching_window,
                 region=self.deployed.region,
             )
-            self._add_poller(_received(source), mapping.queue_url)
+            for _ in range(self.concurrency[mapping.function]):
+                self._add_poller(_received(source), mapping.queue_url)
 
     def _wire_rules(self) -> None:
         events = client(self.aws, "events")
@@ -282,8 +309,9 @@ class LambdaRuntime:
         self._wire_sqs_mappings()
         self._wire_rules()
         # Like provisioned concurrency: the first event does not wait for a cold start.
-        for worker in self.workers.values():
-            worker.warm()
+        for boxes in self.sandboxes.values():
+            for box in boxes:
+                box.warm()
 
     def wait_idle(self, timeout: float, *, settle: float = 0.5) -> None:
         """Wait until no invocation runs and every source queue is empty (for tests and demo)."""
@@ -311,5 +339,6 @@ class LambdaRuntime:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=self.poll_wait + 30)
-        for worker in self.workers.values():
-            worker.close()
+        for boxes in self.sandboxes.values():
+            for box in boxes:
+                box.close()

@@ -58,8 +58,12 @@ def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
     It runs in a sandbox process, so the bucket is how tests observe it. SQS records whose
     body contains "poison" are reported as failed; an event mentioning "explode" raises.
     """
+    import time
+
     import boto3
 
+    if any("slow" in r.get("body", "") for r in event.get("Records", [])):
+        time.sleep(1.5)
     body = json.dumps(
         {
             "event": event,

@@ -32,7 +32,9 @@ def deployed(moto_server: str) -> DeployedStack:
 
 @pytest.fixture
 def runtime(deployed: DeployedStack, tmp_path: Path) -> Iterator[LambdaRuntime]:
-    rt = LambdaRuntime(deployed, code_root=HERE, log_dir=tmp_path / "logs")
+    # One sandbox per function: the Work queue's 1 s visibility timeout (short, for redrive)
+    # would otherwise let a second poller receive a batch that is still being handled.
+    rt = LambdaRuntime(deployed, code_root=HERE, log_dir=tmp_path / "logs", max_concurrency=1)
     rt.start()
     try:
         yield rt
@@ -123,6 +125,30 @@ def test_sqs_mapping_batches_deletes_and_redrives(
     assert delivered == ["a", "b", "c", "d", "poison", "poison"]  # maxReceiveCount 2
     dlq = sqs.receive_message(QueueUrl=deployed.outputs["WorkDLQUrl"], MaxNumberOfMessages=10)
     assert [m["Body"] for m in dlq["Messages"]] == ["poison"]
+
+
+def test_sqs_mapping_runs_batches_concurrently_in_separate_sandboxes(
+    deployed: DeployedStack, tmp_path: Path
+) -> None:
+    rt = LambdaRuntime(deployed, code_root=HERE, log_dir=tmp_path / "logs", max_concurrency=2)
+    assert [len(rt.sandboxes[f]) for f in ("OnMessages", "OnUpload")] == [2, 1]
+    rt.start()
+    try:
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
+        # longer than a slow batch takes, so nothing is delivered twice
+        sqs.set_queue_attributes(
+            QueueUrl=deployed.outputs["WorkQueueUrl"], Attributes={"VisibilityTimeout": "60"}
+        )
+        entries = [{"Id": str(i), "MessageBody": f"slow-{i}"} for i in range(6)]
+        sqs.send_message_batch(QueueUrl=deployed.outputs["WorkQueueUrl"], Entries=entries)
+        got = seen(deployed, "sqs", at_least=2)
+        rt.wait_idle(60)
+    finally:
+        rt.stop()
+    assert sorted(r["body"] for g in got for r in g["event"]["Records"]) == [
+        f"slow-{i}" for i in range(6)
+    ]
+    assert len({g["pid"] for g in got}) == 2  # two sandboxes, each with its own batch
 
 
 def test_eventbridge_rule_routes_matching_events_only(
