@@ -23,7 +23,7 @@ import asyncssh
 from botocore.exceptions import ClientError
 
 from ingest.errors import ConfigError, StorageUnavailableError
-from ingest.local.gateway.auth import USER_NAME
+from ingest.local.gateway.auth import USER_NAME, USER_NOT_FOUND
 
 if TYPE_CHECKING:
     from mypy_boto3_transfer.client import TransferClient
@@ -141,7 +141,7 @@ def remove_partner(
     try:
         transfer.delete_user(ServerId=server_id, UserName=name)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+        if exc.response["Error"]["Code"] not in USER_NOT_FOUND:
             raise StorageUnavailableError("transfer", "DeleteUser", str(exc)) from exc
         if name not in registry:
             raise PartnerNotFoundError(f"no partner named {name!r}") from exc

@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 from ingest.local.gateway.context import Services, Session, TransferUser
 from ingest.local.gateway.paths import LogicalRoot
 
+#: "no such user": AWS's code, and moto's.
+USER_NOT_FOUND = frozenset({"ResourceNotFoundException", "UserNotFound"})
 #: Transfer Family's rule for user names.
 USER_NAME = re.compile(r"^[\w][\w@.-]{2,99}$")
 
@@ -234,7 +236,7 @@ class GatewaySSHServer(asyncssh.SSHServer):
             )
             return user_from_description(dict(resp["User"]), self._svc.bucket)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            if exc.response["Error"]["Code"] not in USER_NOT_FOUND:
                 self._error(username, f"user lookup failed: {exc}")
             return None
         except (KeyError, ValueError) as exc:

@@ -45,6 +45,7 @@ def test_unknown_key_and_unknown_user_are_refused(
         f["ssh-public-key-fingerprint"] == stranger.key.get_fingerprint("sha256") for f in failures
     )
     assert not _activities(world, gw, "CONNECTED")
+    assert not _activities(world, gw, "ERROR")  # an unknown user is a refusal, not an error
 
 
 def test_passwords_are_off(gw: GatewayThread, make_partner: Callable[..., PartnerKeys]) -> None:
