@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncssh
 from moto.server import ThreadedMotoServer
@@ -27,7 +29,13 @@ from ingest.errors import ConfigError
 from ingest.feeds import load_feeds
 from ingest.local.clients import client
 from ingest.local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
-from ingest.local.endpoints import ENDPOINTS_FILE, Endpoints, SftpEndpoint, write_endpoints
+from ingest.local.endpoints import (
+    ENDPOINTS_FILE,
+    Endpoints,
+    SftpEndpoint,
+    read_endpoints,
+    write_endpoints,
+)
 from ingest.local.functions import FAKE_CREDENTIALS
 from ingest.local.gateway import GatewayConfig, start_gateway
 from ingest.local.moto_fidelity import enrich_s3_event_records
@@ -105,6 +113,7 @@ class LocalStack:
         """Bring everything up and write ``endpoints.json``; returns its contents."""
         opts = self.options
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        refuse_if_running(self.state_dir)
         # This process only ever talks to the moto it starts: fake credentials, no CA bundle.
         os.environ.update(FAKE_CREDENTIALS)
         os.environ.pop("AWS_CA_BUNDLE", None)
@@ -221,7 +230,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Shut down in reverse order; ``endpoints.json`` is removed first."""
-        (self.state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+        if self.endpoints is not None:  # only what this stack wrote (never another's)
+            (self.state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+            self.endpoints = None
         if self.gateway is not None and self._loop is not None:
             try:
                 asyncio.run_coroutine_threadsafe(self.gateway.close(), self._loop).result(30)
@@ -240,6 +251,28 @@ class LocalStack:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+
+
+def refuse_if_running(state_dir: Path) -> None:
+    """Refuse to start over a stack that is still serving from ``state_dir``.
+
+    A leftover ``endpoints.json`` whose endpoint no longer answers (a killed stack) is stale
+    and simply replaced.
+    """
+    try:
+        endpoints = read_endpoints(state_dir)
+    except ConfigError:
+        return
+    url = urlsplit(endpoints.aws_endpoint_url)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=1):
+            pass
+    except OSError:
+        return
+    raise ConfigError(
+        f"a local stack is already running from {state_dir} ({endpoints.aws_endpoint_url}); "
+        "stop it first or use another --state-dir"
+    )
 
 
 def write_known_hosts(state_dir: Path, host: str, port: int, gateway: Any) -> Path:

@@ -225,3 +225,39 @@ def test_ingest_demo_prints_every_outcome_and_exits_0(tmp_path: Path) -> None:
     }
     assert {k: rows.get(k) for k in expected} == expected
     assert len(rows) == sum(1 for p in (REPO / "fixtures" / "files").rglob("*") if p.is_file())
+
+
+def test_a_second_stack_on_the_same_state_dir_is_refused(local_stack: RunningStack) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest", "up", "--state-dir", str(local_stack.state_dir)],
+        cwd=REPO,
+        check=False,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "already running" in proc.stderr
+    # the running stack keeps its endpoints.json and keeps serving
+    assert (local_stack.state_dir / "endpoints.json").exists()
+    assert local_stack.ingest("partners", "list").returncode == 0
+
+
+def test_a_bad_feeds_file_stops_ingest_up_before_it_starts(tmp_path: Path) -> None:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - name: orders\n    format: csv\n")  # no match, no fields
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest", "up", "--state-dir", str(tmp_path / "s"),
+         "--feeds", str(feeds)],
+        cwd=REPO,
+        check=False,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert str(feeds) in proc.stderr
+    assert "orders" in proc.stderr
+    assert not (tmp_path / "s" / "endpoints.json").exists()
