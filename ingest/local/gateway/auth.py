@@ -62,7 +62,7 @@ class AuthGuard:
         while recent and recent[0] <= now - self._window:
             recent.popleft()
         if len(recent) >= self._max:
-            recent.clear()
+            del self._failures[ip]  # forget the count: the lockout itself now applies
             self._locked_until[ip] = now + self._lockout
             return True
         return False

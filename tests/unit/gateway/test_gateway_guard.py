@@ -1,0 +1,42 @@
+"""Lockout and session-limit bookkeeping with a controlled clock."""
+
+from __future__ import annotations
+
+from ingest.local.gateway.auth import AuthGuard, SessionLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failures_within_the_window_lock_the_address_for_a_while() -> None:
+    clock = Clock()
+    guard = AuthGuard(max_failures=3, window=60, lockout=300, clock=clock)
+    assert not guard.record_failure("10.0.0.1")
+    clock.now += 70  # the first failure leaves the window
+    assert not guard.record_failure("10.0.0.1")
+    assert not guard.record_failure("10.0.0.1")
+    assert not guard.is_locked("10.0.0.1")
+    assert guard.record_failure("10.0.0.1")
+    assert guard.is_locked("10.0.0.1")
+    assert not guard.is_locked("10.0.0.2")  # per address
+    clock.now += 299
+    assert guard.is_locked("10.0.0.1")
+    clock.now += 2
+    assert not guard.is_locked("10.0.0.1")
+    assert not guard.record_failure("10.0.0.1")  # counting starts afresh
+
+
+def test_session_limit_per_user() -> None:
+    limiter = SessionLimiter(2)
+    assert limiter.acquire("acme")
+    assert limiter.acquire("acme")
+    assert not limiter.acquire("acme")
+    assert limiter.acquire("globex")
+    limiter.release("acme")
+    assert limiter.active("acme") == 1
+    assert limiter.acquire("acme")
