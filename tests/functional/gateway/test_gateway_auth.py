@@ -101,15 +101,15 @@ def test_login_grace_timeout_drops_idle_connections(
     start_gw: Callable[..., GatewayThread],
 ) -> None:
     gw = start_gw(Limits(login_grace_seconds=1))
+    # The socket's own timeout (10 s, far beyond the 1 s grace) is what fails this test if the
+    # gateway never drops the silent client; with the default grace (60 s) recv would time out.
     with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
         banner = sock.recv(256)
         assert banner.startswith(b"SSH-2.0-AWS_SFTP_1.1")
         sock.sendall(b"SSH-2.0-slowloris\r\n")
-        started = time.monotonic()
         data = b"x"
         while data:  # the server's KEXINIT, then EOF once the grace period is over
             data = sock.recv(65536)
-        assert time.monotonic() - started < 8
 
 
 def test_session_limit_per_user(
