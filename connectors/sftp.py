@@ -193,9 +193,10 @@ class SessionPool:
         try:
             yield session
         except BaseException as exc:
-            if not isinstance(exc, PermanentFileTransferError) or isinstance(
-                exc, HostKeyMismatchError
-            ):
+            # A missing file or a refused open leaves the connection usable; anything that
+            # may have broken the link (or a cancellation mid-request) retires it.
+            failure = classify(exc) if isinstance(exc, Exception) else None
+            if not isinstance(failure, PermanentFileTransferError):
                 session.broken = True
             raise
         finally:
