@@ -34,6 +34,8 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 
+from ingest.local.gateway import Limits
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 BUCKET = "bench-landing-123456789012"
@@ -145,7 +147,7 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-rclone", action="store_true")
-    parser.add_argument("--parts-in-flight", type=int, default=4)
+    parser.add_argument("--parts-in-flight", type=int, default=Limits.parts_in_flight)
     args = parser.parse_args()
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",

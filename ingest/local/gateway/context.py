@@ -23,7 +23,7 @@ class Limits:
     """Tunables of the gateway (defaults suit a laptop and the tests)."""
 
     part_size: int = 8 * 1024 * 1024
-    parts_in_flight: int = 4
+    parts_in_flight: int = 10  # as boto3 upload_file; memory about (N + 1) * part_size
     max_ahead: int = 8 * 1024 * 1024
     max_auth_failures: int = 10  # per source IP within failure_window
     failure_window: float = 300.0

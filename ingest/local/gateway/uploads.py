@@ -54,7 +54,7 @@ class StreamingUpload:
         *,
         executor: Executor,
         part_size: int = MIN_PART_SIZE,
-        max_in_flight: int = 4,
+        max_in_flight: int = 10,
         max_ahead: int = MIN_PART_SIZE,
     ) -> None:
         if part_size < MIN_PART_SIZE:
