@@ -14,7 +14,7 @@ import pytest
 from stack_kit import RunningStack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional" / "connectors"))
-from connector_fixtures import start_sshd  # noqa: E402
+from connector_fixtures import start_sshd
 
 REPO = Path(__file__).resolve().parents[2]
 ORDERS = REPO / "fixtures" / "files" / "orders" / "orders-2026-11-01.csv"
