@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -79,6 +79,7 @@ class StreamingUpload:
         self._next_part = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
+        self._refused: str | None = None
         self.high_water = 0  # largest end offset written (what fstat reports)
 
     # --- writing ---------------------------------------------------------------------------
@@ -99,14 +100,14 @@ class StreamingUpload:
         self._raise_if_failed()
         end = self._buf_start + self._fill
         if offset < self._buf_start:
-            raise UploadError(
+            self._refuse(
                 "random-access writes are not supported: offset "
                 f"{offset} was already uploaded (S3 objects are written once, in order)"
             )
         if offset > end:
             too_far = offset + len(data) - end > self._max_ahead
             if too_far or self._ahead_bytes + len(data) > self._max_ahead:
-                raise UploadError(
+                self._refuse(
                     f"non-sequential write at offset {offset} while only {end} bytes "
                     "arrived in order: resume and random-access writes are not supported"
                 )
@@ -231,7 +232,16 @@ class StreamingUpload:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def _refuse(self, message: str) -> NoReturn:
+        # A refused write leaves a hole or a conflict in the file: the upload can no longer
+        # produce the client's bytes, so it is spoiled for good and its close will fail too
+        # (otherwise a client that gives up and closes would land a truncated object).
+        self._refused = message
+        raise UploadError(message)
+
     def _raise_if_failed(self) -> None:
+        if self._refused is not None:
+            raise UploadError(f"an earlier write was refused: {self._refused}")
         if self._failure is not None:
             raise UploadError(f"S3 refused part of the upload: {self._failure}")
 

@@ -19,6 +19,8 @@ from gateway_kit import (
     paramiko_sftp,
 )
 
+from ingest.ledger import FileStatus, Ledger
+
 
 def keys(world: AwsWorld, prefix: str) -> list[str]:
     listed = world.client("s3").list_objects_v2(Bucket=world.bucket, Prefix=prefix)
@@ -135,37 +137,62 @@ def test_out_of_order_writes_within_the_window_work(
     assert got["Body"].read() == data
 
 
-def test_random_access_writes_are_refused_clearly(
+def test_random_access_writes_are_refused_and_spoil_the_upload(
     gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld, tmp_path: Path
 ) -> None:
     partner = make_partner("acme")
+    s3 = world.client("s3")
+    s3.put_object(Bucket=world.bucket, Key="inbound/acme/keep.bin", Body=b"the original\n")
 
-    async def upload() -> list[str]:
-        errors = []
+    async def attempt(name: str, writes: list[tuple[int, bytes]]) -> tuple[str, str]:
+        """Write, expect one refusal, then close: the close must fail as well."""
         async with (
             _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
             conn.start_sftp_client() as sftp,
         ):
-            fh = await sftp.open("resume.bin", "wb")
-            try:
-                await fh.write(b"x" * 1024, 100 * 1024 * 1024)  # far beyond the window
-            except asyncssh.SFTPFailure as exc:
-                errors.append(str(exc))
-            await fh.write(b"a" * (9 * 1024 * 1024), 0)  # ships part 1 to S3
-            try:
-                await fh.write(b"b", 10)  # rewriting bytes already sent
-            except asyncssh.SFTPFailure as exc:
-                errors.append(str(exc))
-            try:
-                await sftp.open("resume.bin", "ab")
-            except asyncssh.SFTPError as exc:
-                errors.append(str(exc))
-            await fh.close()
-        return errors
+            fh = await sftp.open(name, "wb")
+            refused = ""
+            for offset, data in writes:
+                try:
+                    await fh.write(data, offset)
+                except asyncssh.SFTPFailure as exc:
+                    refused = str(exc)
+                    break
+            with pytest.raises(asyncssh.SFTPFailure) as closing:
+                await fh.close()
+            return refused, str(closing.value)
 
-    errors = asyncio.run(upload())
-    assert "resume and random-access writes are not supported" in errors[0]
-    assert "already uploaded" in errors[1]
-    assert "appending is not supported" in errors[2]
-    head = world.client("s3").head_object(Bucket=world.bucket, Key="inbound/acme/resume.bin")
-    assert head["ContentLength"] == 9 * 1024 * 1024
+    part = 9 * 1024 * 1024
+    cases = {
+        # resume-style: the first write is far beyond the start
+        "keep.bin": [(100 * 1024 * 1024, b"x" * 1024)],
+        # rewriting bytes that already went to S3 as part 1
+        "rewrite.bin": [(0, b"a" * part), (10, b"b")],
+    }
+    refusals = {name: asyncio.run(attempt(name, writes)) for name, writes in cases.items()}
+    assert "resume and random-access writes are not supported" in refusals["keep.bin"][0]
+    assert "already uploaded" in refusals["rewrite.bin"][0]
+    for _, on_close in refusals.values():
+        assert "an earlier write was refused" in on_close
+
+    # nothing landed, and the existing object was not clobbered by a truncated one
+    assert keys(world, "inbound/acme/") == ["inbound/acme/keep.bin"]
+    body = s3.get_object(Bucket=world.bucket, Key="inbound/acme/keep.bin")["Body"].read()
+    assert body == b"the original\n"
+    assert s3.list_multipart_uploads(Bucket=world.bucket).get("Uploads", []) == []
+    ledger = Ledger(world.client("dynamodb"), world.ledger_table)
+    for name in cases:
+        entry = ledger.get_file(f"inbound/acme/{name}")
+        assert entry is not None
+        assert entry.status == FileStatus.PARTIAL
+
+    async def append() -> str:
+        async with (
+            _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
+            conn.start_sftp_client() as sftp,
+        ):
+            with pytest.raises(asyncssh.SFTPError) as info:
+                await sftp.open("keep.bin", "ab")
+            return str(info.value)
+
+    assert "appending is not supported" in asyncio.run(append())
