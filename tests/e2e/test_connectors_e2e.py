@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import asyncssh
@@ -78,6 +79,17 @@ def test_scheduled_retrieval_lands_and_is_ingested(
         entry = local_stack.wait_for_file("inbound/pullpartner/orders/pulled-orders.csv")
         assert entry["status"] == "PROCESSED", entry
         assert entry["rows_ok"] == len(ORDERS.read_text().splitlines()) - 1
+        # the engine's EventBridge event reached TransferStatusFunction through the rule
+        status_log = local_stack.state_dir / "logs" / "TransferStatusFunction.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = status_log.read_text() if status_log.exists() else ""
+            if "pulled-orders.csv" in text and "COMPLETED" in text:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no status event consumed; log:\n{text[-2000:]}")
+
         # moved out of the outbox after success; the unmatched file stays
         assert sorted(p.name for p in outbox.iterdir()) == ["notes.txt"]
         assert (srv.root / "pulled-orders.csv").exists()
