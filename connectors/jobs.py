@@ -229,14 +229,20 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
     with ThreadPoolExecutor(max_workers=max(1, ports.parallel_calls)) as pool:
         started = list(pool.map(one_call, batches))
     finals: list[tuple[dict[str, Any], dict[str, str]]] = []
+    deadline = time.monotonic() + ports.wait_seconds  # one wait for the whole run
     for transfer_id, batch in started:
         report.transfer_ids.append(transfer_id)
         by_path = {f["filePath"]: item for f, item in batch}
-        for result in wait_for_results(api, ports, job.connector_id, transfer_id, len(batch)):
+        results = wait_for_results(
+            api, ports, job.connector_id, transfer_id, len(batch), deadline=deadline
+        )
+        final_paths = set()
+        for result in results:
             if result["StatusCode"] in FINAL:
                 finals.append((by_path[result["FilePath"]], result))
-            else:
-                report.pending.append(result["FilePath"])  # settled later from its event
+                final_paths.add(result["FilePath"])
+        # not final yet: settled later from its event
+        report.pending.extend(sorted(set(by_path) - final_paths))
 
     won = _conditional_writes(
         ports, [_settle_update(ports, item, result) for item, result in finals]
@@ -285,12 +291,28 @@ def list_remote(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> list[d
 
 
 def wait_for_results(
-    api: ConnectorApi, ports: JobPorts, connector_id: str, transfer_id: str, count: int
+    api: ConnectorApi,
+    ports: JobPorts,
+    connector_id: str,
+    transfer_id: str,
+    count: int,
+    *,
+    deadline: float,
 ) -> list[dict[str, str]]:
-    """Poll ListFileTransferResults until every file is final or the wait is over."""
-    deadline = time.monotonic() + ports.wait_seconds
+    """Poll ListFileTransferResults until every file is final or ``deadline`` (monotonic).
+
+    Files still running at the deadline are left to the transfer-status function.
+    """
     while True:
-        results = list(_all_results(api, connector_id, transfer_id))
+        try:
+            results = list(_all_results(api, connector_id, transfer_id))
+        except ClientError as exc:
+            # the managed service may not know a transfer for a moment after starting it
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise StorageUnavailableError(
+                    "transfer", "ListFileTransferResults", str(exc)
+                ) from exc
+            results = []
         done = len(results) >= count and all(r["StatusCode"] in FINAL for r in results)
         if done or time.monotonic() > deadline:
             return results
