@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
-from connector_fixtures import BUCKET, Aws, SftpServer, make_connector
+from connector_fixtures import BUCKET, Aws, LoopThread, SftpServer, make_connector
 
 from connectors.errors import TransferRequestError
 from connectors.service import LocalConnectorService
@@ -107,8 +110,6 @@ def test_eleven_paths_are_refused(
 def test_directory_listing_in_aws_format(
     aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
 ) -> None:
-    import json
-
     _write(server, "drop/a.csv", b"x" * 10)
     _write(server, "drop/b.csv", b"y" * 20)
     (server.root / "drop" / "archive").mkdir()
@@ -169,3 +170,64 @@ def test_after_success_remote_move_and_delete(
         "drop/done",
         "drop/done/a.csv",
     ]
+
+
+def test_connections_stay_within_max_concurrent_connections(
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    """Ten files, MaxConcurrentConnections=2: never more than two SSH connections, reused."""
+    lock = threading.Lock()
+    live = {"now": 0, "peak": 0, "total": 0}
+
+    class Counting(asyncssh.SSHServer):
+        def connection_made(self, conn: Any) -> None:
+            with lock:
+                live["now"] += 1
+                live["total"] += 1
+                live["peak"] = max(live["peak"], live["now"])
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            with lock:
+                live["now"] -= 1
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for i in range(10):
+        (root / f"f{i}.csv").write_bytes(os.urandom(50_000))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    loop = LoopThread()
+
+    async def listen() -> Any:
+        return await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[key],
+            server_factory=Counting,
+            authorized_client_keys=asyncssh.import_authorized_keys(
+                client_key.export_public_key().decode()
+            ),
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)),
+        )
+
+    listener = loop.run(listen())
+    try:
+        srv = SftpServer("127.0.0.1", listener.get_port(), [key], root, "asyncssh")
+        connector = make_connector(aws, srv, client_key, max_connections=2)
+        transfer_id = service.start_file_transfer(
+            ConnectorId=connector,
+            RetrieveFilePaths=[f"/f{i}.csv" for i in range(10)],
+            LocalDirectoryPath=f"/{BUCKET}/many",
+        )["TransferId"]
+        again = service.start_file_transfer(
+            ConnectorId=connector, RetrieveFilePaths=["/f0.csv"], LocalDirectoryPath=f"/{BUCKET}/x"
+        )["TransferId"]
+    finally:
+        listener.close()
+        loop.close()
+    results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
+    assert {r["StatusCode"] for r in results["FileTransferResults"]} == {"COMPLETED"}
+    again_results = service.list_file_transfer_results(ConnectorId=connector, TransferId=again)
+    assert again_results["FileTransferResults"][0]["StatusCode"] == "COMPLETED"
+    assert 1 <= live["peak"] <= 2
+    assert live["total"] <= 2  # the second call reused a pooled connection
+    assert aws.s3.list_objects_v2(Bucket=BUCKET, Prefix="many/")["KeyCount"] == 10
