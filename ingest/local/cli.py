@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -172,6 +173,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Run the local stack in the foreground until SIGINT or SIGTERM."""
     from ingest.local.stack import LocalStack  # noqa: PLC0415 (moto: slow import)
 
+    # Warnings of the local Lambda service (function errors, retries) go to the console;
+    # the functions' own output is in <state-dir>/logs/.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -56,9 +56,16 @@ def scheduled_event(rule: RuleTarget, region: str, when: datetime) -> dict[str, 
     }
 
 
-def _received(source: SqsEventSource) -> Callable[[int], int]:
+def _received(source: SqsEventSource, function: str) -> Callable[[int], int]:
     def poll(wait: int) -> int:
-        return source.poll_once(wait).received
+        result = source.poll_once(wait)
+        if result.error:
+            log.warning("%s failed a batch of %d: %s", function, result.received, result.error)
+        elif result.failed:
+            log.info(
+                "%s reported %d of %d messages failed", function, result.failed, result.received
+            )
+        return result.received
 
     return poll
 
@@ -243,7 +250,7 @@ class LambdaRuntime:
                 region=self.deployed.region,
             )
             for _ in range(self.concurrency[mapping.function]):
-                self._add_poller(_received(source), mapping.queue_url)
+                self._add_poller(_received(source, mapping.function), mapping.queue_url)
 
     def _wire_rules(self) -> None:
         events = client(self.aws, "events")

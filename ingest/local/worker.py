@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,22 +79,36 @@ def _serve(handler_name: str, function_name: str, timeout: float, memory: int) -
             region=region,
             aws_request_id=request["request_id"],
         )
-        try:
-            result = handler(request["event"], context)
-            reply: dict[str, Any] = {"ok": True, "result": result}
-            text = json.dumps(reply)
-        except Exception as exc:  # reported to the caller, as Lambda reports function errors
-            traceback.print_exc()
-            text = json.dumps(
-                {
-                    "ok": False,
-                    "error_type": type(exc).__name__,
-                    "message": str(exc),
-                    "trace": traceback.format_exc(),
-                }
-            )
+        # The runtime's own log lines, as in CloudWatch: START / END / REPORT per request.
+        print(f"START RequestId: {context.aws_request_id} Version: $LATEST", file=sys.stderr)
+        started = time.monotonic()
+        text = _invoke(handler, request["event"], context)
+        elapsed = (time.monotonic() - started) * 1000
+        print(f"END RequestId: {context.aws_request_id}", file=sys.stderr)
+        print(
+            f"REPORT RequestId: {context.aws_request_id}\tDuration: {elapsed:.2f} ms\t"
+            f"Memory Size: {memory} MB",
+            file=sys.stderr,
+            flush=True,
+        )
         replies.write(text + "\n")
     return 0
+
+
+def _invoke(handler: Any, event: Any, context: LambdaContext) -> str:
+    """One invocation → the JSON reply line (the result, or the error as Lambda reports it)."""
+    try:
+        return json.dumps({"ok": True, "result": handler(event, context)})
+    except Exception as exc:  # reported to the caller, as Lambda reports function errors
+        traceback.print_exc()
+        return json.dumps(
+            {
+                "ok": False,
+                "error_type": type(exc).__name__,
+                "message": str(exc),
+                "trace": traceback.format_exc(),
+            }
+        )
 
 
 class FunctionWorker:

@@ -109,6 +109,9 @@ def test_s3_upload_invokes_the_function_with_a_real_shaped_event(
         "AWS_REGION": "us-east-1",
     }
     assert got["function_name"] == deployed.functions["OnUpload"].name
+    log = (runtime.log_dir / "OnUpload.log").read_text()
+    assert "START RequestId:" in log
+    assert "REPORT RequestId:" in log
 
 
 def test_sqs_mapping_batches_deletes_and_redrives(
