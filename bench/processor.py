@@ -79,7 +79,11 @@ def _combined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    """Raw limit, processor, raw limit again (bracketing drifts in load), then naive."""
+    """Raw limit, processor, raw limit again (bracketing drifts in load), then naive.
+
+    With one worker everything is sequential, like one Lambda instance: compare it to one
+    raw writer. ``--workers N`` gives both sides N processes (like Lambda concurrency N).
+    """
     path = orders_csv(bench.data, args.rows)
     key = f"inbound/{PARTNER}/orders/bench-{args.rows}.csv"
     print(f"throughput input: {path.name}, {path.stat().st_size / MIB:,.1f} MiB", flush=True)
@@ -116,6 +120,7 @@ def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def memory(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS of one processor worker taking every chunk of a small, then a large file."""
     sizes = [args.rss_small_mib] + ([] if args.skip_1gb else [args.rss_large_mib])
     runs: dict[str, Any] = {}
     for mib in sizes:

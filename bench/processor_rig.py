@@ -61,9 +61,11 @@ class Bench:
         create_table(ddb, "records")
 
     def item_count(self) -> int:
+        """Items in the records table (moto counts them live)."""
         return int(self.ddb.describe_table(TableName="records")["Table"]["ItemCount"])
 
     def upload(self, path: Path, key: str) -> dict[str, Any]:
+        """Land a local file (multipart, by boto3's transfer manager); returns its HEAD."""
         s3 = self.aws.client("s3")
         s3.upload_file(str(path), BUCKET, key)
         return s3.head_object(Bucket=BUCKET, Key=key)  # type: ignore[no-any-return]
@@ -89,6 +91,7 @@ class Bench:
         return file  # type: ignore[no-any-return]
 
     def worker(self, mode: str, *extra: str) -> Worker:
+        """Start a worker process of ``mode``; it waits at READY until ``go()``."""
         self.workers_started += 1
         if self.profile_dir:
             profile = self.profile_dir / f"{self.workers_started:02d}-{mode}.pstats"
@@ -127,17 +130,20 @@ class Worker:
         return json.loads(line[len(tag) + 1 :])  # type: ignore[no-any-return]
 
     def go(self) -> None:
+        """Start the worker's measured section."""
         assert self.proc.stdin is not None
         self.proc.stdin.write("GO\n")
         self.proc.stdin.flush()
 
     def result(self) -> dict[str, Any]:
+        """Wait for the worker's figures (it exits after printing them)."""
         out = self._expect("RESULT")
         self.proc.wait()
         return out
 
 
 def create_table(ddb: Any, name: str) -> None:
+    """A table shaped like the template's (``pk``/``sk`` strings, on demand)."""
     ddb.create_table(
         TableName=name,
         AttributeDefinitions=[
