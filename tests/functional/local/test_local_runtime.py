@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 import pytest
+from moto.s3 import notifications
 
 from ingest.aws import AwsTarget
 from ingest.local import runtime as runtime_module
@@ -25,7 +26,9 @@ TEMPLATE = HERE / "runtime_template.yaml"
 
 
 @pytest.fixture
-def deployed(moto_server: str) -> DeployedStack:
+def deployed(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> DeployedStack:
+    # What `ingest up` does in its own process; restored after the test for other tests.
+    monkeypatch.setattr(notifications, "_get_s3_event", notifications._get_s3_event)
     enrich_s3_event_records()
     return deploy_template(AwsTarget("us-east-1", moto_server), TEMPLATE, stack_name="rt")
 
