@@ -180,6 +180,7 @@ class GatewaySSHServer(asyncssh.SSHServer):
         if known and any(k.public_data == key.public_data for k in user.public_keys):  # type: ignore[union-attr]
             self.session.key_fingerprint = str(key.get_fingerprint("sha256"))
             self.session.key_type = key.get_algorithm()
+            self.session.key_body = key.export_public_key("openssh").split()[1].decode()
             return True
         self._auth_failure(username, key, "unknown user or key")
         return False
@@ -218,6 +219,7 @@ class GatewaySSHServer(asyncssh.SSHServer):
                 "ciphers": f"{self._conn.get_extra_info('recv_cipher')},"
                 f"{self._conn.get_extra_info('send_cipher')}",
                 "method": "publickey",
+                "ssh-public-key": self.session.key_body,
                 "ssh-public-key-fingerprint": self.session.key_fingerprint,
                 "ssh-public-key-type": self.session.key_type,
             },

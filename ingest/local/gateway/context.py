@@ -71,6 +71,7 @@ class Session:
     user: TransferUser | None = None
     key_fingerprint: str | None = None
     key_type: str | None = None
+    key_body: str | None = None  # base64 of the public key, as Transfer logs it
 
     @property
     def stream(self) -> str:

@@ -97,6 +97,12 @@ def test_openssh_sftp_batch_uploads_land_byte_exact(
     assert head["ETag"].strip('"').endswith("-2"), "a file over 8 MiB is uploaded in parts"
 
     gw.flush()
+    connected = [e for e in log_entries(world) if e["activity-type"] == "CONNECTED"]
+    assert len(connected) == 1
+    assert connected[0]["ssh-public-key"] == partner.public_line.split()[1]
+    assert connected[0]["ssh-public-key-fingerprint"] == partner.key.get_fingerprint("sha256")
+    assert connected[0]["client"].startswith("SSH-2.0-OpenSSH")
+    assert connected[0]["home-dir"] == "/"
     closes = {e["path"]: e for e in log_entries(world) if e["activity-type"] == "CLOSE"}
     for name, data in files.items():
         entry = closes[f"/{world.bucket}/inbound/acme/orders/{name}"]
