@@ -14,7 +14,6 @@ back the same way in both cases, through ``list_file_transfer_results``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import posixpath
@@ -35,6 +34,7 @@ from connectors.status import (
     EVENT_SOURCE,
     FileRecord,
     FileTransferStatus,
+    StatusFlusher,
     StatusPublisher,
     StatusStore,
     iso_now,
@@ -86,49 +86,6 @@ def _check_paths(paths: Sequence[str], what: str) -> list[str]:
         if not p or len(p) > 1024:
             raise TransferRequestError(f"{what}: invalid path {p!r}")
     return out
-
-
-class _StatusFlusher:
-    """Stores the QUEUED / IN_PROGRESS states of a running transfer, in batches.
-
-    Every ``interval`` seconds the records whose state changed are written in one batch;
-    final states are written by the caller once all files are done. A file that completes
-    within ``interval`` costs one write instead of three, and a long one shows its state
-    within ``interval`` seconds. States in the store only ever move forward.
-    """
-
-    def __init__(self, store: StatusStore, records: list[FileRecord], interval: float = 0.25):
-        self.store = store
-        self.records = records
-        self.interval = interval
-        self.changed = asyncio.Event()
-        self.changed.set()  # QUEUED is a state too
-        self.stop = asyncio.Event()
-        self._written: dict[int, FileTransferStatus] = {}
-
-    async def run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), self.interval)
-            if self.stop.is_set():
-                return  # the caller writes the final states now
-            await self.changed.wait()
-            self.changed.clear()
-            due = [
-                r
-                for r in self.records
-                if r.status in (FileTransferStatus.QUEUED, FileTransferStatus.IN_PROGRESS)
-                and self._written.get(r.index) is not r.status
-            ]
-            if due:
-                self._written.update({r.index: r.status for r in due})
-                try:
-                    await asyncio.to_thread(self.store.save_many, due)
-                except IngestError:
-                    log.exception("could not record the running states of a transfer")
-
-    def __repr__(self) -> str:
-        return f"_StatusFlusher({len(self.records)} files)"
 
 
 @dataclass
@@ -303,7 +260,7 @@ class LocalConnectorService:
             )
             for index, path in enumerate(paths)
         ]
-        flusher = _StatusFlusher(self.ports.store, records)
+        flusher = StatusFlusher(self.ports.store, records)
         flushing = asyncio.ensure_future(flusher.run())
 
         async def one(record: FileRecord) -> None:

@@ -14,7 +14,10 @@ AWS reserves ``aws.*`` event sources for itself, so our engine's events carry
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ingest.errors import StorageUnavailableError
+from ingest.errors import IngestError, StorageUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_logs.client import CloudWatchLogsClient
+
+log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "sftp-ingest.connectors"
 AWS_EVENT_SOURCE = "aws.transfer"
@@ -328,3 +333,46 @@ class StatusPublisher:
                 if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
                     raise StorageUnavailableError("logs", "CreateLogStream", str(exc)) from exc
         self._ready.add((group, stream))
+
+
+class StatusFlusher:
+    """Stores the QUEUED / IN_PROGRESS states of a running transfer, in batches.
+
+    Every ``interval`` seconds the records whose state changed are written in one batch;
+    final states are written by the caller once all files are done. A file that completes
+    within ``interval`` costs one write instead of three, and a long one shows its state
+    within ``interval`` seconds. States in the store only ever move forward.
+    """
+
+    def __init__(self, store: StatusStore, records: list[FileRecord], interval: float = 0.25):
+        self.store = store
+        self.records = records
+        self.interval = interval
+        self.changed = asyncio.Event()
+        self.changed.set()  # QUEUED is a state too
+        self.stop = asyncio.Event()
+        self._written: dict[int, FileTransferStatus] = {}
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.interval)
+            if self.stop.is_set():
+                return  # the caller writes the final states now
+            await self.changed.wait()
+            self.changed.clear()
+            due = [
+                r
+                for r in self.records
+                if r.status in (FileTransferStatus.QUEUED, FileTransferStatus.IN_PROGRESS)
+                and self._written.get(r.index) is not r.status
+            ]
+            if due:
+                self._written.update({r.index: r.status for r in due})
+                try:
+                    await asyncio.to_thread(self.store.save_many, due)
+                except IngestError:
+                    log.exception("could not record the running states of a transfer")
+
+    def __repr__(self) -> str:
+        return f"StatusFlusher({len(self.records)} files)"

@@ -1,0 +1,265 @@
+"""Claims in the ledger table: each remote file version is fetched by exactly one run.
+
+Before a file is requested, the run claims it with a conditional put of
+``pk = REMOTE#<connector-id>#<path>``, ``sk = <size>#<mtime>``. Only the winner of that put
+fetches it; a changed file (new size or mtime) is a new item and is fetched again. A failed
+transfer releases its claim for the next run; a claim left by a crashed run may be taken
+over after ``stale_after`` seconds. Settling a final result (``CLAIMED → FETCHED`` and the
+after-success action, or ``CLAIMED → RELEASED``) is conditional too, so the retrieve run and
+the transfer-status function can both try it and it happens once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from connectors.jobfile import RetrievalJob
+from ingest.errors import StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+
+REMOTE_PK = "REMOTE#"
+CLAIMED, FETCHED, RELEASED = "CLAIMED", "FETCHED", "RELEASED"
+#: concurrent ledger requests of one run (claims, settles): each is one small item
+DB_THREADS = 8
+
+
+class ConnectorApi(Protocol):
+    """The subset of boto3's ``transfer`` client the jobs use (keyword arguments only)."""
+
+    def start_directory_listing(self, **kwargs: Any) -> Any: ...
+    def start_file_transfer(self, **kwargs: Any) -> Any: ...
+    def list_file_transfer_results(self, **kwargs: Any) -> Any: ...
+    def start_remote_delete(self, **kwargs: Any) -> Any: ...
+    def start_remote_move(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass
+class JobPorts:
+    """Where the jobs read and write."""
+
+    s3: S3Client
+    db: DynamoDBClient
+    table: str
+    bucket: str
+    listing_prefix: str = "connector-listings"
+    parallel_calls: int = 4
+    #: how long to wait for an asynchronous (managed) listing or transfer to be final.
+    wait_seconds: float = 60.0
+    poll_seconds: float = 2.0
+    stale_after: float = 3600.0
+
+
+def _key(connector_id: str, f: Mapping[str, Any]) -> dict[str, Any]:
+    version = f"{f.get('size', '')}#{f.get('modifiedTimestamp', '')}"
+    return {"pk": {"S": f"{REMOTE_PK}{connector_id}#{f['filePath']}"}, "sk": {"S": version}}
+
+
+def claim_item(job: RetrievalJob, f: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The claim item of one listed file (``f`` is a listing entry: filePath, size, …)."""
+    item = {
+        **_key(job.connector_id, f),
+        "status": {"S": CLAIMED},
+        "claimed_at": {"N": repr(now)},
+        "job": {"S": job.name},
+        "file_path": {"S": f["filePath"]},
+        "size": {"N": str(f["size"])},
+        "after_success": {"S": job.after_success},
+    }
+    if job.move_to:
+        item["move_to"] = {"S": job.move_to}
+    return item
+
+
+def claim_put(ports: JobPorts, item: dict[str, Any], now: float) -> dict[str, Any]:
+    """A conditional put that only one run can win for a remote file version."""
+    return {
+        "Put": {
+            "TableName": ports.table,
+            "Item": item,
+            "ConditionExpression": (
+                "attribute_not_exists(pk) OR #s = :released "
+                "OR (#s = :claimed AND claimed_at < :stale)"
+            ),
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":released": {"S": RELEASED},
+                ":claimed": {"S": CLAIMED},
+                ":stale": {"N": repr(now - ports.stale_after)},
+            },
+        }
+    }
+
+
+def claim(
+    ports: JobPorts, job: RetrievalJob, f: Mapping[str, Any], *, now: float | None = None
+) -> bool:
+    """Claim one remote file version for this run; False if another run has (or had) it."""
+    now = time.time() if now is None else now
+    return conditional_writes(ports, [claim_put(ports, claim_item(job, f, now), now)])[0]
+
+
+def settle_update(
+    ports: JobPorts, item: Mapping[str, Any], result: Mapping[str, str]
+) -> dict[str, Any]:
+    """CLAIMED → FETCHED (completed) or RELEASED (failed), only for the claim's own transfer."""
+    values: dict[str, Any] = {":claimed": {"S": CLAIMED}, ":t": item["transfer_id"]}
+    if result["StatusCode"] == "COMPLETED":
+        expression = "SET #s = :new, fetched_at = :now"
+        values.update({":new": {"S": FETCHED}, ":now": {"N": repr(time.time())}})
+    else:
+        expression = "SET #s = :new, reason = :r"
+        reason = f"{result.get('FailureCode', '')}: {result.get('FailureMessage', '')}"
+        values.update({":new": {"S": RELEASED}, ":r": {"S": reason[:1000]}})
+    return {
+        "Update": {
+            "TableName": ports.table,
+            "Key": {"pk": item["pk"], "sk": item["sk"]},
+            "UpdateExpression": expression,
+            "ConditionExpression": "#s = :claimed AND transfer_id = :t",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def conditional_writes(ports: JobPorts, actions: list[dict[str, Any]]) -> list[bool]:
+    """Run independent conditional writes concurrently; which ones took effect.
+
+    Each write keeps its own condition, so the outcome is that of the writes done one by
+    one. (Not TransactWriteItems: a transaction is all-or-nothing, costs double capacity in
+    DynamoDB, and moto deep-copies the whole table for every item of one.)
+    """
+    if len(actions) <= 1:
+        return [_single(ports, a) for a in actions]
+    with ThreadPoolExecutor(max_workers=DB_THREADS) as pool:
+        return list(pool.map(lambda a: _single(ports, a), actions))
+
+
+def _single(ports: JobPorts, action: Mapping[str, Any]) -> bool:
+    """One conditional Put or Update; False when its condition fails."""
+    ((kind, params),) = action.items()
+    try:
+        if kind == "Put":
+            ports.db.put_item(**params)
+        else:
+            ports.db.update_item(**params)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise StorageUnavailableError("dynamodb", f"{kind}Item", str(exc)) from exc
+    return True
+
+
+def batch_put(ports: JobPorts, items: list[dict[str, Any]]) -> None:
+    """Unconditional puts, 25 per BatchWriteItem (for items only this run may change)."""
+    for start in range(0, len(items), 25):
+        chunk = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+        pending: Any = {ports.table: chunk}
+        try:
+            while pending:
+                pending = ports.db.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+        except ClientError as exc:
+            raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
+
+
+def release(ports: JobPorts, connector_id: str, f: Mapping[str, Any], reason: str) -> None:
+    """Give a claim back so the next run retries the file."""
+    _update(
+        ports,
+        _key(connector_id, f),
+        "SET #s = :released, reason = :r",
+        {":released": {"S": RELEASED}, ":r": {"S": reason[:1000]}, ":claimed": {"S": CLAIMED}},
+        condition="#s = :claimed",
+    )
+
+
+def _update(
+    ports: JobPorts,
+    key: dict[str, Any],
+    expression: str,
+    values: dict[str, Any],
+    *,
+    condition: str | None = None,
+) -> bool:
+    kwargs: dict[str, Any] = {
+        "TableName": ports.table,
+        "Key": key,
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": values,
+    }
+    if "#s" in expression or (condition and "#s" in condition):
+        kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    try:
+        ports.db.update_item(**kwargs)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise StorageUnavailableError("dynamodb", "UpdateItem", str(exc)) from exc
+    return True
+
+
+def after_success(
+    api: ConnectorApi, ports: JobPorts, connector_id: str, item: Mapping[str, Any]
+) -> None:
+    """Delete or move the remote file of a FETCHED claim (a failure is noted, not raised)."""
+    path = item["file_path"]["S"]
+    after = item.get("after_success", {}).get("S", "leave")
+    try:
+        if after == "delete":
+            api.start_remote_delete(ConnectorId=connector_id, DeletePath=path)
+        elif after == "move":
+            target = posixpath.join(item["move_to"]["S"], posixpath.basename(path))
+            api.start_remote_move(ConnectorId=connector_id, SourcePath=path, TargetPath=target)
+    except Exception as exc:  # the file is safely in S3; record the failed action
+        key = {"pk": item["pk"], "sk": item["sk"]}
+        _update(ports, key, "SET action_error = :e", {":e": {"S": str(exc)[:1000]}})
+
+
+def find_claim(
+    ports: JobPorts, connector_id: str, path: str, transfer_id: str
+) -> dict[str, Any] | None:
+    """The claim item of ``path`` that belongs to ``transfer_id``, if any."""
+    resp = ports.db.query(
+        TableName=ports.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"{REMOTE_PK}{connector_id}#{path}"}},
+        ConsistentRead=True,
+    )
+    for item in resp.get("Items", []):
+        if item.get("transfer_id", {}).get("S") == transfer_id:
+            return dict(item)
+    return None
+
+
+def settle(
+    api: ConnectorApi,
+    ports: JobPorts,
+    *,
+    connector_id: str,
+    path: str,
+    transfer_id: str,
+    result: Mapping[str, str],
+) -> bool:
+    """Apply a final result to its claim, once: FETCHED (+ after-success action) or RELEASED.
+
+    Returns True when this call made the change (and so ran the action).
+    """
+    item = find_claim(ports, connector_id, path, transfer_id)
+    if item is None:
+        return False  # not a scheduled retrieval (e.g. a manual transfer)
+    won = _single(ports, settle_update(ports, item, result))
+    if won and result["StatusCode"] == "COMPLETED":
+        after_success(api, ports, connector_id, item)
+    return won
