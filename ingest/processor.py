@@ -234,14 +234,37 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
     )
 
 
+def retry_delay(receive_count: int, *, base: int, max_receive_count: int) -> int | None:
+    """Seconds until a failed message is delivered again: ``base`` doubling per delivery.
+
+    None leaves the queue's visibility timeout in charge (no base, or the last delivery,
+    which must come back at once so the redrive moves it to the DLQ). SQS caps a message's
+    visibility at 12 hours.
+    """
+    if base <= 0:
+        return None
+    if receive_count >= max_receive_count:
+        return 0
+    delay: int = base * 2 ** max(receive_count - 1, 0)
+    return min(delay, 12 * 3600)
+
+
 def handle_chunk_message(
-    body: str, *, receive_count: int, max_receive_count: int, ports: ProcessorPorts
+    body: str,
+    *,
+    receive_count: int,
+    max_receive_count: int,
+    ports: ProcessorPorts,
+    retry_in: Callable[[int], None] | None = None,
+    retry_backoff_seconds: int = 0,
 ) -> ChunkResult:
     """Process one SQS chunk message, recording FAILED when it will not succeed.
 
     A permanent error marks the file FAILED at once; any other error does so on the last
     delivery before the queue's redrive moves the message to the dead-letter queue. The
-    error is always re-raised so the message is reported as a batch item failure.
+    error is always re-raised so the message is reported as a batch item failure; with
+    ``retry_in`` the message comes back after an exponential backoff rather than after the
+    queue's (long: 6 times the function's timeout) visibility timeout.
     """
     msg = ChunkMessage.from_json(body)
     try:
@@ -259,6 +282,14 @@ def handle_chunk_message(
                 ports.ledger.mark_failed(msg.key, msg.version, reason)
             except IngestError:
                 log.exception("could not record FAILED", extra={"key": msg.key})
+        delay = retry_delay(
+            receive_count, base=retry_backoff_seconds, max_receive_count=max_receive_count
+        )
+        if retry_in is not None and delay is not None:
+            try:
+                retry_in(delay)
+            except Exception:  # the queue's own visibility timeout still applies
+                log.exception("could not schedule the retry", extra={"key": msg.key})
         log.warning(
             "chunk failed",
             extra={

@@ -80,11 +80,27 @@ class ProcessorSettings:
     common: CommonSettings
     records_table: str
     max_receive_count: int
+    #: batch_writer threads per chunk
+    write_threads: int
+    #: first retry delay of a failed chunk message (doubling per delivery); 0 leaves the
+    #: queue's visibility timeout in charge
+    retry_backoff_seconds: int
+    #: the queue the messages come from (for ChangeMessageVisibility)
+    queue_url: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ProcessorSettings:
+        backoff = env.get("RETRY_BACKOFF_SECONDS", "").strip()
+        if backoff and not backoff.isdigit():
+            raise SettingsError(
+                f"RETRY_BACKOFF_SECONDS must be a whole number, got {backoff!r}",
+                field="RETRY_BACKOFF_SECONDS",
+            )
         return cls(
             common=_common(env),
             records_table=_required(env, "RECORDS_TABLE"),
             max_receive_count=_positive_int(env, "MAX_RECEIVE_COUNT", 5),
+            write_threads=_positive_int(env, "WRITE_THREADS", 4),
+            retry_backoff_seconds=int(backoff) if backoff else 0,
+            queue_url=env.get("INGEST_QUEUE_URL") or None,
         )

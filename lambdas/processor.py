@@ -31,17 +31,36 @@ batch = BatchProcessor(event_type=EventType.SQS)
 def _wiring() -> tuple[ProcessorSettings, ProcessorPorts]:
     settings = ProcessorSettings.from_env(os.environ)
     store, feeds, ledger = store_feeds_ledger(settings.common)
-    table = aws_target(settings.common).resource("dynamodb").Table(settings.records_table)
-    return settings, ProcessorPorts(feeds, store, DynamoRecordSink(table), ledger)
+    aws = aws_target(settings.common)
+    tables = [
+        aws.resource("dynamodb").Table(settings.records_table)
+        for _ in range(settings.write_threads)
+    ]
+    return settings, ProcessorPorts(feeds, store, DynamoRecordSink(*tables), ledger)
+
+
+@cache
+def _sqs() -> Any:
+    return aws_target(_wiring()[0].common).client("sqs")
 
 
 def record_handler(record: SQSRecord) -> None:
     settings, ports = _wiring()
+
+    def retry_in(seconds: int) -> None:
+        _sqs().change_message_visibility(
+            QueueUrl=settings.queue_url,
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=seconds,
+        )
+
     result = handle_chunk_message(
         record.body,
         receive_count=int(record.attributes.approximate_receive_count),
         max_receive_count=settings.max_receive_count,
         ports=ports,
+        retry_in=retry_in if settings.queue_url else None,
+        retry_backoff_seconds=settings.retry_backoff_seconds,
     )
     metrics.add_metric(name="RowsWritten", unit=MetricUnit.Count, value=result.rows_ok)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
