@@ -98,8 +98,9 @@ class S3Store:
         version_id: str | None,
         start: int,
         etag: str | None = None,
+        end: int | None = None,
     ) -> IO[bytes]:
-        """A buffered binary stream from byte ``start`` to the end of the object.
+        """A buffered binary stream from byte ``start`` to ``end`` (exclusive) or the end.
 
         The read is pinned to one object version: by version id when the bucket is versioned,
         else by ``If-Match`` on the ETag, so a file replaced mid-way is never read mixed.
@@ -109,7 +110,11 @@ class S3Store:
             kwargs["VersionId"] = version_id
         elif etag:
             kwargs["IfMatch"] = f'"{etag}"'
-        if start > 0:
+        if end is not None:
+            if end <= start:
+                return io.BytesIO(b"")
+            kwargs["Range"] = f"bytes={start}-{end - 1}"
+        elif start > 0:
             kwargs["Range"] = f"bytes={start}-"
         try:
             resp = self._s3.get_object(**kwargs)

@@ -34,12 +34,20 @@ from ingest.records import build_item
 log = logging.getLogger(__name__)
 
 REJECTS_PREFIX = "rejects/"
+HEADER_READ_LIMIT = 64 * 1024
 _SPOOL_LIMIT = 8 * 1024 * 1024
 
 
 class ChunkReader(Protocol):
     def open_range(
-        self, bucket: str, key: str, *, version_id: str | None, start: int, etag: str | None
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None,
+        start: int,
+        etag: str | None,
+        end: int | None = None,
     ) -> IO[bytes]: ...
 
     def put_file(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None: ...
@@ -114,10 +122,22 @@ def _read_header(store: ChunkReader, msg: ChunkMessage, feed: Feed) -> list[str]
     """A CSV header for a chunk that does not start at byte 0."""
     if feed.format is not Format.CSV or not feed.csv.header or msg.start == 0:
         return None
+    # A bounded read: an open-ended GET would stream (or, on some S3 emulators, load) the
+    # whole object just for its first line.
     with store.open_range(
-        msg.bucket, msg.key, version_id=msg.version_id, start=0, etag=msg.version
+        msg.bucket,
+        msg.key,
+        version_id=msg.version_id,
+        start=0,
+        etag=msg.version,
+        end=HEADER_READ_LIMIT,
     ) as stream:
         first = stream.readline()
+    if not first.endswith(b"\n"):  # a header longer than the bounded read
+        with store.open_range(
+            msg.bucket, msg.key, version_id=msg.version_id, start=0, etag=msg.version
+        ) as stream:
+            first = stream.readline()
     return CsvParser(feed, None).parse_header(RawLine(number=1, data=first))
 
 

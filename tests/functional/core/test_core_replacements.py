@@ -44,3 +44,15 @@ def test_a_failed_file_says_how_far_it_got(pipeline):
     assert "rows before it may have been written" in (entry.reason or "")
     written = pipeline.count_items()
     assert 0 < written < 2000
+
+
+def test_a_header_longer_than_the_bounded_header_read(pipeline):
+    pipeline.setenv("CHUNK_SIZE_BYTES", "120000")
+    wide = "x" * (100 * 1024)  # one 100 KiB column name: longer than the 64 KiB header read
+    rows = "".join(f"{i},{i},{i}.50\n" for i in range(4_000))
+    data = f"{wide},order_id,amount\n{rows}".encode()
+    assert len(data) > 120_000  # two chunks; the second fetches the header
+    pipeline.land(ORDERS, data)
+    pipeline.drain(timeout=300)
+    entry = pipeline.file(ORDERS)
+    assert (entry.status, entry.rows_ok, entry.chunks) == ("PROCESSED", 4_000, 2)
