@@ -17,6 +17,7 @@ from typing import Any
 import asyncssh
 import pytest
 from moto import mock_aws
+from support_aws import create_pk_sk_table
 
 from connectors.config import create_connector
 from connectors.service import LocalConnectorService
@@ -82,18 +83,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         s3 = target.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         ddb = target.client("dynamodb")
-        ddb.create_table(
-            TableName=LEDGER,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(ddb, LEDGER)
         yield Aws(
             target=target,
             s3=s3,

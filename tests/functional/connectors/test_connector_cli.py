@@ -17,6 +17,7 @@ import boto3
 import pytest
 from connector_fixtures import start_sshd
 from moto.server import ThreadedMotoServer
+from support_aws import create_pk_sk_table
 
 from ingest.cli import main
 from ingest.local.endpoints import Endpoints, write_endpoints
@@ -40,18 +41,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     url = f"http://{host}:{port}"
     s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
-    boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1").create_table(
-        TableName=LEDGER,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1"), LEDGER)
     state = tmp_path / "state"
     write_endpoints(
         state,

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from support_aws import create_pk_sk_table
 
 from ingest.ledger import FileEntry, Ledger
 from ingest.local.lambda_service import (
@@ -49,21 +50,6 @@ feeds:
       ok: {type: bool}
       day: {type: date}
 """
-
-
-def _create_table(ddb: Any, name: str) -> None:
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 @dataclass
@@ -286,8 +272,8 @@ def pipeline(monkeypatch: pytest.MonkeyPatch, feeds_yaml: str) -> Iterator[Pipel
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        _create_table(ddb, "records")
-        _create_table(ddb, "ledger")
+        create_pk_sk_table(ddb, "records")
+        create_pk_sk_table(ddb, "ledger")
         for name, value in {
             "LANDING_BUCKET": BUCKET,
             "LEDGER_TABLE": "ledger",

@@ -21,6 +21,7 @@ from gateway_kit import (
     PartnerKeys,
 )
 from moto.server import ThreadedMotoServer
+from support_aws import create_pk_sk_table
 
 from ingest.aws import AwsTarget
 from ingest.local.gateway import GatewayConfig, Limits
@@ -56,18 +57,7 @@ def moto_endpoint(_aws_env: None) -> Iterator[str]:
 def _base_resources(moto_endpoint: str) -> AwsTarget:
     aws = AwsTarget(region=REGION, endpoint_url=moto_endpoint)
     aws.client("s3").create_bucket(Bucket=BUCKET)
-    aws.client("dynamodb").create_table(
-        TableName=LEDGER,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(aws.client("dynamodb"), LEDGER)
     return aws
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from support_aws import create_pk_sk_table
 
 from ingest.errors import InvalidEventError
 from ingest.fanout import HELD_REASON
@@ -34,21 +35,6 @@ feeds:
 CSV = b"order_id,amount\n" + b"".join(b"o%d,%d.5\n" % (i, i) for i in range(50))
 
 
-def _table(ddb: Any, name: str) -> None:
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     for name, value in {
@@ -69,7 +55,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="config/feeds.yaml", Body=FEEDS.encode())
         queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
-        _table(ddb, "ledger")
+        create_pk_sk_table(ddb, "ledger")
         for name, value in {
             "LANDING_BUCKET": BUCKET,
             "LEDGER_TABLE": "ledger",
