@@ -11,6 +11,7 @@ from typing import Any
 from ingest.aws import AwsTarget
 from ingest.errors import ConfigError
 from ingest.local.endpoints import DEFAULT_STATE_DIR, ENDPOINTS_FILE, Endpoints, read_endpoints
+from ingest.local.functions import ensure_local_credentials
 
 DEFAULT_STACK = "sftp-ingest"
 
@@ -67,6 +68,8 @@ def resolve_deployment(args: argparse.Namespace) -> Deployment:
             state_dir = Path(DEFAULT_STATE_DIR)
     if state_dir is not None:
         endpoints = read_endpoints(state_dir)
+        # moto accepts any credentials; a newcomer needs no AWS account for the local stack
+        ensure_local_credentials()
         return Deployment(
             aws=AwsTarget(region=endpoints.region, endpoint_url=endpoints.aws_endpoint_url),
             resources=endpoints.resources,

@@ -179,6 +179,8 @@ def test_local_stack_commands_need_no_aws_account(
     event.write_text(json.dumps(s3_object_created_event(bucket, "no-aws/x.bin", size=1, etag="e")))
     out = local_stack.ingest("invoke", "FanoutFunction", "-e", str(event), env=no_aws)
     assert json.loads(out.stdout)["files"][0]["key"] == "no-aws/x.bin"
+    status = local_stack.ingest("status", "--json", env=no_aws)
+    assert "no-aws/x.bin" in {f["key"] for f in json.loads(status.stdout)}
 
 
 @pytest.mark.slow
