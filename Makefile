@@ -18,8 +18,10 @@ run: $(STAMP) ## the main job: the whole pipeline on the embedded local stack
 demo: $(STAMP) ## a scripted end-to-end run that exits when done
 	$(BIN)/ingest demo
 
-test: $(STAMP) ## every test
-	$(BIN)/pytest $(PYTEST_ARGS)
+TEST_WORKERS ?= 2
+
+test: $(STAMP) ## every test, on TEST_WORKERS processes (whole files per process)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -53,11 +53,20 @@ def moto_endpoint(_aws_env: None) -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def _base_resources(moto_endpoint: str) -> AwsTarget:
+    """The bucket and ledger table, created when missing.
+
+    The moto server runs in this process, and moto's backends are process-wide: a test
+    elsewhere that ends a ``mock_aws()`` block resets them, so they are checked per test.
+    """
     aws = AwsTarget(region=REGION, endpoint_url=moto_endpoint)
-    aws.client("s3").create_bucket(Bucket=BUCKET)
-    create_pk_sk_table(aws.client("dynamodb"), LEDGER)
+    s3 = aws.client("s3")
+    if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket=BUCKET)
+    ddb = aws.client("dynamodb")
+    if LEDGER not in ddb.list_tables()["TableNames"]:
+        create_pk_sk_table(ddb, LEDGER)
     return aws
 
 
