@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from support_aws import create_pk_sk_table
+from support_aws import create_pk_sk_table, fake_aws_env
 
 from ingest.ledger import FileEntry, Ledger
 from ingest.local.lambda_service import (
@@ -239,17 +239,7 @@ def feeds_yaml() -> str:
 
 @pytest.fixture
 def pipeline(monkeypatch: pytest.MonkeyPatch, feeds_yaml: str) -> Iterator[Pipeline]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_METRICS_NAMESPACE": "sftp-ingest-tests",
-        "POWERTOOLS_SERVICE_NAME": "tests",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_env(monkeypatch, REGION)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)

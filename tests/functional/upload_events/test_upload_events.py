@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from support_aws import create_pk_sk_table
+from support_aws import create_pk_sk_table, fake_aws_env
 
 from ingest.errors import InvalidEventError
 from ingest.fanout import HELD_REASON
@@ -37,17 +37,7 @@ CSV = b"order_id,amount\n" + b"".join(b"o%d,%d.5\n" % (i, i) for i in range(50))
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_SERVICE_NAME": "tests",
-        "POWERTOOLS_METRICS_NAMESPACE": "tests",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_env(monkeypatch, REGION)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
