@@ -34,7 +34,7 @@ import asyncssh
 from moto_server import moto_server
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "functional" / "connectors")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "functional" / "connectors")]
 
 from connector_fixtures import start_sshd  # noqa: E402 - the tests' sshd starter
 
