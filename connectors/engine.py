@@ -35,6 +35,7 @@ from connectors.errors import (
     RetryableFileTransferError,
 )
 from connectors.sftp import Session, SessionPool, classify
+from ingest.multipart import MIB, S3_MIN_PART_SIZE, MultipartUpload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
 
-MIB = 1024 * 1024
 #: S3's multipart minimum is 5 MiB; 8 MiB parts (4 in flight) is what bench/connector.py
 #: found best, the same part size as s3transfer's default.
 DEFAULT_PART_SIZE = 8 * MIB
@@ -101,14 +101,12 @@ class Listing:
 
 
 @dataclass
-class _Upload:
-    """Multipart state that survives reconnects."""
+class _Retrieval:
+    """What survives reconnects: the open multipart upload and the byte it resumes at."""
 
-    bucket: str
-    key: str
-    upload_id: str | None = None
-    parts: list[dict[str, Any]] = field(default_factory=list)
+    upload: MultipartUpload
     offset: int = 0
+    in_parts: bool = False  # False: the file went up whole with one PutObject
 
 
 class TransferEngine:
@@ -124,7 +122,7 @@ class TransferEngine:
         retry: RetryPolicy | None = None,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
-        if part_size < 5 * MIB:
+        if part_size < S3_MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB (S3's multipart minimum)")
         self.pool = pool
         self.s3 = s3
@@ -168,18 +166,18 @@ class TransferEngine:
         self, remote_path: str, bucket: str, key: str, progress: Progress | None = None
     ) -> int:
         """Copy one remote file to ``s3://bucket/key``; returns the byte count."""
-        upload = _Upload(bucket=bucket, key=key)
+        job = _Retrieval(MultipartUpload(self.s3, bucket, key, executor=self._executor))
         state: dict[str, Any] = {}
 
         async def attempt(session: Session) -> int:
-            return await self._retrieve_once(session, remote_path, upload, state, progress)
+            return await self._retrieve_once(session, remote_path, job, state, progress)
 
         try:
             size = await self._with_retries(attempt, missing_code="RETRIEVE_FILE_NOT_FOUND")
         except BaseException:
-            await self._abort(upload)
+            await self._abort(job.upload)
             raise
-        if not upload.parts:
+        if not job.in_parts:
             return size  # one PutObject of exactly ``size`` bytes, checked before the put
         head = await self._s3(self.s3.head_object, Bucket=bucket, Key=key)
         if head["ContentLength"] != size:
@@ -195,7 +193,7 @@ class TransferEngine:
         self,
         session: Session,
         remote_path: str,
-        upload: _Upload,
+        job: _Retrieval,
         state: dict[str, Any],
         progress: Progress | None,
     ) -> int:
@@ -208,30 +206,24 @@ class TransferEngine:
         size, mtime = int(attrs.size or 0), attrs.mtime
         if state and (state["size"], state["mtime"]) != (size, mtime):
             # The file changed since the first attempt: the bytes already sent are stale.
-            await self._abort(upload)
-            upload.upload_id, upload.parts, upload.offset = None, [], 0
+            await self._abort(job.upload)
+            job.offset = 0
         state.update(size=size, mtime=mtime)
         async with session.sftp.open(
             remote_path, "rb", block_size=SFTP_BLOCK_SIZE, max_requests=SFTP_MAX_REQUESTS
         ) as remote:
-            if size <= self.part_size and upload.upload_id is None:
-                data = await asyncio.wait_for(remote.read(size + 1, 0), timeout)
+            if size <= self.part_size and not job.upload.started:
+                data = cast(bytes, await asyncio.wait_for(remote.read(size + 1, 0), timeout))
                 self._check_length(remote_path, len(data), size)
-                await self._s3(self.s3.put_object, Bucket=upload.bucket, Key=upload.key, Body=data)
+                await job.upload.put_object(data)
                 if progress:
                     progress(size, size)
                 return size
-            await self._stream_parts(remote, remote_path, size, upload, progress)
+            job.in_parts = True
+            await self._stream_parts(remote, remote_path, size, job, progress)
             extra = await asyncio.wait_for(remote.read(1, size), timeout)
             self._check_length(remote_path, size + len(extra), size)
-        await self._s3(
-            self.s3.complete_multipart_upload,
-            Bucket=upload.bucket,
-            Key=upload.key,
-            UploadId=upload.upload_id,
-            MultipartUpload={"Parts": upload.parts},
-        )
-        upload.upload_id = None
+        await job.upload.complete()
         return size
 
     async def _stream_parts(
@@ -239,30 +231,21 @@ class TransferEngine:
         remote: asyncssh.SFTPClientFile,
         remote_path: str,
         size: int,
-        upload: _Upload,
+        job: _Retrieval,
         progress: Progress | None,
     ) -> None:
-        if upload.upload_id is None:
-            # CRC32 per part, as the AWS SDKs' own transfer managers do: S3 checks every part
-            # and the object gets a composite checksum (without one, S3 and moto fall back
-            # to a full-object CRC64 computed at completion).
-            created = await self._s3(
-                self.s3.create_multipart_upload,
-                Bucket=upload.bucket,
-                Key=upload.key,
-                ChecksumAlgorithm="CRC32",
-            )
-            upload.upload_id = created["UploadId"]
+        upload = job.upload
+        await upload.start()
         pending: set[asyncio.Task[None]] = set()
         timeout = self.pool.endpoint.io_timeout
-        offset = upload.offset
+        offset = job.offset
         try:
             while offset < size:
                 want = min(self.part_size, size - offset)
                 data = cast(bytes, await asyncio.wait_for(remote.read(want, offset), timeout))
                 self._check_length(remote_path, offset + len(data), offset + want, early=True)
                 number = offset // self.part_size + 1
-                pending.add(asyncio.create_task(self._upload_part(upload, number, data)))
+                pending.add(asyncio.create_task(upload.upload_part(number, data)))
                 offset += want
                 if len(pending) >= self.parts_in_flight:
                     done, pending = await asyncio.wait(pending, return_when="FIRST_COMPLETED")
@@ -279,29 +262,9 @@ class TransferEngine:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
             # Resume after the longest run of parts that made it to S3.
-            numbers = {p["PartNumber"] for p in upload.parts}
-            done_parts = 0
-            while done_parts + 1 in numbers:
-                done_parts += 1
-            upload.parts = sorted(
-                (p for p in upload.parts if p["PartNumber"] <= done_parts),
-                key=lambda p: int(p["PartNumber"]),
-            )
-            upload.offset = done_parts * self.part_size
-
-    async def _upload_part(self, upload: _Upload, number: int, data: bytes) -> None:
-        resp = await self._s3(
-            self.s3.upload_part,
-            Bucket=upload.bucket,
-            Key=upload.key,
-            UploadId=upload.upload_id,
-            PartNumber=number,
-            Body=data,
-            ChecksumAlgorithm="CRC32",
-        )
-        upload.parts.append(
-            {"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32": resp["ChecksumCRC32"]}
-        )
+            done_parts = upload.contiguous_parts()
+            upload.keep_parts(done_parts)
+            job.offset = done_parts * self.part_size
 
     @staticmethod
     def _check_length(path: str, got: int, expected: int, *, early: bool = False) -> None:
@@ -315,18 +278,11 @@ class TransferEngine:
                 f"{path} has {got} bytes but was {expected} bytes when the transfer started",
             )
 
-    async def _abort(self, upload: _Upload) -> None:
-        if upload.upload_id is None:
-            return
-        upload_id, upload.upload_id = upload.upload_id, None
+    @staticmethod
+    async def _abort(upload: MultipartUpload) -> None:
         # if this fails, the bucket's lifecycle rule aborts the leftover after a day
         with contextlib.suppress(ClientError):
-            await self._s3(
-                self.s3.abort_multipart_upload,
-                Bucket=upload.bucket,
-                Key=upload.key,
-                UploadId=upload_id,
-            )
+            await upload.abort()
 
     # --- send ----------------------------------------------------------------------------
 

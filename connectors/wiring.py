@@ -7,6 +7,7 @@ from typing import Any
 from connectors.service import LocalConnectorService, ServicePorts
 from connectors.status import EVENT_SOURCE, StatusPublisher, StatusStore
 from ingest.aws import AwsTarget
+from ingest.multipart import STREAMING_S3_CONFIG
 
 
 def account_id(aws: AwsTarget) -> str:
@@ -25,7 +26,7 @@ def build_local_service(
     ports = ServicePorts(
         transfer=aws.client("transfer"),
         secrets=aws.client("secretsmanager"),
-        s3=aws.client("s3"),
+        s3=aws.client("s3", config=STREAMING_S3_CONFIG),
         store=StatusStore(aws.client("dynamodb"), ledger_table),
         publisher=StatusPublisher(aws.client("logs"), aws.client("events"), source=event_source),
         account_id=account_id(aws),

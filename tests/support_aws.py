@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import zlib
 from typing import Any
 
 
@@ -35,3 +37,17 @@ def fake_aws_env(monkeypatch: Any, region: str = "us-east-1") -> None:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+def s3_crc32(data: bytes, part_size: int | None = None) -> str:
+    """The ``ChecksumCRC32`` S3 reports for ``data``: the whole object's CRC32 for a single
+    put, or for a multipart upload the CRC32 of the parts' CRC32s followed by ``-<parts>``."""
+
+    def crc(chunk: bytes) -> bytes:
+        return zlib.crc32(chunk).to_bytes(4, "big")
+
+    if part_size is None:
+        return base64.b64encode(crc(data)).decode()
+    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
+    composite = base64.b64encode(crc(b"".join(crc(p) for p in parts))).decode()
+    return f"{composite}-{len(parts)}"

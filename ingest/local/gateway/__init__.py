@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from botocore.config import Config
 
-from ingest.aws import RETRY_CONFIG, AwsTarget
+from ingest.aws import AwsTarget
 from ingest.ledger import Ledger
 from ingest.local.gateway.audit import Audit
 from ingest.local.gateway.auth import AuthGuard, GatewaySSHServer, SessionLimiter
 from ingest.local.gateway.context import Limits, Services
 from ingest.local.gateway.hostkeys import fingerprints, load_or_create_host_keys
 from ingest.local.gateway.server import GatewaySFTPServer
+from ingest.multipart import STREAMING_S3_CONFIG
 
 __all__ = ["Gateway", "GatewayConfig", "Limits", "start_gateway"]
 
@@ -51,14 +51,6 @@ MAC_ALGS = [
     "hmac-sha2-256",
     "hmac-sha2-512",
 ]
-
-
-#: The bytes are integrity-checked on their way in by the SSH MAC from the client and by
-#: HTTP(S) to S3, and S3 checks each part's MD5 ETag: the SDK's additional CRC pass
-#: (aws-chunked trailers on every part) is skipped to save CPU in the gateway and in moto.
-S3_CONFIG = RETRY_CONFIG.merge(
-    Config(request_checksum_calculation="when_required", max_pool_connections=64)
-)
 
 
 @dataclass
@@ -122,7 +114,7 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
         executor=executor,
     )
     services = Services(
-        s3=aws.client("s3", config=S3_CONFIG),
+        s3=aws.client("s3", config=STREAMING_S3_CONFIG),
         transfer=aws.client("transfer"),
         ledger=Ledger(aws.client("dynamodb"), config.ledger_table),
         audit=audit,

@@ -9,25 +9,24 @@ the client. Memory per upload is therefore at most about
 
 Nothing is visible in S3 until :meth:`StreamingUpload.complete` (``CompleteMultipartUpload``,
 or a single ``PutObject`` for files smaller than one part). :meth:`StreamingUpload.abort`
-discards everything.
+discards everything. The S3 calls themselves are :class:`ingest.multipart.MultipartUpload`'s
+(CRC32 on every part), shared with the connector engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn
+
+from ingest.multipart import MIB, MultipartUpload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-MIB = 1024 * 1024
 #: S3's minimum part size is 5 MiB; Transfer Family and the brief ask for at least 8 MiB.
 MIN_PART_SIZE = 8 * MIB
-
-T = TypeVar("T")
 
 
 class UploadError(Exception):
@@ -59,10 +58,9 @@ class StreamingUpload:
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
-        self._s3 = s3
+        self._upload = MultipartUpload(s3, bucket, key, executor=executor)
         self.bucket = bucket
         self.key = key
-        self._executor = executor
         self._part_size = part_size
         self._max_ahead = max_ahead
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -74,8 +72,6 @@ class StreamingUpload:
         self._buf_start = 0  # file offset of self._cur[0]
         self._ahead: dict[int, bytes] = {}  # out-of-order writes beyond the stream's end
         self._ahead_bytes = 0
-        self._upload_id: str | None = None
-        self._parts: dict[int, str] = {}  # part number -> ETag
         self._next_part = 1
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
@@ -148,11 +144,7 @@ class StreamingUpload:
         await self._slots.acquire()
         try:
             self._raise_if_failed()
-            if self._upload_id is None:
-                resp = await self._call(
-                    self._s3.create_multipart_upload, Bucket=self.bucket, Key=self.key
-                )
-                self._upload_id = resp["UploadId"]
+            await self._upload.start()
         except BaseException:
             self._slots.release()
             raise
@@ -167,15 +159,7 @@ class StreamingUpload:
 
     async def _upload_part(self, number: int, body: bytearray) -> None:
         try:
-            resp = await self._call(
-                self._s3.upload_part,
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=body,
-            )
-            self._parts[number] = resp["ETag"]
+            await self._upload.upload_part(number, body)
         except Exception as exc:
             self._failure = self._failure or exc
         finally:
@@ -193,25 +177,15 @@ class StreamingUpload:
                 f"the file has a gap: {self._ahead_bytes} bytes were written beyond offset "
                 f"{self._buf_start + self._fill} but the bytes before them never arrived"
             )
-        if self._upload_id is None:
+        if not self._upload.started:
             size = self._fill
-            put = await self._call(
-                self._s3.put_object, Bucket=self.bucket, Key=self.key, Body=bytes(self._cur[:size])
-            )
+            put = await self._upload.put_object(bytes(self._cur[:size]))
             return UploadResult(size, put["ETag"], put.get("VersionId"))
         if self._fill:
             await self._ship_part()
         await self._wait_parts()
         self._raise_if_failed()
-        resp = await self._call(
-            self._s3.complete_multipart_upload,
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            MultipartUpload={
-                "Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(self._parts.items())]
-            },
-        )
+        resp = await self._upload.complete()
         return UploadResult(self._buf_start, resp["ETag"], resp.get("VersionId"))
 
     async def abort(self) -> None:
@@ -219,14 +193,7 @@ class StreamingUpload:
         await self._wait_parts()
         self._spare.clear()
         self._ahead.clear()
-        if self._upload_id is not None:
-            upload_id, self._upload_id = self._upload_id, None
-            await self._call(
-                self._s3.abort_multipart_upload,
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=upload_id,
-            )
+        await self._upload.abort()
 
     async def _wait_parts(self) -> None:
         if self._tasks:
@@ -244,7 +211,3 @@ class StreamingUpload:
             raise UploadError(f"an earlier write was refused: {self._refused}")
         if self._failure is not None:
             raise UploadError(f"S3 refused part of the upload: {self._failure}")
-
-    async def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(**kwargs))

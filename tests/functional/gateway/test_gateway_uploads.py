@@ -17,6 +17,7 @@ from gateway_kit import (
     openssh_sftp,
     paramiko_sftp,
 )
+from support_aws import s3_crc32
 
 CSV = "order_id,amount,quantity\n" + "".join(f"o{i},{i}.50,{i % 7}\n" for i in range(2000))
 JSONL = "".join(json.dumps({"id": i, "name": f"n{i}"}) + "\n" for i in range(1500))
@@ -174,5 +175,10 @@ def test_part_boundaries(
     src = tmp_path / "f.bin"
     src.write_bytes(data)
     openssh_sftp(gw, partner, f"put {src} f.bin\n", tmp_path)
-    got = world.client("s3").get_object(Bucket=world.bucket, Key=f"inbound/edge{size}/f.bin")
+    got = world.client("s3").get_object(
+        Bucket=world.bucket, Key=f"inbound/edge{size}/f.bin", ChecksumMode="ENABLED"
+    )
     assert got["Body"].read() == data
+    # every part went up with a CRC32 that S3 checked; the object keeps the composite
+    part_size = 8 * 1024 * 1024 if size >= 8 * 1024 * 1024 else None  # a full part ships
+    assert got["ChecksumCRC32"] == s3_crc32(data, part_size)
