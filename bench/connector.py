@@ -4,14 +4,19 @@ Two workloads (issue 4): one 256 MiB file, and 500 files of 10 KB. For each, in 
 
 * ``substrate``: boto3 straight to moto (``upload_file`` / ``put_object``): the S3 limit.
 * ``openssh get``: OpenSSH ``sftp -b`` get to local disk: the SFTP limit.
+* ``asyncssh alone`` (large file): asyncssh reading the file as the engine does, bytes
+  discarded: what the SSH library costs before any S3 work.
 * ``naive``: ``sftp -b`` get to disk, then ``boto3 upload_file`` per file, sequentially
   (the cron job of ``sftp get`` + ``aws s3 cp`` this project replaces).
 * ``rclone``: ``rclone copy src:DIR dst:BUCKET/PREFIX`` with Debian's rclone (sftp → s3).
 * ``ours``: the connector engine (``LocalConnectorService``), and for the small files also
   the whole scheduled path (listing, ledger claims, calls of ≤10) via ``run_job``.
 
-moto runs in its own process (bench/moto_server.py) so it never shares a GIL with the code
-being measured. Run ``python bench/connector.py --help`` for the knobs.
+Every S3 client uses the engine's settings (``STREAMING_S3_CONFIG``), so each path does the
+same S3 work per byte. moto runs in its own process (bench/moto_server.py) so it never shares
+a GIL with the code being measured. For the large file the report adds the path's CPU floor
+on this machine (``bench/cpu_floor.py``). Run ``python bench/connector.py --help`` for the
+knobs.
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "functional" / "connectors")]
 
 from connector_fixtures import start_sshd  # noqa: E402 - the tests' sshd starter
+from cpu_floor import cpu_floor, floor_line, serial_complete_seconds, tree_cpu  # noqa: E402
 
 from connectors.config import create_connector  # noqa: E402
+from connectors.engine import SFTP_BLOCK_SIZE, SFTP_MAX_REQUESTS  # noqa: E402
 from connectors.jobs import JobPorts, RetrievalJob, run_job  # noqa: E402
 from connectors.wiring import build_local_service  # noqa: E402
 from ingest.aws import AwsTarget  # noqa: E402
+from ingest.multipart import STREAMING_S3_CONFIG  # noqa: E402
 
 MIB = 1024 * 1024
 BUCKET = "bench-landing"
@@ -51,21 +59,20 @@ LEDGER = "bench-ledger"
 CPU: dict[str, dict[str, float]] = {}
 
 
-def cpu_now(moto_pid: int) -> tuple[float, float]:
-    """(CPU seconds of this process + its finished children, of the moto server)."""
+def cpu_now(moto_pid: int, sshd_pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far of this process with its finished children, of the moto server,
+    and of the sshd serving the files (with its per-connection processes)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     ours = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    try:
-        fields = Path(f"/proc/{moto_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        moto = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        moto = 0.0
-    return ours, moto
+    return ours, tree_cpu(moto_pid), tree_cpu(sshd_pid)
 
 
 def best_of(
-    cases: dict[str, Callable[[], Any] | None], rounds: int, moto_pid: int, label: str
+    cases: dict[str, Callable[[], Any] | None],
+    rounds: int,
+    pids: tuple[int, int],
+    label: str,
 ) -> dict[str, float | None]:
     """Each case ``rounds`` times, in a rotated order each round; the best time of each.
 
@@ -79,15 +86,16 @@ def best_of(
         for name in names[r % len(names) :] + names[: r % len(names)]:
             fn = cases[name]
             assert fn is not None
-            before = cpu_now(moto_pid)
+            before = cpu_now(*pids)
             secs = timed(fn)
-            after = cpu_now(moto_pid)
+            after = cpu_now(*pids)
             current = best[name]
             if current is None or secs < current:
                 best[name] = secs
                 CPU[f"{label}/{name}"] = {
                     "client": after[0] - before[0],
                     "moto": after[1] - before[1],
+                    "sshd": after[2] - before[2],
                 }
     return best
 
@@ -186,7 +194,8 @@ def main() -> None:
 
 def run(args: argparse.Namespace, work: Path, endpoint: str, moto_pid: int) -> None:
     aws = AwsTarget(region="us-east-1", endpoint_url=endpoint)
-    s3 = aws.client("s3")
+    # the engine's S3 client settings, so every path does the same S3 work per byte
+    s3 = aws.client("s3", config=STREAMING_S3_CONFIG)
     s3.create_bucket(Bucket=BUCKET)
     aws.client("dynamodb").create_table(
         TableName=LEDGER,
@@ -257,9 +266,31 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, moto_pid: int) -> N
             )
             assert records[0].status == "COMPLETED", records[0]
 
+        async def asyncssh_read() -> None:
+            async with (
+                asyncssh.connect(
+                    srv.host,
+                    srv.port,
+                    username="root",
+                    client_keys=[client_key],
+                    known_hosts=str(known_hosts),
+                    encryption_algs=["aes128-gcm@openssh.com"],
+                    agent_path=None,
+                    config=None,
+                ) as conn,
+                conn.start_sftp_client() as sftp,
+                sftp.open(
+                    str(large), "rb", block_size=SFTP_BLOCK_SIZE, max_requests=SFTP_MAX_REQUESTS
+                ) as remote,
+            ):
+                offset = 0
+                while offset < size:
+                    offset += len(await remote.read(args.part_mib * MIB, offset))
+
         large_cases: dict[str, Callable[[], Any] | None] = {
             "substrate": lambda: s3.upload_file(str(large), BUCKET, "substrate/large.bin"),
             "openssh get": openssh_large,
+            "asyncssh alone": lambda: asyncio.run(asyncssh_read()),
             "naive": naive_large,
             "rclone": None
             if args.skip_rclone
@@ -273,9 +304,15 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, moto_pid: int) -> N
             ),
             "ours": ours_large,
         }
-        rows["large"] = best_of(large_cases, args.rounds, moto_pid, "large")
+        rows["large"] = best_of(large_cases, args.rounds, (moto_pid, srv.pid), "large")
         head = s3.head_object(Bucket=BUCKET, Key="ours/large.bin")
         assert head["ContentLength"] == size
+        serial = min(
+            serial_complete_seconds(
+                s3, BUCKET, f"complete-cost/{i}", size, part_size=args.part_mib * MIB
+            )
+            for i in range(2)
+        )
 
         # ---- many small files ----------------------------------------------------------
         names = sorted(p.name for p in small_dir.iterdir())
@@ -331,7 +368,7 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, moto_pid: int) -> N
             ),
             "ours": lambda: service.run(calls()),
         }
-        rows["small"] = best_of(small_cases, args.rounds, moto_pid, "small")
+        rows["small"] = best_of(small_cases, args.rounds, (moto_pid, srv.pid), "small")
 
         job = RetrievalJob(
             name="bench",
@@ -357,10 +394,12 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, moto_pid: int) -> N
     finally:
         service.close()
         srv.stop()
-    report(args, rows, size)
+    report(args, rows, size, serial)
 
 
-def report(args: argparse.Namespace, rows: dict[str, dict[str, float | None]], size: int) -> None:
+def report(
+    args: argparse.Namespace, rows: dict[str, dict[str, float | None]], size: int, serial: float
+) -> None:
     print(
         f"\nconnector retrieve, OpenSSH sshd → moto S3 (MaxConcurrentConnections="
         f"{args.max_connections}, files per connection {args.files_per_connection})"
@@ -373,12 +412,26 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, float | None]], s
             cpu = CPU.get(f"large/{name}", {})
             print(
                 f"  {name:<24} {secs:7.2f} s  {size / MIB / secs:7.1f} MiB/s   "
-                f"cpu: client {cpu.get('client', 0):5.2f} s, moto {cpu.get('moto', 0):5.2f} s"
+                f"cpu: client {cpu.get('client', 0):5.2f} s, moto {cpu.get('moto', 0):5.2f} s, "
+                f"sshd {cpu.get('sshd', 0):5.2f} s"
             )
     large = rows["large"]
     assert large["ours"] and large["openssh get"] and large["substrate"]
     limit = max(large["openssh get"], large["substrate"])  # the slower of the two limits
     print(f"  ours / min(openssh get, substrate) = {limit / large['ours']:.2f}  (target ≥ 0.90)")
+    ours_cpu = CPU.get("large/ours", {})
+    spent = sum(ours_cpu.values())
+    print("  " + floor_line("connector", spent, serial, limit))
+    # the client CPU that would still let the path's floor reach 0.9 x the limit
+    budget = ours_cpu.get("client", 0) - (cpu_floor(spent, serial) - limit / 0.9) * (
+        os.cpu_count() or 1
+    )
+    print(
+        f"  our client used {ours_cpu.get('client', 0):.2f} CPU-s; for a floor of 0.90 x it "
+        f"could use at most {budget:.2f}; OpenSSH's own sftp get used "
+        f"{CPU.get('large/openssh get', {}).get('client', 0):.2f}, asyncssh reading alone "
+        f"(same reads, bytes discarded) {CPU.get('large/asyncssh alone', {}).get('client', 0):.2f}"
+    )
     count = args.small_count
     print(f"\n{count} files of {args.small_bytes} bytes")
     for name, secs in rows["small"].items():
@@ -388,7 +441,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, float | None]], s
             cpu = CPU.get(f"small/{name}", {})
             print(
                 f"  {name:<24} {secs:7.2f} s  {count / secs:7.1f} files/s   "
-                f"cpu: client {cpu.get('client', 0):5.2f} s, moto {cpu.get('moto', 0):5.2f} s"
+                f"cpu: client {cpu.get('client', 0):5.2f} s, moto {cpu.get('moto', 0):5.2f} s, "
+                f"sshd {cpu.get('sshd', 0):5.2f} s"
             )
     small = rows["small"]
     assert small["ours"] and small["naive"] and small["ours (scheduled job)"]

@@ -1,17 +1,21 @@
 """Benchmark: a 256 MiB upload with OpenSSH ``sftp`` through the gateway into moto S3.
 
-Side by side in one run, against the same moto server (its own process):
+Side by side in one run, against the same moto server (its own process), each path
+``--runs`` times in a rotated order:
 
-* **substrate**: boto3 ``upload_file`` of the same file straight to moto (the limit the
-  gateway can at best reach, since it writes to the same S3);
+* **substrate**: boto3 ``upload_file`` of the same file straight to moto, with the gateway's
+  S3 client settings (the limit the gateway can at best reach, since it writes to the same S3);
 * **gateway**: OpenSSH ``sftp -b`` → the gateway (its own process) → moto, with the gateway's
   RSS sampled every 20 ms during the upload;
 * **sshd**: OpenSSH ``sftp`` → Debian's ``/usr/sbin/sshd`` (internal-sftp) → local disk
   (the SSH limit);
+* **asyncssh alone**: OpenSSH ``sftp`` → an asyncssh SFTP server that discards the bytes
+  (``bench/null_sftp.py``): what the SSH library costs before any S3 work;
 * **rclone**: OpenSSH ``sftp`` → ``rclone serve sftp`` over the same moto bucket.
 
-Prints MB/s, ratios to the substrate, and the gateway's RSS growth.
-Usage: ``python bench/gateway.py [--size-mib 256] [--runs 3]``.
+Prints MB/s (median and best) with ratios to the substrate, the gateway's RSS growth, the CPU
+each path used, and the path's CPU floor on this machine (``bench/cpu_floor.py``).
+Usage: ``python bench/gateway.py [--size-mib 256] [--runs 3] [--skip-rclone]``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -33,8 +38,10 @@ from pathlib import Path
 
 import boto3
 from boto3.s3.transfer import TransferConfig
+from cpu_floor import cpu_floor, floor_line, serial_complete_seconds, tree_cpu
 
 from ingest.local.gateway import Limits
+from ingest.multipart import STREAMING_S3_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -196,10 +203,8 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
     wait_port(moto_port)
     moto_pid = procs[-1].pid
     endpoint = f"http://127.0.0.1:{moto_port}"
-    from ingest.local.gateway import S3_CONFIG
-
     # the same client settings the gateway uses, so both sides do the same work per byte
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, config=S3_CONFIG)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, config=STREAMING_S3_CONFIG)
     s3.create_bucket(Bucket=BUCKET)
     # versioned like the template's landing bucket (rclone also needs real version ids:
     # moto answers its HEAD ?versionId=null on an unversioned bucket with 400)
@@ -257,11 +262,7 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
     ]
     gw_known = known_hosts_for(gw_port, host_pubs, work / "known_gw")
 
-    results: dict[str, list[float]] = {"substrate": [], "gateway": [], "sshd": [], "rclone": []}
-    rss_growth: list[int] = []
-    cpu_used: dict[str, list[float]] = {"gateway": [], "moto": []}
-    config = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads
-
+    config = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads, CRC32 per part
     sshd_port, sshd_known = start_sshd(work, pub, procs)
     rclone_port = None if args.skip_rclone else start_rclone(work, endpoint, pub, procs)
     rclone_known = None
@@ -270,42 +271,96 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
             rclone_port, [(work / "rclone_host_key.pub").read_text()], work / "known_rclone"
         )
 
-    for run_no in range(args.runs):
-        name = f"run{run_no}.bin"
-        results["substrate"].append(
-            timed(partial(s3.upload_file, str(src), BUCKET, f"substrate/{name}", Config=config))
-        )
-        cpu_before = cpu_seconds(info["pid"]), cpu_seconds(moto_pid)
+    null_key = work / "null_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(null_key)], check=True)
+    null = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "null_sftp.py"), str(null_key)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    procs.append(null)
+    assert null.stdout is not None
+    null_info = json.loads(null.stdout.readline())
+    null_known = known_hosts_for(
+        null_info["port"], [Path(f"{null_key}.pub").read_text()], work / "known_null"
+    )
+    null_cpu: list[float] = []
+
+    def substrate(name: str) -> None:
+        s3.upload_file(str(src), BUCKET, f"substrate/{name}", Config=config)
+
+    def gateway(name: str) -> None:
         with RssSampler(info["pid"]) as sampler:
-            results["gateway"].append(
-                timed(partial(sftp_put, gw_port, "bench", key_path, gw_known, src, dst=name))
-            )
-        cpu_used["gateway"].append(cpu_seconds(info["pid"]) - cpu_before[0])
-        cpu_used["moto"].append(cpu_seconds(moto_pid) - cpu_before[1])
+            sftp_put(gw_port, "bench", key_path, gw_known, src, dst=name)
         rss_growth.append(sampler.peak - sampler.baseline)
         head = s3.head_object(Bucket=BUCKET, Key=f"inbound/bench/{name}")
         assert head["ContentLength"] == size, "the gateway stored the whole file"
-        disk = str(work / "sshd-out.bin")
-        results["sshd"].append(
-            timed(partial(sftp_put, sshd_port, "root", key_path, sshd_known, src, dst=disk))
-        )
-        if rclone_port is not None and rclone_known is not None:
-            results["rclone"].append(
-                timed(
-                    partial(sftp_put, rclone_port, "bench", key_path, rclone_known, src, dst=name)
-                )
-            )
-            head = s3.head_object(Bucket=BUCKET, Key=f"rclone/{name}")
-            assert head["ContentLength"] == size
 
+    def sshd(name: str) -> None:
+        sftp_put(sshd_port, "root", key_path, sshd_known, src, dst=str(work / "sshd-out.bin"))
+
+    def asyncssh_sink(name: str) -> None:
+        before = tree_cpu(null_info["pid"])
+        sftp_put(null_info["port"], "bench", key_path, null_known, src, dst=name)
+        null_cpu.append(tree_cpu(null_info["pid"]) - before)
+
+    def rclone(name: str) -> None:
+        assert rclone_port is not None and rclone_known is not None
+        sftp_put(rclone_port, "bench", key_path, rclone_known, src, dst=name)
+        assert s3.head_object(Bucket=BUCKET, Key=f"rclone/{name}")["ContentLength"] == size
+
+    cases: dict[str, Callable[[str], None]] = {
+        "substrate": substrate,
+        "gateway": gateway,
+        "sshd": sshd,
+        "asyncssh": asyncssh_sink,
+    }
+    if rclone_port is not None:
+        cases["rclone"] = rclone
+    results: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    rss_growth: list[int] = []
+    cpu_gateway_process: list[float] = []
+    names = list(cases)
+    for run_no in range(args.runs):
+        # rotated order, so no path always runs first (on a colder or quieter machine)
+        for name in names[run_no % len(names) :] + names[: run_no % len(names)]:
+            before, gw_before = path_cpu(info["pid"], moto_pid), tree_cpu(info["pid"])
+            results[name].append(timed(partial(cases[name], f"run{run_no}.bin")))
+            cpu[name].append(path_cpu(info["pid"], moto_pid) - before)
+            if name == "gateway":
+                cpu_gateway_process.append(tree_cpu(info["pid"]) - gw_before)
+
+    serial = statistics.median(
+        serial_complete_seconds(s3, BUCKET, f"complete-cost/{i}", size) for i in range(2)
+    )
     report(results, rss_growth, size, args)
-    gateway_cpu = statistics.median(cpu_used["gateway"])
-    moto_cpu = statistics.median(cpu_used["moto"])
+    gateway_cpu = statistics.median(cpu["gateway"])
+    substrate_time = statistics.median(results["substrate"])
     print(
-        f"CPU seconds during the gateway upload (median): gateway process {gateway_cpu:.1f}, "
-        f"moto {moto_cpu:.1f}"
+        f"CPU seconds per run (median; gateway path = OpenSSH client + gateway + moto): "
+        f"gateway path {gateway_cpu:.1f}, substrate path {statistics.median(cpu['substrate']):.1f}"
+    )
+    print(floor_line("gateway", gateway_cpu, serial, substrate_time))
+    own = statistics.median(cpu_gateway_process)
+    # the gateway's own CPU that would still let the path's floor reach 0.9 x the substrate
+    budget = own + (substrate_time / 0.9 - cpu_floor(gateway_cpu, serial)) * (os.cpu_count() or 1)
+    sink = statistics.median(null_cpu)
+    print(
+        f"the gateway process used {own:.2f} CPU-s per upload; for a floor of 0.90 x it could "
+        f"use at most {budget:.2f}; asyncssh alone (null sink) used {sink:.2f}"
     )
     return 0
+
+
+def path_cpu(gateway_pid: int, moto_pid: int) -> float:
+    """CPU seconds so far of the gateway, moto, and this process with its finished children
+    (the ``sftp``/``ssh`` clients): everything that runs during one upload."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return client + tree_cpu(gateway_pid) + tree_cpu(moto_pid)
 
 
 def start_sshd(work: Path, pub: str, procs: list[subprocess.Popen[str]]) -> tuple[int, Path]:
@@ -390,32 +445,38 @@ def report(
 ) -> None:
     mib = size / (1024 * 1024)
     print(
-        f"\n{mib:.0f} MiB upload, {args.runs} runs each, median of runs "
+        f"\n{mib:.0f} MiB upload, {args.runs} runs each in rotated order "
         f"(SSH cipher {CIPHER} for every SSH run)\n"
     )
-    substrate = mib / statistics.median(results["substrate"])
-    print(f"{'path':<44}{'MiB/s':>8}{'x substrate':>13}")
     rows = [
         ("substrate: boto3 upload_file -> moto S3", "substrate"),
         ("gateway: OpenSSH sftp -> gateway -> moto S3", "gateway"),
         ("SSH limit: OpenSSH sftp -> sshd -> disk", "sshd"),
+        ("asyncssh alone: OpenSSH sftp -> null sink", "asyncssh"),
         ("peer: OpenSSH sftp -> rclone serve sftp -> S3", "rclone"),
     ]
+    substrate_median = mib / statistics.median(results["substrate"])
+    substrate_best = mib / min(results["substrate"])
+    print(f"{'path':<46}{'median MiB/s':>13}{'x':>6}{'best MiB/s':>12}{'x':>6}")
     for label, name in rows:
-        if not results[name]:
-            print(f"{label:<44}{'n/a':>8}")
+        if not results.get(name):
+            print(f"{label:<46}{'n/a':>13}")
             continue
-        rate = mib / statistics.median(results[name])
-        print(f"{label:<44}{rate:>8.1f}{rate / substrate:>13.2f}")
+        median = mib / statistics.median(results[name])
+        best = mib / min(results[name])
+        print(
+            f"{label:<46}{median:>13.1f}{median / substrate_median:>6.2f}"
+            f"{best:>12.1f}{best / substrate_best:>6.2f}"
+        )
     growth = max(rss) / (1024 * 1024)
     print(
         f"\ngateway RSS growth during upload (peak over baseline, worst run): {growth:.1f} MiB"
         f" (target <= 128 MiB)"
     )
-    gw_ratio = (mib / statistics.median(results["gateway"])) / substrate
+    ratio = statistics.median(results["substrate"]) / statistics.median(results["gateway"])
     print(
-        f"target gateway >= 0.90 x substrate: {'met' if gw_ratio >= 0.9 else 'NOT met'}"
-        f" ({gw_ratio:.2f})"
+        f"target gateway >= 0.90 x substrate (medians): {'met' if ratio >= 0.9 else 'NOT met'}"
+        f" ({ratio:.2f})"
     )
 
 
