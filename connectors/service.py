@@ -117,6 +117,10 @@ class LocalConnectorService:
         self.endpoint_options = dict(endpoint_options or {})
         self._engines: dict[str, tuple[ConnectorConfig, TransferEngine]] = {}
         self._checked: dict[str, float] = {}
+        # One engine (and so one connection pool) per connector, even when its first calls
+        # arrive together: without the lock each would build its own pool and the server
+        # would see MaxConcurrentConnections per call.
+        self._engine_locks: dict[str, asyncio.Lock] = {}
         # Sessions belong to one event loop: the sync API runs everything on this one, so
         # connections are reused across calls (and across warm Lambda invocations).
         self._loop = asyncio.new_event_loop()
@@ -173,6 +177,13 @@ class LocalConnectorService:
         cached = self._engines.get(connector_id)
         if cached and time.monotonic() - self._checked.get(connector_id, 0) < CONFIG_TTL:
             return cached
+        async with self._engine_locks.setdefault(connector_id, asyncio.Lock()):
+            return await self._refresh_engine(connector_id)
+
+    async def _refresh_engine(self, connector_id: str) -> tuple[ConnectorConfig, TransferEngine]:
+        cached = self._engines.get(connector_id)
+        if cached and time.monotonic() - self._checked.get(connector_id, 0) < CONFIG_TTL:
+            return cached  # another call refreshed it while this one waited
         config = await asyncio.to_thread(describe_connector, self.ports.transfer, connector_id)
         self._checked[connector_id] = time.monotonic()
         if cached and cached[0] == config:

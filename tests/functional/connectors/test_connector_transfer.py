@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,8 @@ def test_after_success_remote_move_and_delete(
 def test_connections_stay_within_max_concurrent_connections(
     aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
 ) -> None:
-    """Ten files, MaxConcurrentConnections=2: never more than two SSH connections, reused."""
+    """Ten files, MaxConcurrentConnections=2: never more than two SSH connections, reused,
+    also when the connector's first calls arrive at once (as a scheduled run makes them)."""
     lock = threading.Lock()
     live = {"now": 0, "peak": 0, "total": 0}
 
@@ -213,19 +215,26 @@ def test_connections_stay_within_max_concurrent_connections(
     try:
         srv = SftpServer("127.0.0.1", listener.get_port(), [key], root, "asyncssh")
         connector = make_connector(aws, srv, client_key, max_connections=2)
-        transfer_id = service.start_file_transfer(
-            ConnectorId=connector,
-            RetrieveFilePaths=[f"/f{i}.csv" for i in range(10)],
-            LocalDirectoryPath=f"/{BUCKET}/many",
-        )["TransferId"]
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            transfer_ids = list(
+                pool.map(
+                    lambda pair: service.start_file_transfer(
+                        ConnectorId=connector,
+                        RetrieveFilePaths=[f"/f{i}.csv" for i in pair],
+                        LocalDirectoryPath=f"/{BUCKET}/many",
+                    )["TransferId"],
+                    [(i, i + 1) for i in range(0, 10, 2)],
+                )
+            )
         again = service.start_file_transfer(
             ConnectorId=connector, RetrieveFilePaths=["/f0.csv"], LocalDirectoryPath=f"/{BUCKET}/x"
         )["TransferId"]
     finally:
         listener.close()
         loop.close()
-    results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
-    assert {r["StatusCode"] for r in results["FileTransferResults"]} == {"COMPLETED"}
+    for transfer_id in transfer_ids:
+        results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
+        assert {r["StatusCode"] for r in results["FileTransferResults"]} == {"COMPLETED"}
     again_results = service.list_file_transfer_results(ConnectorId=connector, TransferId=again)
     assert again_results["FileTransferResults"][0]["StatusCode"] == "COMPLETED"
     assert 1 <= live["peak"] <= 2
