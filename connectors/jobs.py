@@ -105,7 +105,13 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
         claimed[i : i + MAX_PATHS_PER_CALL] for i in range(0, len(claimed), MAX_PATHS_PER_CALL)
     ]
 
-    def one_call(batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[str, list[Any]]:
+    deadline = time.monotonic() + ports.wait_seconds  # one wait for the whole run
+
+    def one_call(
+        batch: list[tuple[dict[str, Any], dict[str, Any]]],
+    ) -> tuple[str, list[Any], list[dict[str, str]]]:
+        """Start one call of ≤ 10 files, record its transfer id, and wait for its results
+        (each call waits on its own thread, so the calls' waits overlap)."""
         paths = [f["filePath"] for f, _ in batch]
         try:
             transfer_id = api.start_file_transfer(
@@ -121,18 +127,17 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
         for _, item in batch:
             item["transfer_id"] = {"S": transfer_id}
         batch_put(ports, [item for _, item in batch])
-        return transfer_id, batch
+        results = wait_for_results(
+            api, ports, job.connector_id, transfer_id, len(batch), deadline=deadline
+        )
+        return transfer_id, batch, results
 
     with ThreadPoolExecutor(max_workers=max(1, ports.parallel_calls)) as pool:
         started = list(pool.map(one_call, batches))
     finals: list[tuple[dict[str, Any], dict[str, str]]] = []
-    deadline = time.monotonic() + ports.wait_seconds  # one wait for the whole run
-    for transfer_id, batch in started:
+    for transfer_id, batch, results in started:
         report.transfer_ids.append(transfer_id)
         by_path = {f["filePath"]: item for f, item in batch}
-        results = wait_for_results(
-            api, ports, job.connector_id, transfer_id, len(batch), deadline=deadline
-        )
         final_paths = set()
         for result in results:
             if result["StatusCode"] in FINAL:
