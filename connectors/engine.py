@@ -22,8 +22,7 @@ import posixpath
 import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncssh
@@ -34,6 +33,7 @@ from connectors.errors import (
     PermanentFileTransferError,
     RetryableFileTransferError,
 )
+from connectors.listing import Listing, ListingEntry
 from connectors.sftp import Session, SessionPool, classify
 from ingest.multipart import MIB, S3_MIN_PART_SIZE, MultipartUpload
 
@@ -63,41 +63,6 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (1-based retry number)."""
         return float(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
-
-
-@dataclass
-class ListingEntry:
-    """One remote directory entry (AWS listing JSON names)."""
-
-    path: str
-    is_dir: bool
-    size: int | None = None
-    mtime: float | None = None
-
-    def to_file_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"filePath": self.path}
-        if self.mtime is not None:
-            stamp = datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            out["modifiedTimestamp"] = stamp
-        if self.size is not None:
-            out["size"] = self.size
-        return out
-
-
-@dataclass
-class Listing:
-    """The result of a directory listing, in AWS's output-file shape."""
-
-    files: list[ListingEntry] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    truncated: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "files": [f.to_file_json() for f in self.files],
-            "paths": [{"path": p} for p in self.paths],
-            "truncated": self.truncated,
-        }
 
 
 @dataclass

@@ -29,6 +29,7 @@ from connectors.config import ConnectorConfig, describe_connector, load_credenti
 from connectors.engine import TransferEngine
 from connectors.errors import FileTransferError, TransferRequestError
 from connectors.hostkeys import HostKeyPolicy
+from connectors.listing import ListingRun
 from connectors.sftp import Endpoint, SessionPool, open_session
 from connectors.status import (
     EVENT_SOURCE,
@@ -360,15 +361,41 @@ class LocalConnectorService:
         if not 1 <= limit <= MAX_LISTING_ITEMS:
             raise TransferRequestError(f"MaxItems must be 1 to {MAX_LISTING_ITEMS}, got {limit}")
         bucket, prefix = split_s3_path(output_directory_path, "OutputDirectoryPath")
-        _, engine = await self.engine(connector_id)
-        listing = await engine.list_directory(remote_directory_path, limit)
-        listing_id = str(uuid.uuid4())
-        name = f"{connector_id}-{listing_id}.json"
-        body = json.dumps(listing.to_json()).encode()
-        await asyncio.to_thread(
-            self.ports.s3.put_object, Bucket=bucket, Key=join_key(prefix, name), Body=body
+        config, engine = await self.engine(connector_id)
+        run = ListingRun(
+            connector_id=connector_id,
+            connector_arn=config.arn,
+            listing_id=str(uuid.uuid4()),
+            url=config.url,
+            remote_directory_path=remote_directory_path,
+            output_directory_path=output_directory_path,
+            max_items=limit,
+            start_time=iso_now(),
         )
-        return {"ListingId": listing_id, "OutputFileName": name}
+        name = f"{connector_id}-{run.listing_id}.json"
+        try:
+            listing = await engine.list_directory(remote_directory_path, limit)
+        except FileTransferError as exc:
+            run.end_time = iso_now()
+            run.failure_code, run.failure_message = exc.failure_code, exc.failure_message
+            await self._publish_listing(run)
+            raise
+        body = json.dumps(listing.to_json()).encode()
+        run.output_bucket, run.output_key = bucket, join_key(prefix, name)
+        await asyncio.to_thread(
+            self.ports.s3.put_object, Bucket=bucket, Key=run.output_key, Body=body
+        )
+        run.listing, run.end_time = listing, iso_now()
+        await self._publish_listing(run)
+        return {"ListingId": run.listing_id, "OutputFileName": name}
+
+    async def _publish_listing(self, run: ListingRun) -> None:
+        await asyncio.to_thread(
+            self.ports.publisher.publish_event,
+            run.detail_type(),
+            run.event_detail(),
+            run.connector_arn,
+        )
 
     # --- remote delete / move ------------------------------------------------------------
 

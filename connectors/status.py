@@ -320,6 +320,23 @@ class StatusPublisher:
         except ClientError as exc:
             raise StorageUnavailableError("logs/events", "publish", str(exc)) from exc
 
+    def publish_event(self, detail_type: str, detail: dict[str, Any], resource: str) -> None:
+        """One EventBridge event of ours (a directory listing's outcome)."""
+        try:
+            self._events.put_events(
+                Entries=[
+                    {
+                        "Source": self._source,
+                        "DetailType": detail_type,
+                        "Detail": json.dumps(detail),
+                        "Resources": [resource],
+                        "EventBusName": self._bus,
+                    }
+                ]
+            )
+        except ClientError as exc:
+            raise StorageUnavailableError("events", "PutEvents", str(exc)) from exc
+
     def _ensure_stream(self, group: str, stream: str) -> None:
         if (group, stream) in self._ready:
             return

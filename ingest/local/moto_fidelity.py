@@ -1,8 +1,14 @@
-"""Small fidelity fixes to moto's in-process S3 notifications, applied by the local stack.
+"""Small fidelity fixes to an in-process moto, applied by the local stack.
 
-moto's S3 event records lack ``versionId``, ``sequencer``, ``userIdentity`` and the request
-fields, and they URL-encode ``/`` in keys, which S3 does not. The fanout relies on the version
-id (a chunk names the version it belongs to), so the local stack adds what S3 would send.
+* S3 notifications: moto's event records lack ``versionId``, ``sequencer``, ``userIdentity``
+  and the request fields, and they URL-encode ``/`` in keys, which S3 does not. The fanout
+  relies on the version id (a chunk names the version it belongs to), so the local stack adds
+  what S3 would send.
+* DynamoDB conditional writes: moto reads the item, evaluates the condition and stores the
+  new item without a lock, so two threads can both pass ``attribute_not_exists(pk)`` for the
+  same key. Real DynamoDB never allows that, and the exactly-once claims (connector
+  retrievals, chunk markers) rely on it, so writes are serialized.
+
 This only affects a moto running in this process (``ThreadedMotoServer`` or ``mock_aws``).
 """
 
@@ -10,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import threading
 import time
 import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications
 
 _MARKER = "_ingest_enriched"
@@ -49,3 +57,23 @@ def enrich_s3_event_records() -> None:
 
     setattr(build, _MARKER, True)
     notifications._get_s3_event = build
+
+
+_DYNAMODB_WRITE_LOCK = threading.RLock()
+
+
+def serialize_dynamodb_writes() -> None:
+    """Make moto's DynamoDB writes atomic with their conditions, as DynamoDB's are
+    (idempotent)."""
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, _MARKER, False):
+            continue
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _DYNAMODB_WRITE_LOCK:
+                return _original(self, *args, **kwargs)
+
+        functools.update_wrapper(locked, original)
+        setattr(locked, _MARKER, True)
+        setattr(DynamoDBBackend, name, locked)

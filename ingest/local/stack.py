@@ -38,7 +38,7 @@ from ingest.local.endpoints import (
 )
 from ingest.local.functions import FAKE_CREDENTIALS
 from ingest.local.gateway import GatewayConfig, start_gateway
-from ingest.local.moto_fidelity import enrich_s3_event_records
+from ingest.local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_writes
 from ingest.local.partners import PartnerExistsError, add_partner, restore_partners
 from ingest.local.runtime import LambdaRuntime
 
@@ -124,6 +124,7 @@ class LocalStack:
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         enrich_s3_event_records()
+        serialize_dynamodb_writes()
         self.aws = aws = AwsTarget(region=opts.region, endpoint_url=f"http://{host}:{port}")
 
         self.deployed = deployed = deploy_template(

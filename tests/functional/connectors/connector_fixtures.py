@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ from connectors.config import create_connector
 from connectors.service import LocalConnectorService
 from connectors.wiring import build_local_service
 from ingest.aws import AwsTarget
+from ingest.local.moto_fidelity import serialize_dynamodb_writes
 
 SSHD = "/usr/sbin/sshd"
 BUCKET = "landing-bucket"
@@ -42,31 +44,6 @@ class Aws:
     secrets: Any
 
 
-_WRITE_LOCK = threading.RLock()
-
-
-def serialize_moto_dynamodb_writes() -> None:
-    """Make moto's conditional writes atomic, as DynamoDB's are.
-
-    moto reads the current item, evaluates the condition and stores the new item without a
-    lock, so two threads can both pass ``attribute_not_exists(pk)`` for the same key. Real
-    DynamoDB never allows that, and the exactly-once claims rely on it.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-        if getattr(original, "_serialized", False):
-            continue
-
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with _WRITE_LOCK:
-                return _original(self, *args, **kwargs)
-
-        locked._serialized = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
-
-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     for name, value in {
@@ -77,7 +54,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    serialize_moto_dynamodb_writes()
+    serialize_dynamodb_writes()
     with mock_aws():
         target = AwsTarget(region=REGION)
         s3 = target.client("s3")
@@ -316,3 +293,38 @@ def service(aws: Aws) -> Iterator[LocalConnectorService]:
     )
     yield svc
     svc.close()
+
+
+def capture_events(aws: Aws, detail_type_prefix: str) -> str:
+    """Route our and AWS's connector events whose detail-type starts with the prefix to a
+    new SQS queue (EventBridge → SQS in moto); returns the queue URL for :func:`drain`."""
+    sqs = aws.target.client("sqs")
+    name = "events-" + "".join(c if c.isalnum() else "-" for c in detail_type_prefix.strip())
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws.events.put_rule(
+        Name=name,
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.transfer", "sftp-ingest.connectors"],
+                "detail-type": [{"prefix": detail_type_prefix}],
+            }
+        ),
+    )
+    aws.events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
+    return str(queue_url)
+
+
+def drain(aws: Aws, queue_url: str) -> list[dict[str, Any]]:
+    """Every event delivered to the queue so far."""
+    sqs = aws.target.client("sqs")
+    out = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])

@@ -16,6 +16,8 @@ from connector_fixtures import (
     LEDGER,
     Aws,
     SftpServer,
+    capture_events,
+    drain,
     make_connector,
     start_asyncssh,
 )
@@ -195,36 +197,6 @@ def test_bad_jobs_files_name_the_job_and_field(text: str, message: str) -> None:
     assert "s3://b/config/retrievals.yaml" in str(info.value)
 
 
-def _capture_events(aws: Aws) -> str:
-    queue_url = aws.target.client("sqs").create_queue(QueueName="connector-events")["QueueUrl"]
-    arn = aws.target.client("sqs").get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    aws.events.put_rule(
-        Name="connector-files",
-        EventPattern=json.dumps(
-            {
-                "source": ["aws.transfer", "sftp-ingest.connectors"],
-                "detail-type": [{"prefix": "SFTP Connector File "}],
-            }
-        ),
-    )
-    aws.events.put_targets(Rule="connector-files", Targets=[{"Id": "q", "Arn": arn}])
-    return str(queue_url)
-
-
-def _drain(aws: Aws, queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws.target.client("sqs")
-    out = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not msgs:
-            return out
-        for m in msgs:
-            out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-
-
 def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     aws: Aws,
     server: SftpServer,
@@ -232,7 +204,7 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     service: LocalConnectorService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    queue_url = _capture_events(aws)
+    queue_url = capture_events(aws, "SFTP Connector File ")
     (server.root / "ok.csv").write_text("id\n1\n")
     connector = make_connector(aws, server, client_key)
     paths = [server.path_of("ok.csv"), server.path_of("gone.csv")]
@@ -260,7 +232,7 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     assert done["bytes"] == 5 and "failure-code" not in done
 
     # EventBridge: AWS's detail-types and detail fields
-    events = _drain(aws, queue_url)
+    events = drain(aws, queue_url)
     assert sorted(e["detail-type"] for e in events) == [
         "SFTP Connector File Retrieve Completed",
         "SFTP Connector File Retrieve Failed",

@@ -12,9 +12,17 @@ from typing import Any
 
 import asyncssh
 import pytest
-from connector_fixtures import BUCKET, Aws, LoopThread, SftpServer, make_connector
+from connector_fixtures import (
+    BUCKET,
+    Aws,
+    LoopThread,
+    SftpServer,
+    capture_events,
+    drain,
+    make_connector,
+)
 
-from connectors.errors import TransferRequestError
+from connectors.errors import FileTransferError, TransferRequestError
 from connectors.service import LocalConnectorService
 
 MIB = 1024 * 1024
@@ -116,6 +124,7 @@ def test_directory_listing_in_aws_format(
     (server.root / "drop" / "archive").mkdir()
     os.utime(server.root / "drop" / "a.csv", (1_700_000_000, 1_700_000_000))
     connector = make_connector(aws, server, client_key)
+    queue = capture_events(aws, "SFTP Connector Directory Listing ")
 
     out = service.start_directory_listing(
         ConnectorId=connector,
@@ -142,6 +151,37 @@ def test_directory_listing_in_aws_format(
     )
     body = aws.s3.get_object(Bucket=BUCKET, Key=f"listings/{small['OutputFileName']}")["Body"]
     assert json.loads(body.read())["truncated"] is True
+    with pytest.raises(FileTransferError) as missing:
+        service.start_directory_listing(
+            ConnectorId=connector,
+            RemoteDirectoryPath=server.path_of("nowhere"),
+            OutputDirectoryPath=f"/{BUCKET}/listings",
+        )
+
+    # each listing's outcome is an EventBridge event with AWS's directory-listing fields
+    events = {e["detail"]["listing-id"]: e for e in drain(aws, queue)}
+    assert len(events) == 3
+    done = events[out["ListingId"]]
+    assert done["detail-type"] == "SFTP Connector Directory Listing Completed"
+    assert done["detail"]["status-code"] == "COMPLETED"
+    assert done["detail"]["item-count"] == 3
+    assert done["detail"]["truncated"] is False
+    assert done["detail"]["output-file-location"] == {
+        "domain": "S3",
+        "bucket": BUCKET,
+        "key": f"listings/{out['OutputFileName']}",
+    }
+    assert done["detail"]["remote-directory-path"] == server.path_of("drop")
+    assert done["detail"]["output-directory-path"] == f"/{BUCKET}/listings"
+    assert done["detail"]["connector-id"] == connector
+    assert done["detail"]["url"].startswith("sftp://")
+    assert done["detail"]["max-items"] == 1000  # the default, as AWS's
+    assert {"start-timestamp", "end-timestamp"} <= set(done["detail"])
+    assert events[small["ListingId"]]["detail"]["truncated"] is True
+    failed = [e for e in events.values() if e["detail"]["status-code"] == "FAILED"]
+    assert [e["detail-type"] for e in failed] == ["SFTP Connector Directory Listing Failed"]
+    assert failed[0]["detail"]["failure-code"] == missing.value.failure_code
+    assert failed[0]["detail"]["failure-message"]
 
 
 def test_test_connection_reports_the_host_key(

@@ -1,0 +1,101 @@
+"""A remote directory listing, in the shape of AWS's StartDirectoryListing output file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass
+class ListingEntry:
+    """One remote directory entry (AWS listing JSON names)."""
+
+    path: str
+    is_dir: bool
+    size: int | None = None
+    mtime: float | None = None
+
+    def to_file_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"filePath": self.path}
+        if self.mtime is not None:
+            stamp = datetime.fromtimestamp(self.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out["modifiedTimestamp"] = stamp
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+@dataclass
+class Listing:
+    """The result of a directory listing, in AWS's output-file shape."""
+
+    files: list[ListingEntry] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": [f.to_file_json() for f in self.files],
+            "paths": [{"path": p} for p in self.paths],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass
+class ListingRun:
+    """One StartDirectoryListing call, for its ``SFTP Connector Directory Listing …`` event."""
+
+    connector_id: str
+    connector_arn: str
+    listing_id: str
+    url: str
+    remote_directory_path: str
+    output_directory_path: str
+    max_items: int
+    start_time: str
+    end_time: str = ""
+    listing: Listing | None = None
+    output_bucket: str = ""
+    output_key: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+
+    def detail_type(self) -> str:
+        outcome = "Completed" if self.listing is not None else "Failed"
+        return f"SFTP Connector Directory Listing {outcome}"
+
+    def event_detail(self) -> dict[str, Any]:
+        """The EventBridge ``detail`` with AWS's directory-listing event fields."""
+        detail: dict[str, Any] = {
+            "connector-id": self.connector_id,
+            "listing-id": self.listing_id,
+            "url": self.url,
+            "remote-directory-path": self.remote_directory_path,
+            "output-directory-path": self.output_directory_path,
+            "max-items": self.max_items,
+            "start-timestamp": self.start_time,
+            "end-timestamp": self.end_time,
+        }
+        if self.listing is None:
+            detail.update(
+                {
+                    "status-code": "FAILED",
+                    "failure-code": self.failure_code,
+                    "failure-message": self.failure_message,
+                }
+            )
+            return detail
+        detail.update(
+            {
+                "status-code": "COMPLETED",
+                "item-count": len(self.listing.files) + len(self.listing.paths),
+                "truncated": self.listing.truncated,
+                "output-file-location": {
+                    "domain": "S3",
+                    "bucket": self.output_bucket,
+                    "key": self.output_key,
+                },
+            }
+        )
+        return detail
