@@ -36,7 +36,7 @@ from connectors.claims import (
     settle_update,
 )
 from connectors.jobfile import RetrievalJob, load_jobs
-from connectors.service import MAX_PATHS_PER_CALL
+from connectors.requests import MAX_PATHS_PER_CALL
 from ingest.errors import IngestError, StorageUnavailableError
 
 __all__ = [

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from connectors.errors import FileTransferError
+from connectors.requests import join_key
+from connectors.status import iso_now
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+    from connectors.engine import TransferEngine
+    from connectors.status import StatusPublisher
 
 
 @dataclass
@@ -57,6 +69,7 @@ class ListingRun:
     end_time: str = ""
     listing: Listing | None = None
     output_bucket: str = ""
+    output_prefix: str = ""
     output_key: str = ""
     failure_code: str = ""
     failure_message: str = ""
@@ -99,3 +112,29 @@ class ListingRun:
             }
         )
         return detail
+
+
+async def list_into_s3(
+    run: ListingRun, engine: TransferEngine, s3: S3Client, publisher: StatusPublisher
+) -> dict[str, str]:
+    """Run one listing: the JSON output file to S3, then its Completed or Failed event."""
+    name = f"{run.connector_id}-{run.listing_id}.json"
+    run.output_key = join_key(run.output_prefix, name)
+    try:
+        listing = await engine.list_directory(run.remote_directory_path, run.max_items)
+    except FileTransferError as exc:
+        run.end_time = iso_now()
+        run.failure_code, run.failure_message = exc.failure_code, exc.failure_message
+        await _publish(run, publisher)
+        raise
+    body = json.dumps(listing.to_json()).encode()
+    await asyncio.to_thread(s3.put_object, Bucket=run.output_bucket, Key=run.output_key, Body=body)
+    run.listing, run.end_time = listing, iso_now()
+    await _publish(run, publisher)
+    return {"ListingId": run.listing_id, "OutputFileName": name}
+
+
+async def _publish(run: ListingRun, publisher: StatusPublisher) -> None:
+    await asyncio.to_thread(
+        publisher.publish_event, run.detail_type(), run.event_detail(), run.connector_arn
+    )

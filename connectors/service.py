@@ -14,7 +14,6 @@ back the same way in both cases, through ``list_file_transfer_results``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import posixpath
 import threading
@@ -29,7 +28,15 @@ from connectors.config import ConnectorConfig, describe_connector, load_credenti
 from connectors.engine import TransferEngine
 from connectors.errors import FileTransferError, TransferRequestError
 from connectors.hostkeys import HostKeyPolicy
-from connectors.listing import ListingRun
+from connectors.listing import ListingRun, list_into_s3
+from connectors.requests import (
+    DEFAULT_LISTING_ITEMS,
+    MAX_LISTING_ITEMS,
+    MAX_PATHS_PER_CALL,
+    check_paths,
+    join_key,
+    split_s3_path,
+)
 from connectors.sftp import Endpoint, SessionPool, open_session
 from connectors.status import (
     EVENT_SOURCE,
@@ -50,43 +57,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_PATHS_PER_CALL = 10
-DEFAULT_LISTING_ITEMS = 1000
 #: seconds a connector's configuration is trusted before it is described again
 CONFIG_TTL = 30.0
-MAX_LISTING_ITEMS = 10000
 
 #: progress(file_path, bytes_done, bytes_total)
 FileProgress = Callable[[str, int, int], None]
-
-
-def split_s3_path(path: str, what: str) -> tuple[str, str]:
-    """``/bucket/prefix`` (AWS's LocalDirectoryPath form) → (bucket, prefix)."""
-    if not path.startswith("/") or len(path) < 2:
-        raise TransferRequestError(f"{what} must look like /bucket/prefix, got {path!r}")
-    bucket, _, prefix = path[1:].partition("/")
-    if not bucket:
-        raise TransferRequestError(f"{what} must name a bucket: {path!r}")
-    return bucket, prefix.strip("/")
-
-
-def join_key(prefix: str, name: str) -> str:
-    """An S3 key under ``prefix``."""
-    return f"{prefix}/{name}" if prefix else name
-
-
-def _check_paths(paths: Sequence[str], what: str) -> list[str]:
-    out = list(paths)
-    if not 1 <= len(out) <= MAX_PATHS_PER_CALL:
-        raise TransferRequestError(
-            f"{what} takes 1 to {MAX_PATHS_PER_CALL} paths per call, got {len(out)}"
-        )
-    if len(set(out)) != len(out):
-        raise TransferRequestError(f"{what} names the same path twice")
-    for p in out:
-        if not p or len(p) > 1024:
-            raise TransferRequestError(f"{what}: invalid path {p!r}")
-    return out
 
 
 @dataclass
@@ -236,7 +211,7 @@ class LocalConnectorService:
                 "or SendFilePaths with RemoteDirectoryPath"
             )
         if retrieve_file_paths is not None:
-            paths = _check_paths(retrieve_file_paths, "RetrieveFilePaths")
+            paths = check_paths(retrieve_file_paths, "RetrieveFilePaths")
             if not local_directory_path:
                 raise TransferRequestError("RetrieveFilePaths needs a LocalDirectoryPath")
             bucket, prefix = split_s3_path(local_directory_path, "LocalDirectoryPath")
@@ -247,7 +222,7 @@ class LocalConnectorService:
             )
         else:
             assert send_file_paths is not None
-            paths = _check_paths(send_file_paths, "SendFilePaths")
+            paths = check_paths(send_file_paths, "SendFilePaths")
             if not remote_directory_path:
                 raise TransferRequestError("SendFilePaths needs a RemoteDirectoryPath")
             for p in paths:
@@ -371,31 +346,10 @@ class LocalConnectorService:
             output_directory_path=output_directory_path,
             max_items=limit,
             start_time=iso_now(),
+            output_bucket=bucket,
+            output_prefix=prefix,
         )
-        name = f"{connector_id}-{run.listing_id}.json"
-        try:
-            listing = await engine.list_directory(remote_directory_path, limit)
-        except FileTransferError as exc:
-            run.end_time = iso_now()
-            run.failure_code, run.failure_message = exc.failure_code, exc.failure_message
-            await self._publish_listing(run)
-            raise
-        body = json.dumps(listing.to_json()).encode()
-        run.output_bucket, run.output_key = bucket, join_key(prefix, name)
-        await asyncio.to_thread(
-            self.ports.s3.put_object, Bucket=bucket, Key=run.output_key, Body=body
-        )
-        run.listing, run.end_time = listing, iso_now()
-        await self._publish_listing(run)
-        return {"ListingId": run.listing_id, "OutputFileName": name}
-
-    async def _publish_listing(self, run: ListingRun) -> None:
-        await asyncio.to_thread(
-            self.ports.publisher.publish_event,
-            run.detail_type(),
-            run.event_detail(),
-            run.connector_arn,
-        )
+        return await list_into_s3(run, engine, self.ports.s3, self.ports.publisher)
 
     # --- remote delete / move ------------------------------------------------------------
 
