@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import ClientError
 
 from connectors.jobfile import RetrievalJob
+from ingest.dynamo import attr, from_item
 from ingest.errors import StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -61,22 +62,22 @@ class JobPorts:
 
 def _key(connector_id: str, f: Mapping[str, Any]) -> dict[str, Any]:
     version = f"{f.get('size', '')}#{f.get('modifiedTimestamp', '')}"
-    return {"pk": {"S": f"{REMOTE_PK}{connector_id}#{f['filePath']}"}, "sk": {"S": version}}
+    return {"pk": attr(f"{REMOTE_PK}{connector_id}#{f['filePath']}"), "sk": attr(version)}
 
 
 def claim_item(job: RetrievalJob, f: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The claim item of one listed file (``f`` is a listing entry: filePath, size, …)."""
     item = {
         **_key(job.connector_id, f),
-        "status": {"S": CLAIMED},
-        "claimed_at": {"N": repr(now)},
-        "job": {"S": job.name},
-        "file_path": {"S": f["filePath"]},
-        "size": {"N": str(f["size"])},
-        "after_success": {"S": job.after_success},
+        "status": attr(CLAIMED),
+        "claimed_at": attr(now),
+        "job": attr(job.name),
+        "file_path": attr(f["filePath"]),
+        "size": attr(f["size"]),
+        "after_success": attr(job.after_success),
     }
     if job.move_to:
-        item["move_to"] = {"S": job.move_to}
+        item["move_to"] = attr(job.move_to)
     return item
 
 
@@ -92,9 +93,9 @@ def claim_put(ports: JobPorts, item: dict[str, Any], now: float) -> dict[str, An
             ),
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": {
-                ":released": {"S": RELEASED},
-                ":claimed": {"S": CLAIMED},
-                ":stale": {"N": repr(now - ports.stale_after)},
+                ":released": attr(RELEASED),
+                ":claimed": attr(CLAIMED),
+                ":stale": attr(now - ports.stale_after),
             },
         }
     }
@@ -112,14 +113,14 @@ def settle_update(
     ports: JobPorts, item: Mapping[str, Any], result: Mapping[str, str]
 ) -> dict[str, Any]:
     """CLAIMED → FETCHED (completed) or RELEASED (failed), only for the claim's own transfer."""
-    values: dict[str, Any] = {":claimed": {"S": CLAIMED}, ":t": item["transfer_id"]}
+    values: dict[str, Any] = {":claimed": attr(CLAIMED), ":t": item["transfer_id"]}
     if result["StatusCode"] == "COMPLETED":
         expression = "SET #s = :new, fetched_at = :now"
-        values.update({":new": {"S": FETCHED}, ":now": {"N": repr(time.time())}})
+        values.update({":new": attr(FETCHED), ":now": attr(time.time())})
     else:
         expression = "SET #s = :new, reason = :r"
         reason = f"{result.get('FailureCode', '')}: {result.get('FailureMessage', '')}"
-        values.update({":new": {"S": RELEASED}, ":r": {"S": reason[:1000]}})
+        values.update({":new": attr(RELEASED), ":r": attr(reason[:1000])})
     return {
         "Update": {
             "TableName": ports.table,
@@ -178,7 +179,7 @@ def release(ports: JobPorts, connector_id: str, f: Mapping[str, Any], reason: st
         ports,
         _key(connector_id, f),
         "SET #s = :released, reason = :r",
-        {":released": {"S": RELEASED}, ":r": {"S": reason[:1000]}, ":claimed": {"S": CLAIMED}},
+        {":released": attr(RELEASED), ":r": attr(reason[:1000]), ":claimed": attr(CLAIMED)},
         condition="#s = :claimed",
     )
 
@@ -214,17 +215,18 @@ def after_success(
     api: ConnectorApi, ports: JobPorts, connector_id: str, item: Mapping[str, Any]
 ) -> None:
     """Delete or move the remote file of a FETCHED claim (a failure is noted, not raised)."""
-    path = item["file_path"]["S"]
-    after = item.get("after_success", {}).get("S", "leave")
+    claim = from_item(item)
+    path = claim["file_path"]
+    after = claim.get("after_success", "leave")
     try:
         if after == "delete":
             api.start_remote_delete(ConnectorId=connector_id, DeletePath=path)
         elif after == "move":
-            target = posixpath.join(item["move_to"]["S"], posixpath.basename(path))
+            target = posixpath.join(claim["move_to"], posixpath.basename(path))
             api.start_remote_move(ConnectorId=connector_id, SourcePath=path, TargetPath=target)
     except Exception as exc:  # the file is safely in S3; record the failed action
         key = {"pk": item["pk"], "sk": item["sk"]}
-        _update(ports, key, "SET action_error = :e", {":e": {"S": str(exc)[:1000]}})
+        _update(ports, key, "SET action_error = :e", {":e": attr(str(exc)[:1000])})
 
 
 def find_claim(
@@ -234,11 +236,11 @@ def find_claim(
     resp = ports.db.query(
         TableName=ports.table,
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"{REMOTE_PK}{connector_id}#{path}"}},
+        ExpressionAttributeValues={":pk": attr(f"{REMOTE_PK}{connector_id}#{path}")},
         ConsistentRead=True,
     )
     for item in resp.get("Items", []):
-        if item.get("transfer_id", {}).get("S") == transfer_id:
+        if from_item(item).get("transfer_id") == transfer_id:
             return dict(item)
     return None
 

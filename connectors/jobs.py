@@ -37,6 +37,7 @@ from connectors.claims import (
 )
 from connectors.jobfile import RetrievalJob, load_jobs
 from connectors.requests import MAX_PATHS_PER_CALL
+from ingest.dynamo import attr
 from ingest.errors import IngestError, StorageUnavailableError
 
 __all__ = [
@@ -125,7 +126,7 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
             raise
         # The claims are ours alone while CLAIMED: rewriting them whole is safe and batchable.
         for _, item in batch:
-            item["transfer_id"] = {"S": transfer_id}
+            item["transfer_id"] = attr(transfer_id)
         batch_put(ports, [item for _, item in batch])
         results = wait_for_results(
             api, ports, job.connector_id, transfer_id, len(batch), deadline=deadline

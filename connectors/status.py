@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ingest.dynamo import attr, from_item
 from ingest.errors import IngestError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -173,8 +174,8 @@ class StatusStore:
         """Write a file's current status. A final status is never overwritten by an earlier one."""
         item = self._item(record, record.index)
         values = {
-            ":done": {"S": FileTransferStatus.COMPLETED.value},
-            ":failed": {"S": FileTransferStatus.FAILED.value},
+            ":done": attr(FileTransferStatus.COMPLETED.value),
+            ":failed": attr(FileTransferStatus.FAILED.value),
         }
         condition = "attribute_not_exists(pk) OR NOT (#s IN (:done, :failed))"
         if record.status in (FileTransferStatus.COMPLETED, FileTransferStatus.FAILED):
@@ -196,18 +197,18 @@ class StatusStore:
 
     def _item(self, record: FileRecord, index: int | None) -> dict[str, Any]:
         item: dict[str, Any] = {
-            "pk": {"S": f"{TRANSFER_PK}{record.transfer_id}"},
-            "sk": {"S": f"FILE#{record.file_path}"},
-            "connector_id": {"S": record.connector_id},
-            "operation": {"S": record.operation},
-            "file_path": {"S": record.file_path},
-            "file_transfer_id": {"S": record.file_transfer_id},
-            "status": {"S": record.status.value},
-            "bytes": {"N": str(record.bytes)},
-            "expires_at": {"N": str(int(time.time()) + self._ttl)},
+            "pk": attr(f"{TRANSFER_PK}{record.transfer_id}"),
+            "sk": attr(f"FILE#{record.file_path}"),
+            "connector_id": attr(record.connector_id),
+            "operation": attr(record.operation),
+            "file_path": attr(record.file_path),
+            "file_transfer_id": attr(record.file_transfer_id),
+            "status": attr(record.status.value),
+            "bytes": attr(record.bytes),
+            "expires_at": attr(int(time.time()) + self._ttl),
         }
         if index is not None:
-            item["idx"] = {"N": str(index)}
+            item["idx"] = attr(index)
         for name, value in (
             ("failure_code", record.failure_code),
             ("failure_message", record.failure_message),
@@ -215,7 +216,7 @@ class StatusStore:
             ("end_time", record.end_time),
         ):
             if value:
-                item[name] = {"S": value[:2000]}
+                item[name] = attr(value[:2000])
         return item
 
     def save_many(self, records: list[FileRecord]) -> None:
@@ -240,24 +241,25 @@ class StatusStore:
                 for page in paginator.paginate(
                     TableName=self._table,
                     KeyConditionExpression="pk = :pk",
-                    ExpressionAttributeValues={":pk": {"S": f"{TRANSFER_PK}{transfer_id}"}},
+                    ExpressionAttributeValues={":pk": attr(f"{TRANSFER_PK}{transfer_id}")},
                     ConsistentRead=True,
                 )
                 for item in page.get("Items", [])
             ]
         except ClientError as exc:
             raise StorageUnavailableError("dynamodb", "Query", str(exc)) from exc
-        items = [i for i in items if i["connector_id"]["S"] == connector_id]
-        if not items:
+        records = [from_item(i) for i in items]
+        records = [r for r in records if r["connector_id"] == connector_id]
+        if not records:
             return None
-        items.sort(key=lambda i: int(i["idx"]["N"]) if "idx" in i else 1 << 30)
+        records.sort(key=lambda r: int(r.get("idx", 1 << 30)))
         out: list[dict[str, str]] = []
-        for i in items:
-            entry = {"FilePath": i["file_path"]["S"], "StatusCode": i["status"]["S"]}
-            if "failure_code" in i:
-                entry["FailureCode"] = i["failure_code"]["S"]
-            if "failure_message" in i:
-                entry["FailureMessage"] = i["failure_message"]["S"]
+        for r in records:
+            entry = {"FilePath": r["file_path"], "StatusCode": r["status"]}
+            if "failure_code" in r:
+                entry["FailureCode"] = r["failure_code"]
+            if "failure_message" in r:
+                entry["FailureMessage"] = r["failure_message"]
             out.append(entry)
         return out
 

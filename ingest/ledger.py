@@ -13,6 +13,7 @@ Other packages keep their own item kinds in the same table under their own ``pk`
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ingest.dynamo import attr, from_item
 from ingest.errors import StaleVersionError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -76,31 +78,15 @@ def _chunk_sk(version: str, index: int) -> str:
     return f"CHUNK#{version}#{index:06d}"
 
 
-def _num(value: Mapping[str, Any] | None, default: int = 0) -> int:
-    return int(value["N"]) if value else default
-
-
-def _str(value: Mapping[str, Any] | None) -> str | None:
-    return value["S"] if value else None
+_ENTRY_FIELDS = frozenset(f.name for f in dataclasses.fields(FileEntry))
 
 
 def _entry(item: Mapping[str, Any]) -> FileEntry:
-    return FileEntry(
-        key=item["key"]["S"],
-        status=item["status"]["S"],
-        feed=_str(item.get("feed")),
-        version=_str(item.get("version")),
-        etag=_str(item.get("etag")),
-        size=_num(item.get("size")) if "size" in item else None,
-        chunks=_num(item.get("chunks")),
-        chunks_done=_num(item.get("chunks_done")),
-        rows_ok=_num(item.get("rows_ok")),
-        rows_rejected=_num(item.get("rows_rejected")),
-        reason=_str(item.get("reason")),
-        updated_at=float(item["updated_at"]["N"]) if "updated_at" in item else None,
-        chunk_size=_num(item.get("chunk_size")) if "chunk_size" in item else None,
-        version_id=_str(item.get("version_id")),
-    )
+    values = from_item(item)
+    entry = FileEntry(**{name: v for name, v in values.items() if name in _ENTRY_FIELDS})
+    if entry.updated_at is not None:
+        entry = dataclasses.replace(entry, updated_at=float(entry.updated_at))
+    return entry
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -134,7 +120,7 @@ class Ledger:
         try:
             resp = self._db.get_item(
                 TableName=self._table,
-                Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                Key={"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
                 ConsistentRead=True,
             )
         except ClientError as exc:
@@ -151,7 +137,7 @@ class Ledger:
         for page in paginator.paginate(
             TableName=self._table,
             FilterExpression="sk = :file",
-            ExpressionAttributeValues={":file": {"S": FILE_SK}},
+            ExpressionAttributeValues={":file": attr(FILE_SK)},
             ConsistentRead=True,
         ):
             for item in page.get("Items", []):
@@ -180,27 +166,27 @@ class Ledger:
         """
         now = self._clock()
         item: dict[str, Any] = {
-            "pk": {"S": file_pk(key)},
-            "sk": {"S": FILE_SK},
-            "key": {"S": key},
-            "feed": {"S": feed},
-            "version": {"S": version},
-            "etag": {"S": etag},
-            "size": {"N": str(size)},
-            "chunks": {"N": str(chunks)},
-            "chunks_done": {"N": "0"},
-            "rows_ok": {"N": "0"},
-            "rows_rejected": {"N": "0"},
-            "status": {"S": FileStatus.RECEIVED},
-            "received_at": {"N": repr(now)},
-            "updated_at": {"N": repr(now)},
+            "pk": attr(file_pk(key)),
+            "sk": attr(FILE_SK),
+            "key": attr(key),
+            "feed": attr(feed),
+            "version": attr(version),
+            "etag": attr(etag),
+            "size": attr(size),
+            "chunks": attr(chunks),
+            "chunks_done": attr(0),
+            "rows_ok": attr(0),
+            "rows_rejected": attr(0),
+            "status": attr(FileStatus.RECEIVED),
+            "received_at": attr(now),
+            "updated_at": attr(now),
         }
         if reason:
-            item["reason"] = {"S": reason}
+            item["reason"] = attr(reason)
         if chunk_size is not None:
-            item["chunk_size"] = {"N": str(chunk_size)}
+            item["chunk_size"] = attr(chunk_size)
         if version_id:
-            item["version_id"] = {"S": version_id}
+            item["version_id"] = attr(version_id)
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -208,8 +194,8 @@ class Ledger:
                 ConditionExpression="attribute_not_exists(pk) OR version <> :v OR #s = :received",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":v": {"S": version},
-                    ":received": {"S": FileStatus.RECEIVED},
+                    ":v": attr(version),
+                    ":received": attr(FileStatus.RECEIVED),
                 },
             )
         except ClientError as exc:
@@ -236,22 +222,22 @@ class Ledger:
         """Record a file that ends without processing: UNMATCHED, PARTIAL or IGNORED."""
         now = self._clock()
         item: dict[str, Any] = {
-            "pk": {"S": file_pk(key)},
-            "sk": {"S": FILE_SK},
-            "key": {"S": key},
-            "status": {"S": status},
-            "reason": {"S": reason},
-            "chunks": {"N": "0"},
-            "chunks_done": {"N": "0"},
-            "rows_ok": {"N": "0"},
-            "rows_rejected": {"N": "0"},
-            "updated_at": {"N": repr(now)},
+            "pk": attr(file_pk(key)),
+            "sk": attr(FILE_SK),
+            "key": attr(key),
+            "status": attr(status),
+            "reason": attr(reason),
+            "chunks": attr(0),
+            "chunks_done": attr(0),
+            "rows_ok": attr(0),
+            "rows_rejected": attr(0),
+            "updated_at": attr(now),
         }
         for name, value in (("etag", etag), ("version", version), ("feed", feed)):
             if value is not None:
-                item[name] = {"S": value}
+                item[name] = attr(value)
         if size is not None:
-            item["size"] = {"N": str(size)}
+            item["size"] = attr(size)
         try:
             self._db.put_item(TableName=self._table, Item=item)
         except ClientError as exc:
@@ -285,11 +271,11 @@ class Ledger:
                         "Put": {
                             "TableName": self._table,
                             "Item": {
-                                "pk": {"S": file_pk(key)},
-                                "sk": {"S": _chunk_sk(version, index)},
-                                "rows_ok": {"N": str(rows_ok)},
-                                "rows_rejected": {"N": str(rows_rejected)},
-                                "done_at": {"N": repr(now)},
+                                "pk": attr(file_pk(key)),
+                                "sk": attr(_chunk_sk(version, index)),
+                                "rows_ok": attr(rows_ok),
+                                "rows_rejected": attr(rows_rejected),
+                                "done_at": attr(now),
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
@@ -297,18 +283,18 @@ class Ledger:
                     {
                         "Update": {
                             "TableName": self._table,
-                            "Key": {"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                            "Key": {"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
                             "UpdateExpression": (
                                 "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one "
                                 "SET updated_at = :now"
                             ),
                             "ConditionExpression": "version = :v",
                             "ExpressionAttributeValues": {
-                                ":ok": {"N": str(rows_ok)},
-                                ":bad": {"N": str(rows_rejected)},
-                                ":one": {"N": "1"},
-                                ":now": {"N": repr(now)},
-                                ":v": {"S": version},
+                                ":ok": attr(rows_ok),
+                                ":bad": attr(rows_rejected),
+                                ":one": attr(1),
+                                ":now": attr(now),
+                                ":v": attr(version),
                             },
                         }
                     },
@@ -338,14 +324,14 @@ class Ledger:
             try:
                 self._db.update_item(
                     TableName=self._table,
-                    Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                    Key={"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
                     UpdateExpression="SET #s = :final, updated_at = :now REMOVE reason",
                     ConditionExpression="version = :v AND chunks_done = chunks",
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={
-                        ":final": {"S": final},
-                        ":now": {"N": repr(self._clock())},
-                        ":v": {"S": version},
+                        ":final": attr(final),
+                        ":now": attr(self._clock()),
+                        ":v": attr(version),
                     },
                 )
             except ClientError as exc:
@@ -359,15 +345,15 @@ class Ledger:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                Key={"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
                 UpdateExpression="SET #s = :failed, reason = :reason, updated_at = :now",
                 ConditionExpression="version = :v",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":failed": {"S": FileStatus.FAILED},
-                    ":reason": {"S": reason[:1000]},
-                    ":now": {"N": repr(self._clock())},
-                    ":v": {"S": version},
+                    ":failed": attr(FileStatus.FAILED),
+                    ":reason": attr(reason[:1000]),
+                    ":now": attr(self._clock()),
+                    ":v": attr(version),
                 },
             )
         except ClientError as exc:
@@ -387,13 +373,13 @@ class Ledger:
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                 ExpressionAttributeValues={
-                    ":pk": {"S": file_pk(key)},
-                    ":prefix": {"S": prefix},
+                    ":pk": attr(file_pk(key)),
+                    ":prefix": attr(prefix),
                 },
                 ProjectionExpression="sk",
                 ConsistentRead=True,
             ):
-                done.update(int(item["sk"]["S"][len(prefix) :]) for item in page["Items"])
+                done.update(int(from_item(item)["sk"][len(prefix) :]) for item in page["Items"])
         except ClientError as exc:
             raise _translate(exc, "Query") from exc
         return done
@@ -417,18 +403,18 @@ class Ledger:
     def _transition(
         self, key: str, version: str, to: FileStatus, *, only_from: tuple[FileStatus, ...]
     ) -> bool:
-        names = {f":from{i}": {"S": s.value} for i, s in enumerate(only_from)}
+        names = {f":from{i}": attr(s.value) for i, s in enumerate(only_from)}
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": file_pk(key)}, "sk": {"S": FILE_SK}},
+                Key={"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
                 UpdateExpression="SET #s = :to, updated_at = :now REMOVE reason",
                 ConditionExpression=f"version = :v AND #s IN ({', '.join(names)})",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
-                    ":to": {"S": to},
-                    ":v": {"S": version},
-                    ":now": {"N": repr(self._clock())},
+                    ":to": attr(to),
+                    ":v": attr(version),
+                    ":now": attr(self._clock()),
                     **names,
                 },
             )
