@@ -21,11 +21,9 @@ Usage: ``python bench/gateway.py [--size-mib 256] [--runs 3] [--skip-rclone]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,16 @@ from pathlib import Path
 import boto3
 from boto3.s3.transfer import TransferConfig
 from cpu_floor import cpu_floor, floor_line, serial_complete_seconds, tree_cpu
+from sftp_servers import (
+    CIPHER,
+    free_port,
+    known_hosts_for,
+    sftp_put,
+    start_json_child,
+    start_rclone,
+    start_sshd,
+    wait_port,
+)
 
 from ingest.local.gateway import Limits
 from ingest.multipart import STREAMING_S3_CONFIG
@@ -48,25 +56,6 @@ REGION = "us-east-1"
 BUCKET = "bench-landing-123456789012"
 LEDGER = "bench-ledger"
 ROLE = "arn:aws:iam::123456789012:role/bench-TransferUserRole"
-#: every SSH run uses the same cipher so the comparison is about the servers, not ciphers
-CIPHER = "aes128-gcm@openssh.com"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def rss_bytes(pid: int) -> int:
@@ -100,53 +89,10 @@ class RssSampler:
         self._thread.join()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def timed(fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def sftp_put(port: int, user: str, key: Path, known_hosts: Path, src: Path, *, dst: str) -> None:
-    batch = f"put {src} {dst}\n"
-    proc = subprocess.run(
-        [
-            "sftp",
-            "-q",
-            "-b",
-            "-",
-            "-P",
-            str(port),
-            "-i",
-            str(key),
-            "-o",
-            f"Ciphers={CIPHER}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={known_hosts}",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            f"{user}@127.0.0.1",
-        ],
-        input=batch,
-        text=True,
-        check=False,
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"sftp to port {port} failed: {proc.stderr.strip()}")
-
-
-def known_hosts_for(port: int, pubkeys: list[str], path: Path) -> Path:
-    path.write_text("".join(f"[127.0.0.1]:{port} {k.strip()}\n" for k in pubkeys))
-    return path
 
 
 def main() -> int:
@@ -229,7 +175,7 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
     pub = user_key.export_public_key("openssh").decode()
     add_partner(transfer, server_id, BUCKET, "bench", pub, role=ROLE, state_dir=work / "state")
 
-    gw = subprocess.Popen(
+    info = start_json_child(
         [
             sys.executable,
             "-m",
@@ -247,14 +193,9 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
             "--parts-in-flight",
             str(args.parts_in_flight),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
+        procs,
+        ROOT,
     )
-    procs.append(gw)
-    assert gw.stdout is not None
-    info = json.loads(gw.stdout.readline())
     gw_port = info["port"]
     host_pubs = [
         (work / "state" / f"{n}.pub").read_text()
@@ -264,7 +205,13 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
 
     config = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads, CRC32 per part
     sshd_port, sshd_known = start_sshd(work, pub, procs)
-    rclone_port = None if args.skip_rclone else start_rclone(work, endpoint, pub, procs)
+    rclone_port = (
+        None
+        if args.skip_rclone
+        else start_rclone(
+            work, pub, procs, endpoint=endpoint, region=REGION, remote=f"{BUCKET}/rclone"
+        )
+    )
     rclone_known = None
     if rclone_port is not None:
         rclone_known = known_hosts_for(
@@ -273,15 +220,9 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
 
     null_key = work / "null_host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(null_key)], check=True)
-    null = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "null_sftp.py"), str(null_key)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+    null_info = start_json_child(
+        [sys.executable, str(ROOT / "bench" / "null_sftp.py"), str(null_key)], procs, ROOT
     )
-    procs.append(null)
-    assert null.stdout is not None
-    null_info = json.loads(null.stdout.readline())
     null_known = known_hosts_for(
         null_info["port"], [Path(f"{null_key}.pub").read_text()], work / "known_null"
     )
@@ -361,83 +302,6 @@ def path_cpu(gateway_pid: int, moto_pid: int) -> float:
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     client = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     return client + tree_cpu(gateway_pid) + tree_cpu(moto_pid)
-
-
-def start_sshd(work: Path, pub: str, procs: list[subprocess.Popen[str]]) -> tuple[int, Path]:
-    host_key = work / "sshd_host_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-    auth = work / "authorized_keys"
-    auth.write_text(pub)
-    auth.chmod(0o600)
-    port = free_port()
-    cfg = work / "sshd_config"
-    cfg.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
-        f"AuthorizedKeysFile {auth}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-        f"PidFile {work / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-    procs.append(
-        subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-    )
-    wait_port(port)
-    known = known_hosts_for(port, [Path(f"{host_key}.pub").read_text()], work / "known_sshd")
-    return port, known
-
-
-def start_rclone(
-    work: Path, endpoint: str, pub: str, procs: list[subprocess.Popen[str]]
-) -> int | None:
-    if shutil.which("rclone") is None:
-        print("rclone: not installed, skipped")
-        return None
-    host_key = work / "rclone_host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-    auth = work / "rclone_authorized_keys"
-    auth.write_text(pub)
-    port = free_port()
-    env = {**os.environ, "RCLONE_CONFIG": str(work / "rclone.conf")}
-    (work / "rclone.conf").write_text(
-        "[moto]\ntype = s3\nprovider = Other\naccess_key_id = testing\n"
-        f"secret_access_key = testing\nendpoint = {endpoint}\nregion = {REGION}\n"
-        "force_path_style = true\n"
-    )
-    procs.append(
-        subprocess.Popen(
-            [
-                "rclone",
-                "serve",
-                "sftp",
-                f"moto:{BUCKET}/rclone",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--user",
-                "bench",
-                "--authorized-keys",
-                str(auth),
-                "--key",
-                str(host_key),
-                "--vfs-cache-mode",
-                "off",
-                "--s3-upload-concurrency",
-                "10",
-                "--s3-chunk-size",
-                "8M",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "rclone.log").open("w"),
-            text=True,
-            env=env,
-        )
-    )
-    wait_port(port)
-    return port
 
 
 def report(
