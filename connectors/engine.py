@@ -10,8 +10,10 @@
   retrieve resumes at the first byte not yet in S3, provided the remote file's size and
   mtime are unchanged (else it starts over). The byte count is verified against the remote
   size before completing and against the object's ``ContentLength`` after.
-* Send: the S3 object is streamed into ``.<name>.ingest-part`` on the server, its size
-  checked, then renamed into place, so the partner never sees half a file either.
+* Send: the S3 object (pinned to its ETag) is streamed into ``.<name>.ingest-part`` on the
+  server, its size checked, then renamed into place, so the partner never sees half a file
+  either. A dropped send resumes from what reached the server, less the last pipeline window;
+  a send that finally fails removes its temp file.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ DEFAULT_PART_SIZE = 8 * MIB
 #: to ``SFTP_MAX_REQUESTS`` of them in flight.
 SFTP_BLOCK_SIZE = 255 * 1024
 SFTP_MAX_REQUESTS = 64
+#: A retried send rewrites the last pipeline window of what reached the server.
+SEND_RESUME_REWIND = SFTP_MAX_REQUESTS * SFTP_BLOCK_SIZE
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,18 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (1-based retry number)."""
         return float(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+
+
+@dataclass
+class _Send:
+    """What survives reconnects of one send."""
+
+    bucket: str
+    key: str
+    etag: str  # every read is pinned to this version of the object
+    size: int
+    temp_written: bool = False  # this send created the temp file on the server
+    resumable: bool = True
 
 
 @dataclass
@@ -264,34 +280,56 @@ class TransferEngine:
                     "SEND_FILE_NOT_FOUND", f"s3://{bucket}/{key} does not exist"
                 ) from exc
             raise PermanentFileTransferError("S3_ERROR", str(exc)) from exc
-        size = int(head["ContentLength"])
+        job = _Send(bucket=bucket, key=key, etag=str(head["ETag"]), size=int(head["ContentLength"]))
+        directory, name = posixpath.split(remote_path)
+        temp = posixpath.join(directory, f".{name}.ingest-part")
 
         async def attempt(session: Session) -> int:
-            return await self._send_once(
-                session, bucket, key, remote_path, size=size, progress=progress
-            )
+            return await self._send_once(session, job, temp, remote_path, progress)
 
-        return await self._with_retries(attempt, missing_code="REMOTE_DIRECTORY_NOT_FOUND")
+        try:
+            return await self._with_retries(attempt, missing_code="REMOTE_DIRECTORY_NOT_FOUND")
+        except BaseException:
+            if job.temp_written:  # give up: leave no partial file on the partner's server
+                with _suppress_sftp():
+                    async with self.pool.session() as session:
+                        await asyncio.wait_for(session.sftp.remove(temp), 5)
+            raise
 
     async def _send_once(
         self,
         session: Session,
-        bucket: str,
-        key: str,
+        job: _Send,
+        temp: str,
         remote_path: str,
-        *,
-        size: int,
         progress: Progress | None,
     ) -> int:
-        directory, name = posixpath.split(remote_path)
-        temp = posixpath.join(directory, f".{name}.ingest-part")
         timeout = self.pool.endpoint.io_timeout
-        body = (await self._s3(self.s3.get_object, Bucket=bucket, Key=key))["Body"]
-        sent = 0
+        size = job.size
+        sent = await self._resume_point(session, job, temp)
+        get: dict[str, Any] = {"Bucket": job.bucket, "Key": job.key, "IfMatch": job.etag}
+        if sent:
+            get["Range"] = f"bytes={sent}-"
+        try:
+            body = (await self._s3(self.s3.get_object, **get))["Body"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            failure = {
+                "NoSuchKey": "SEND_FILE_NOT_FOUND",
+                "404": "SEND_FILE_NOT_FOUND",
+                "PreconditionFailed": "SEND_FILE_CHANGED",  # replaced since the send began
+                "412": "SEND_FILE_CHANGED",
+            }.get(code, "S3_ERROR")
+            where = f"s3://{job.bucket}/{job.key}"
+            raise PermanentFileTransferError(failure, f"{where}: {exc}") from exc
         try:
             async with session.sftp.open(
-                temp, "wb", block_size=SFTP_BLOCK_SIZE, max_requests=SFTP_MAX_REQUESTS
+                temp,
+                "r+b" if sent else "wb",
+                block_size=SFTP_BLOCK_SIZE,
+                max_requests=SFTP_MAX_REQUESTS,
             ) as remote:
+                job.temp_written = True
                 chunk = await self._s3(body.read, amt=self.part_size)
                 while chunk:
                     # Read the next piece from S3 while this one is written over SFTP.
@@ -307,18 +345,30 @@ class TransferEngine:
                     chunk = await nxt
             attrs = await asyncio.wait_for(session.sftp.stat(temp), timeout)
             if sent != size or attrs.size != size:
+                job.resumable = False  # the bytes on the server cannot be trusted: start over
                 raise RetryableFileTransferError(
                     "SIZE_MISMATCH", f"{remote_path}: wrote {attrs.size} of {size} bytes"
                 )
             await self._rename(session, temp, remote_path)
-        except BaseException:
+        finally:
             body.close()
-            with _suppress_sftp():
-                await asyncio.wait_for(session.sftp.remove(temp), 5)
-            raise
         if progress and size == 0:
             progress(0, 0)
         return size
+
+    @staticmethod
+    async def _resume_point(session: Session, job: _Send, temp: str) -> int:
+        """Where a retried send continues: the temp file this send wrote, less the last
+        pipeline window (writes in flight when the link dropped may have left a hole there,
+        none can be earlier). The first attempt, or one after a size mismatch, starts at 0."""
+        if not (job.temp_written and job.resumable):
+            job.resumable = True
+            return 0
+        try:
+            attrs = await session.sftp.stat(temp)
+        except asyncssh.SFTPNoSuchFile:
+            return 0
+        return max(0, min(int(attrs.size or 0), job.size) - SEND_RESUME_REWIND)
 
     @staticmethod
     async def _rename(session: Session, temp: str, final: str) -> None:

@@ -7,12 +7,13 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncssh
 from connector_fixtures import BUCKET, Aws, make_connector, start_asyncssh, start_sshd
 from support_aws import s3_crc32
 
+from connectors.engine import SEND_RESUME_REWIND
 from connectors.service import LocalConnectorService
 
 MIB = 1024 * 1024
@@ -43,7 +44,25 @@ class DroppingSFTPServer(asyncssh.SFTPServer):
         return data
 
 
-def _fresh(cls: type[DroppingSFTPServer], drops: int) -> type[DroppingSFTPServer]:
+S = TypeVar("S", bound="DroppingSFTPServer")
+
+
+class DroppingWritesSFTPServer(DroppingSFTPServer):
+    """Aborts the connection once a connection has *received* ``limit`` bytes of writes."""
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        cls = type(self)
+        if cls.drops_left > 0 and self._mine >= cls.limit:
+            cls.drops_left -= 1
+            self.channel.get_connection().abort()
+            raise asyncssh.SFTPConnectionLost("dropped by the test")
+        written: int = super().write(file_obj, offset, data)  # type: ignore[assignment]
+        self._mine += len(data)
+        cls.served += len(data)
+        return written
+
+
+def _fresh(cls: type[S], drops: int) -> type[S]:
     return type("Dropping", (cls,), {"drops_left": drops, "served": 0, "connections": 0})
 
 
@@ -138,3 +157,81 @@ def test_openssh_session_killed_mid_file(
     assert records[0].status == "COMPLETED", records[0]
     body = aws.s3.get_object(Bucket=BUCKET, Key="in/big.bin")["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+
+def _send(service: LocalConnectorService, connector: str, key: str) -> dict[str, str]:
+    transfer_id = service.start_file_transfer(
+        ConnectorId=connector, SendFilePaths=[f"/{BUCKET}/{key}"], RemoteDirectoryPath="/out"
+    )["TransferId"]
+    results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
+    return dict(results["FileTransferResults"][0])
+
+
+def test_dropped_send_resumes_from_what_reached_the_server(
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    data = os.urandom(40 * MIB + 555)
+    aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=data)
+    server_cls = _fresh(DroppingWritesSFTPServer, drops=1)
+    server_cls.limit = 30 * MIB
+    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
+    try:
+        (srv.root / "out").mkdir()
+        connector = make_connector(aws, srv, client_key)
+        result = _send(service, connector, "outbound/report.bin")
+    finally:
+        srv.stop()
+    assert result == {"FilePath": f"/{BUCKET}/outbound/report.bin", "StatusCode": "COMPLETED"}
+    sent = (srv.root / "out" / "report.bin").read_bytes()
+    assert hashlib.sha256(sent).digest() == hashlib.sha256(data).digest()
+    assert server_cls.connections == 2
+    # resumed, not restarted: the second connection rewrote at most the rest of the file plus
+    # one pipeline window, not all of it
+    assert server_cls.served < len(data) + SEND_RESUME_REWIND + 8 * MIB
+    assert sorted(p.name for p in (srv.root / "out").iterdir()) == ["report.bin"]
+
+
+def test_send_that_keeps_dropping_fails_and_leaves_no_temp_file(
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=os.urandom(12 * MIB))
+    server_cls = _fresh(DroppingWritesSFTPServer, drops=100)
+    server_cls.limit = 1 * MIB
+    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
+    try:
+        (srv.root / "out").mkdir()
+        connector = make_connector(aws, srv, client_key)
+        result = _send(service, connector, "outbound/report.bin")
+        left = sorted(p.name for p in (srv.root / "out").iterdir())
+    finally:
+        srv.stop()
+    assert result["StatusCode"] == "FAILED"
+    assert result["FailureCode"] == "CONNECTION_ERROR"
+    assert left == []  # neither a truncated file nor its .ingest-part temp
+
+
+def test_send_of_an_object_replaced_meanwhile_fails_with_send_file_changed(
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+) -> None:
+    """A retry must not splice two versions of the object: reads are pinned to its ETag."""
+    aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=os.urandom(20 * MIB))
+
+    class ReplacingServer(DroppingWritesSFTPServer):
+        def write(self, file_obj: object, offset: int, data: bytes) -> int:
+            if type(self).drops_left > 0 and self._mine >= type(self).limit:
+                aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=b"new")
+            return super().write(file_obj, offset, data)
+
+    server_cls = _fresh(ReplacingServer, drops=1)
+    server_cls.limit = 10 * MIB
+    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
+    try:
+        (srv.root / "out").mkdir()
+        connector = make_connector(aws, srv, client_key)
+        result = _send(service, connector, "outbound/report.bin")
+        left = sorted(p.name for p in (srv.root / "out").iterdir())
+    finally:
+        srv.stop()
+    assert result["StatusCode"] == "FAILED"
+    assert result["FailureCode"] == "SEND_FILE_CHANGED"
+    assert left == []
