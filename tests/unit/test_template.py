@@ -198,3 +198,29 @@ def test_samconfig_has_default_and_prod() -> None:
         config["prod"]["global"]["parameters"]["stack_name"]
         != config["default"]["global"]["parameters"]["stack_name"]
     )
+
+
+def test_sqs_consumers_get_queue_scoped_permissions_not_the_managed_role(
+    transformed: dict[str, Any],
+) -> None:
+    """SAM's SQS event attaches AWSLambdaSQSQueueExecutionRole (receive/delete on every
+    queue); the processor's mapping is a plain resource with its own scoped statement."""
+    for name, role in _resources(transformed, "AWS::IAM::Role").items():
+        arns = [str(a) for a in role["Properties"].get("ManagedPolicyArns", [])]
+        assert not any("SQSQueueExecutionRole" in a for a in arns), (name, arns)
+    mappings = _resources(transformed, "AWS::Lambda::EventSourceMapping")
+    chunks = mappings["ProcessorChunksMapping"]["Properties"]
+    assert chunks["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert chunks["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    consume = [
+        s
+        for role, s in _statements(transformed)
+        if role.startswith("ProcessorFunction") and s.get("Sid") == "ConsumeChunks"
+    ]
+    assert len(consume) == 1
+    assert sorted(consume[0]["Action"]) == [
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ]
+    assert consume[0]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
