@@ -289,9 +289,11 @@ class TransferEngine:
 
         try:
             return await self._with_retries(attempt, missing_code="REMOTE_DIRECTORY_NOT_FOUND")
-        except BaseException:
+        except Exception:
             if job.temp_written:  # give up: leave no partial file on the partner's server
-                with _suppress_sftp():
+                # best effort: the server may be unreachable, and the send's own failure is
+                # what gets reported
+                with contextlib.suppress(FileTransferError, asyncssh.Error, OSError, TimeoutError):
                     async with self.pool.session() as session:
                         await asyncio.wait_for(session.sftp.remove(temp), 5)
             raise
