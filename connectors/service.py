@@ -17,7 +17,6 @@ import asyncio
 import logging
 import posixpath
 import threading
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.config import ConnectorConfig, describe_connector, load_credentials
 from connectors.engine import TransferEngine
+from connectors.engines import EngineRegistry
 from connectors.errors import FileTransferError, TransferRequestError
 from connectors.hostkeys import HostKeyPolicy
 from connectors.listing import ListingRun, list_into_s3
@@ -56,9 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: seconds a connector's configuration is trusted before it is described again
-CONFIG_TTL = 30.0
 
 #: progress(file_path, bytes_done, bytes_total)
 FileProgress = Callable[[str, int, int], None]
@@ -91,12 +88,12 @@ class LocalConnectorService:
         self.files_per_connection = files_per_connection
         self.engine_options = dict(engine_options or {})
         self.endpoint_options = dict(endpoint_options or {})
-        self._engines: dict[str, tuple[ConnectorConfig, TransferEngine]] = {}
-        self._checked: dict[str, float] = {}
-        # One engine (and so one connection pool) per connector, even when its first calls
-        # arrive together: without the lock each would build its own pool and the server
-        # would see MaxConcurrentConnections per call.
-        self._engine_locks: dict[str, asyncio.Lock] = {}
+        self._engines = EngineRegistry(
+            lambda connector_id: asyncio.to_thread(
+                describe_connector, self.ports.transfer, connector_id
+            ),
+            self._new_engine,
+        )
         # Sessions belong to one event loop: the sync API runs everything on this one, so
         # connections are reused across calls (and across warm Lambda invocations).
         self._loop = asyncio.new_event_loop()
@@ -118,12 +115,7 @@ class LocalConnectorService:
         if self._loop.is_closed():
             return
 
-        async def _close() -> None:
-            for _, engine in self._engines.values():
-                await engine.close()
-            self._engines.clear()
-
-        self.run(_close())
+        self.run(self._engines.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
@@ -144,36 +136,13 @@ class LocalConnectorService:
             **self.endpoint_options,
         )
 
-    async def engine(self, connector_id: str) -> tuple[ConnectorConfig, TransferEngine]:
-        """The connector's config and its engine (reused while the config is unchanged).
-
-        The configuration is re-read at most every ``CONFIG_TTL`` seconds, so a burst of calls
-        (a scheduled run) does not describe the connector and read its secret each time.
-        """
-        cached = self._engines.get(connector_id)
-        if cached and time.monotonic() - self._checked.get(connector_id, 0) < CONFIG_TTL:
-            return cached
-        async with self._engine_locks.setdefault(connector_id, asyncio.Lock()):
-            return await self._refresh_engine(connector_id)
-
-    async def _refresh_engine(self, connector_id: str) -> tuple[ConnectorConfig, TransferEngine]:
-        cached = self._engines.get(connector_id)
-        if cached and time.monotonic() - self._checked.get(connector_id, 0) < CONFIG_TTL:
-            return cached  # another call refreshed it while this one waited
-        config = await asyncio.to_thread(describe_connector, self.ports.transfer, connector_id)
-        self._checked[connector_id] = time.monotonic()
-        if cached and cached[0] == config:
-            return cached
-        if cached:
-            await cached[1].close()
+    def _new_engine(self, config: ConnectorConfig) -> TransferEngine:
         pool = SessionPool(
             self._endpoint(config),
             max_connections=config.max_concurrent_connections,
             files_per_connection=self.files_per_connection,
         )
-        engine = TransferEngine(pool, self.ports.s3, **self.engine_options)
-        self._engines[connector_id] = (config, engine)
-        return config, engine
+        return TransferEngine(pool, self.ports.s3, **self.engine_options)
 
     # --- StartFileTransfer ---------------------------------------------------------------
 
@@ -230,7 +199,7 @@ class LocalConnectorService:
             bucket, prefix = "", ""
             operation, dir_field, directory = "SEND", "remote-directory-path", remote_directory_path
 
-        config, engine = await self.engine(connector_id)
+        config, engine = await self._engines.borrow(connector_id)
         transfer_id = str(uuid.uuid4())
         records = [
             FileRecord(
@@ -247,48 +216,61 @@ class LocalConnectorService:
             )
             for index, path in enumerate(paths)
         ]
+        if operation == "RETRIEVE":
+            for record in records:
+                record.bucket = bucket
+                record.key = join_key(prefix, posixpath.basename(record.file_path))
         flusher = StatusFlusher(self.ports.store, records)
         flushing = asyncio.ensure_future(flusher.run())
-
-        async def one(record: FileRecord) -> None:
-            def report(done: int, total: int) -> None:
-                if progress:
-                    progress(record.file_path, done, total)
-
-            record.status = FileTransferStatus.IN_PROGRESS
-            record.start_time = iso_now()
-            flusher.changed.set()
-            try:
-                if operation == "RETRIEVE":
-                    record.bucket = bucket
-                    record.key = join_key(prefix, posixpath.basename(record.file_path))
-                    record.bytes = await engine.retrieve(
-                        record.file_path, bucket, record.key, report
-                    )
-                else:
-                    src_bucket, key = split_s3_path(record.file_path, "SendFilePaths")
-                    target = posixpath.join(directory, posixpath.basename(key))
-                    record.bytes = await engine.send(src_bucket, key, target, report)
-                record.status = FileTransferStatus.COMPLETED
-            except FileTransferError as exc:
-                record.status = FileTransferStatus.FAILED
-                record.failure_code, record.failure_message = exc.failure_code, exc.failure_message
-            except Exception as exc:  # one file's bug must not fail its siblings
-                log.exception("transfer %s: %s failed unexpectedly", transfer_id, record.file_path)
-                record.status = FileTransferStatus.FAILED
-                record.failure_code = "INTERNAL_ERROR"
-                record.failure_message = f"{type(exc).__name__}: {exc}"
-            record.end_time = iso_now()
-
         try:
-            await asyncio.gather(*(one(r) for r in records))
+            await asyncio.gather(*(self._run_file(engine, r, flusher, progress) for r in records))
         finally:
+            await self._engines.give_back(engine)
             # the last IN_PROGRESS write must land before the final states
             flusher.stop.set()
             flusher.changed.set()
             await flushing
         await asyncio.to_thread(self._finish, records)
         return records
+
+    @staticmethod
+    async def _run_file(
+        engine: TransferEngine,
+        record: FileRecord,
+        flusher: StatusFlusher,
+        progress: FileProgress | None,
+    ) -> None:
+        """One file of a transfer, to its final state; a failure stays with its file."""
+
+        def report(done: int, total: int) -> None:
+            if progress:
+                progress(record.file_path, done, total)
+
+        record.status = FileTransferStatus.IN_PROGRESS
+        record.start_time = iso_now()
+        flusher.changed.set()
+        try:
+            if record.operation == "RETRIEVE":
+                assert record.bucket is not None and record.key is not None
+                record.bytes = await engine.retrieve(
+                    record.file_path, record.bucket, record.key, report
+                )
+            else:
+                src_bucket, key = split_s3_path(record.file_path, "SendFilePaths")
+                target = posixpath.join(record.directory, posixpath.basename(key))
+                record.bytes = await engine.send(src_bucket, key, target, report)
+            record.status = FileTransferStatus.COMPLETED
+        except FileTransferError as exc:
+            record.status = FileTransferStatus.FAILED
+            record.failure_code, record.failure_message = exc.failure_code, exc.failure_message
+        except Exception as exc:  # one file's bug must not fail its siblings
+            log.exception(
+                "transfer %s: %s failed unexpectedly", record.transfer_id, record.file_path
+            )
+            record.status = FileTransferStatus.FAILED
+            record.failure_code = "INTERNAL_ERROR"
+            record.failure_message = f"{type(exc).__name__}: {exc}"
+        record.end_time = iso_now()
 
     def _finish(self, records: list[FileRecord]) -> None:
         self.ports.store.save_many(records)
@@ -336,7 +318,7 @@ class LocalConnectorService:
         if not 1 <= limit <= MAX_LISTING_ITEMS:
             raise TransferRequestError(f"MaxItems must be 1 to {MAX_LISTING_ITEMS}, got {limit}")
         bucket, prefix = split_s3_path(output_directory_path, "OutputDirectoryPath")
-        config, engine = await self.engine(connector_id)
+        config, engine = await self._engines.borrow(connector_id)
         run = ListingRun(
             connector_id=connector_id,
             connector_arn=config.arn,
@@ -349,7 +331,10 @@ class LocalConnectorService:
             output_bucket=bucket,
             output_prefix=prefix,
         )
-        return await list_into_s3(run, engine, self.ports.s3, self.ports.publisher)
+        try:
+            return await list_into_s3(run, engine, self.ports.s3, self.ports.publisher)
+        finally:
+            await self._engines.give_back(engine)
 
     # --- remote delete / move ------------------------------------------------------------
 
@@ -357,8 +342,11 @@ class LocalConnectorService:
         """boto3's ``start_remote_delete`` (``ConnectorId``, ``DeletePath``)."""
 
         async def go() -> None:
-            _, engine = await self.engine(kwargs["ConnectorId"])
-            await engine.remote_delete(kwargs["DeletePath"])
+            _, engine = await self._engines.borrow(kwargs["ConnectorId"])
+            try:
+                await engine.remote_delete(kwargs["DeletePath"])
+            finally:
+                await self._engines.give_back(engine)
 
         self.run(go())
         return {"DeleteId": str(uuid.uuid4())}
@@ -367,8 +355,11 @@ class LocalConnectorService:
         """boto3's ``start_remote_move`` (``ConnectorId``, ``SourcePath``, ``TargetPath``)."""
 
         async def go() -> None:
-            _, engine = await self.engine(kwargs["ConnectorId"])
-            await engine.remote_move(kwargs["SourcePath"], kwargs["TargetPath"])
+            _, engine = await self._engines.borrow(kwargs["ConnectorId"])
+            try:
+                await engine.remote_move(kwargs["SourcePath"], kwargs["TargetPath"])
+            finally:
+                await self._engines.give_back(engine)
 
         self.run(go())
         return {"MoveId": str(uuid.uuid4())}
@@ -381,7 +372,7 @@ class LocalConnectorService:
 
     async def check_connection(self, connector_id: str) -> dict[str, Any]:
         """Connect and authenticate once; report the presented host key."""
-        config = describe_connector(self.ports.transfer, connector_id)
+        config = await asyncio.to_thread(describe_connector, self.ports.transfer, connector_id)
         result: dict[str, Any] = {"ConnectorId": connector_id}
         try:
             session = await open_session(self._endpoint(config))
