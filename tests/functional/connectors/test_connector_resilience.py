@@ -33,15 +33,21 @@ class DroppingSFTPServer(asyncssh.SFTPServer):
         self._mine = 0
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        self._drop_if_due()
+        data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
+        self._count(len(data))
+        return data
+
+    def _drop_if_due(self) -> None:
         cls = type(self)
         if cls.drops_left > 0 and self._mine >= cls.limit:
             cls.drops_left -= 1
             self.channel.get_connection().abort()
             raise asyncssh.SFTPConnectionLost("dropped by the test")
-        data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
-        self._mine += len(data)
-        cls.served += len(data)
-        return data
+
+    def _count(self, n: int) -> None:
+        self._mine += n
+        type(self).served += n
 
 
 S = TypeVar("S", bound="DroppingSFTPServer")
@@ -51,14 +57,9 @@ class DroppingWritesSFTPServer(DroppingSFTPServer):
     """Aborts the connection once a connection has *received* ``limit`` bytes of writes."""
 
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
-        cls = type(self)
-        if cls.drops_left > 0 and self._mine >= cls.limit:
-            cls.drops_left -= 1
-            self.channel.get_connection().abort()
-            raise asyncssh.SFTPConnectionLost("dropped by the test")
+        self._drop_if_due()
         written: int = super().write(file_obj, offset, data)  # type: ignore[assignment]
-        self._mine += len(data)
-        cls.served += len(data)
+        self._count(len(data))
         return written
 
 
@@ -159,12 +160,32 @@ def test_openssh_session_killed_mid_file(
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
 
 
-def _send(service: LocalConnectorService, connector: str, key: str) -> dict[str, str]:
-    transfer_id = service.start_file_transfer(
-        ConnectorId=connector, SendFilePaths=[f"/{BUCKET}/{key}"], RemoteDirectoryPath="/out"
-    )["TransferId"]
-    results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
-    return dict(results["FileTransferResults"][0])
+def _send_through(
+    server_cls: type[DroppingWritesSFTPServer],
+    limit: int,
+    *,
+    aws: Aws,
+    tmp_path: Path,
+    client_key: asyncssh.SSHKey,
+    service: LocalConnectorService,
+) -> tuple[dict[str, str], Path]:
+    """Send ``outbound/report.bin`` to ``/out`` on a server that drops after ``limit`` bytes
+    of writes; returns the file's result and the server's ``out`` directory."""
+    server_cls.limit = limit
+    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
+    out = srv.root / "out"
+    try:
+        out.mkdir()
+        connector = make_connector(aws, srv, client_key)
+        transfer_id = service.start_file_transfer(
+            ConnectorId=connector,
+            SendFilePaths=[f"/{BUCKET}/outbound/report.bin"],
+            RemoteDirectoryPath="/out",
+        )["TransferId"]
+        results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
+    finally:
+        srv.stop()
+    return dict(results["FileTransferResults"][0]), out
 
 
 def test_dropped_send_resumes_from_what_reached_the_server(
@@ -173,22 +194,17 @@ def test_dropped_send_resumes_from_what_reached_the_server(
     data = os.urandom(40 * MIB + 555)
     aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=data)
     server_cls = _fresh(DroppingWritesSFTPServer, drops=1)
-    server_cls.limit = 30 * MIB
-    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
-    try:
-        (srv.root / "out").mkdir()
-        connector = make_connector(aws, srv, client_key)
-        result = _send(service, connector, "outbound/report.bin")
-    finally:
-        srv.stop()
+    result, out = _send_through(
+        server_cls, 30 * MIB, aws=aws, tmp_path=tmp_path, client_key=client_key, service=service
+    )
     assert result == {"FilePath": f"/{BUCKET}/outbound/report.bin", "StatusCode": "COMPLETED"}
-    sent = (srv.root / "out" / "report.bin").read_bytes()
+    sent = (out / "report.bin").read_bytes()
     assert hashlib.sha256(sent).digest() == hashlib.sha256(data).digest()
     assert server_cls.connections == 2
     # resumed, not restarted: the second connection rewrote at most the rest of the file plus
     # one pipeline window, not all of it
     assert server_cls.served < len(data) + SEND_RESUME_REWIND + 8 * MIB
-    assert sorted(p.name for p in (srv.root / "out").iterdir()) == ["report.bin"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.bin"]
 
 
 def test_send_that_keeps_dropping_fails_and_leaves_no_temp_file(
@@ -196,18 +212,12 @@ def test_send_that_keeps_dropping_fails_and_leaves_no_temp_file(
 ) -> None:
     aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=os.urandom(12 * MIB))
     server_cls = _fresh(DroppingWritesSFTPServer, drops=100)
-    server_cls.limit = 1 * MIB
-    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
-    try:
-        (srv.root / "out").mkdir()
-        connector = make_connector(aws, srv, client_key)
-        result = _send(service, connector, "outbound/report.bin")
-        left = sorted(p.name for p in (srv.root / "out").iterdir())
-    finally:
-        srv.stop()
+    result, out = _send_through(
+        server_cls, 1 * MIB, aws=aws, tmp_path=tmp_path, client_key=client_key, service=service
+    )
     assert result["StatusCode"] == "FAILED"
     assert result["FailureCode"] == "CONNECTION_ERROR"
-    assert left == []  # neither a truncated file nor its .ingest-part temp
+    assert list(out.iterdir()) == []  # neither a truncated file nor its .ingest-part temp
 
 
 def test_send_of_an_object_replaced_meanwhile_fails_with_send_file_changed(
@@ -223,15 +233,9 @@ def test_send_of_an_object_replaced_meanwhile_fails_with_send_file_changed(
             return super().write(file_obj, offset, data)
 
     server_cls = _fresh(ReplacingServer, drops=1)
-    server_cls.limit = 10 * MIB
-    srv = start_asyncssh(tmp_path, client_key, sftp_class=server_cls)
-    try:
-        (srv.root / "out").mkdir()
-        connector = make_connector(aws, srv, client_key)
-        result = _send(service, connector, "outbound/report.bin")
-        left = sorted(p.name for p in (srv.root / "out").iterdir())
-    finally:
-        srv.stop()
+    result, out = _send_through(
+        server_cls, 10 * MIB, aws=aws, tmp_path=tmp_path, client_key=client_key, service=service
+    )
     assert result["StatusCode"] == "FAILED"
     assert result["FailureCode"] == "SEND_FILE_CHANGED"
-    assert left == []
+    assert list(out.iterdir()) == []
