@@ -70,6 +70,7 @@ class Audit:
         self._pending = _Pending()
         self._streams: set[str] = set()
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -101,10 +102,13 @@ class Audit:
         self._wake.set()
 
     async def flush(self) -> None:
-        """Ship everything queued so far (tests and shutdown call this)."""
-        pending, self._pending = self._pending, _Pending()
-        if pending.logs or pending.events:
-            await self._run(lambda: self._ship(pending))
+        """Ship everything queued so far, and return once it is shipped (tests and shutdown
+        call this). Flushes take turns: one that finds the queue empty still waits for a
+        shipment already under way, so "flushed" always means "in CloudWatch"."""
+        async with self._flushing:
+            pending, self._pending = self._pending, _Pending()
+            if pending.logs or pending.events:
+                await self._run(lambda: self._ship(pending))
 
     async def close(self) -> None:
         """Flush and stop the shipping task."""
