@@ -82,7 +82,8 @@ class EngineRegistry:
                 return cached
             if cached:
                 await self._retire(cached[1])
-            engine = self._build(config)
+            # building reads the connector's secret: a blocking call, kept off the loop
+            engine = await asyncio.to_thread(self._build, config)
             self._current[connector_id] = (config, engine)
             return config, engine
 

@@ -70,9 +70,17 @@ class ListingRun:
     listing: Listing | None = None
     output_bucket: str = ""
     output_prefix: str = ""
-    output_key: str = ""
     failure_code: str = ""
     failure_message: str = ""
+
+    @property
+    def output_name(self) -> str:
+        """AWS's output file name: ``<connector-id>-<listing-id>.json``."""
+        return f"{self.connector_id}-{self.listing_id}.json"
+
+    @property
+    def output_key(self) -> str:
+        return join_key(self.output_prefix, self.output_name)
 
     def detail_type(self) -> str:
         outcome = "Completed" if self.listing is not None else "Failed"
@@ -118,8 +126,6 @@ async def list_into_s3(
     run: ListingRun, engine: TransferEngine, s3: S3Client, publisher: StatusPublisher
 ) -> dict[str, str]:
     """Run one listing: the JSON output file to S3, then its Completed or Failed event."""
-    name = f"{run.connector_id}-{run.listing_id}.json"
-    run.output_key = join_key(run.output_prefix, name)
     try:
         listing = await engine.list_directory(run.remote_directory_path, run.max_items)
     except FileTransferError as exc:
@@ -131,7 +137,7 @@ async def list_into_s3(
     await asyncio.to_thread(s3.put_object, Bucket=run.output_bucket, Key=run.output_key, Body=body)
     run.listing, run.end_time = listing, iso_now()
     await _publish(run, publisher)
-    return {"ListingId": run.listing_id, "OutputFileName": name}
+    return {"ListingId": run.listing_id, "OutputFileName": run.output_name}
 
 
 async def _publish(run: ListingRun, publisher: StatusPublisher) -> None:
