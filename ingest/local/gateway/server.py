@@ -90,24 +90,55 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
     async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         """Open for reading (ranged GETs) or for writing (a streaming upload)."""
         target = self._resolve(path, "OPEN")
-        if not pflags & FXF_WRITE:
-            entry = await self._lookup(target)
-            if entry is None:
-                raise asyncssh.SFTPNoSuchFile("no such file")
-            if entry.is_dir:
-                raise asyncssh.SFTPFailure("is a directory")
-            self._log("OPEN", path=target.physical, mode="READ")
-            return DownloadHandle(target, entry.size)
+        if pflags & (FXF_WRITE | FXF_CREAT | FXF_APPEND) and await self._opens_upload(
+            target, pflags
+        ):
+            return self._open_upload(target, pflags)
+        entry = await self._lookup(target)
+        if entry is None:
+            raise asyncssh.SFTPNoSuchFile("no such file")
+        if entry.is_dir:
+            raise asyncssh.SFTPFailure("is a directory")
+        self._log("OPEN", path=target.physical, mode="READ")
+        return DownloadHandle(target, entry.size)
+
+    async def _opens_upload(self, target: ResolvedPath, pflags: int) -> bool:
+        """Whether a write or create open starts an upload (False: it is a plain read).
+
+        An upload replaces the object whole at close, so a write open without TRUNC on an
+        existing file (paramiko's ``r+``, a resume) would turn "change some bytes" into
+        "replace the file with just those bytes": refused instead, leaving the file as it
+        was. CREAT|TRUNC (``put``, ``w``, WinSCP, FileZilla) needs no lookup. paramiko's
+        ``x`` sends CREAT|EXCL without WRITE: it creates a new file, or fails if one exists.
+        """
         if pflags & FXF_APPEND:
             raise asyncssh.SFTPOpUnsupported("appending is not supported: S3 objects are immutable")
         if target.is_root:
             raise asyncssh.SFTPFailure("is a directory")
-        if pflags & FXF_EXCL or not pflags & FXF_CREAT:
-            exists = await self._io(store.head_file, self._svc.s3, self._root.bucket, target.key)
-            if exists and pflags & FXF_EXCL:
-                raise asyncssh.SFTPFailure("file already exists")
-            if not exists and not pflags & FXF_CREAT:
+        if pflags & (FXF_WRITE | FXF_CREAT | FXF_TRUNC | FXF_EXCL) == (
+            FXF_WRITE | FXF_CREAT | FXF_TRUNC
+        ):
+            return True
+        exists = await self._io(store.head_file, self._svc.s3, self._root.bucket, target.key)
+        if exists is None:
+            if not pflags & FXF_CREAT:
                 raise asyncssh.SFTPNoSuchFile("no such file")
+            return True  # a fresh create
+        if pflags & FXF_EXCL and pflags & FXF_CREAT:
+            raise asyncssh.SFTPFailure("file already exists")
+        if not pflags & FXF_WRITE:
+            return False  # CREAT on an existing file, for reading: just a read
+        if not pflags & FXF_TRUNC:
+            message = (
+                "opening an existing file for writing without truncating it is not supported: "
+                "S3 objects are replaced whole, not modified in place (open with truncate, "
+                "as put does, to replace the file)"
+            )
+            self._log("ERROR", path=target.physical, operation="OPEN", message=message)
+            raise asyncssh.SFTPOpUnsupported(message)
+        return True
+
+    def _open_upload(self, target: ResolvedPath, pflags: int) -> UploadHandle:
         limits = self._svc.limits
         upload = StreamingUpload(
             self._svc.s3,
@@ -118,11 +149,8 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
             max_in_flight=limits.parts_in_flight,
             max_ahead=limits.max_ahead,
         )
-        mode = "|".join(
-            n
-            for f, n in ((FXF_CREAT, "CREATE"), (FXF_TRUNC, "TRUNCATE"), (FXF_WRITE, "WRITE"))
-            if pflags & f
-        )
+        flags = ((FXF_CREAT, "CREATE"), (FXF_TRUNC, "TRUNCATE"), (FXF_WRITE, "WRITE"))
+        mode = "|".join(n for f, n in flags if pflags & f)
         self._log("OPEN", path=target.physical, mode=mode)
         handle = UploadHandle(target, upload, iso_now())
         self._svc.open_uploads.add(handle)

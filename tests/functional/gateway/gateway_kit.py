@@ -7,6 +7,8 @@ import io
 import json
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,17 @@ class PartnerKeys:
         )
 
 
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy (and return that), or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def known_hosts_file(gw: GatewayThread, tmp_path: Path) -> Path:
     """A known_hosts file made from the gateway's host keys, as a partner would pin them."""
     path = tmp_path / "known_hosts"
@@ -128,6 +141,17 @@ def openssh_sftp(
     if check and proc.returncode != 0:
         raise AssertionError(f"sftp failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def asyncssh_connect(gw: GatewayThread, partner: PartnerKeys, tmp_path: Path) -> Any:
+    """An asyncssh connection (an async context manager) that pins the gateway's host keys."""
+    return asyncssh.connect(
+        "127.0.0.1",
+        gw.port,
+        username=partner.name,
+        client_keys=[partner.key],
+        known_hosts=asyncssh.import_known_hosts(known_hosts_file(gw, tmp_path).read_text()),
+    )
 
 
 class ClosingSFTPClient(paramiko.SFTPClient):

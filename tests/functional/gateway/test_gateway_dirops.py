@@ -13,7 +13,7 @@ from gateway_kit import (
     AwsWorld,
     GatewayThread,
     PartnerKeys,
-    known_hosts_file,
+    asyncssh_connect,
     log_entries,
     openssh_sftp,
     paramiko_sftp,
@@ -103,16 +103,6 @@ def test_openssh_batch_directory_commands(
     assert keys(world, "inbound/acme/") == []
 
 
-def _asyncssh_session(gw: GatewayThread, partner: PartnerKeys, tmp_path: Path) -> object:
-    return asyncssh.connect(
-        "127.0.0.1",
-        gw.port,
-        username=partner.name,
-        client_keys=[partner.key],
-        known_hosts=asyncssh.import_known_hosts(known_hosts_file(gw, tmp_path).read_text()),
-    )
-
-
 def test_out_of_order_writes_within_the_window_work(
     gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld, tmp_path: Path
 ) -> None:
@@ -122,7 +112,7 @@ def test_out_of_order_writes_within_the_window_work(
 
     async def upload() -> None:
         async with (
-            _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
+            asyncssh_connect(gw, partner, tmp_path) as conn,
             conn.start_sftp_client() as sftp,
         ):
             fh = await sftp.open("shuffled.bin", "wb")
@@ -147,7 +137,7 @@ def test_random_access_writes_are_refused_and_spoil_the_upload(
     async def attempt(name: str, writes: list[tuple[int, bytes]]) -> tuple[str, str]:
         """Write, expect one refusal, then close: the close must fail as well."""
         async with (
-            _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
+            asyncssh_connect(gw, partner, tmp_path) as conn,
             conn.start_sftp_client() as sftp,
         ):
             fh = await sftp.open(name, "wb")
@@ -188,7 +178,7 @@ def test_random_access_writes_are_refused_and_spoil_the_upload(
 
     async def append() -> str:
         async with (
-            _asyncssh_session(gw, partner, tmp_path) as conn,  # type: ignore[attr-defined]
+            asyncssh_connect(gw, partner, tmp_path) as conn,
             conn.start_sftp_client() as sftp,
         ):
             with pytest.raises(asyncssh.SFTPError) as info:
@@ -196,3 +186,99 @@ def test_random_access_writes_are_refused_and_spoil_the_upload(
             return str(info.value)
 
     assert "appending is not supported" in asyncio.run(append())
+
+
+W, R, C, T, X = (
+    asyncssh.FXF_WRITE,
+    asyncssh.FXF_READ,
+    asyncssh.FXF_CREAT,
+    asyncssh.FXF_TRUNC,
+    asyncssh.FXF_EXCL,
+)
+#: (open flags, whether the file exists, what must happen). OpenSSH's put, paramiko's "w",
+#: WinSCP and FileZilla send W|C|T; paramiko's "r+" is R|W, "x" is W|C|X, "a" is W|C|APPEND.
+OPEN_CASES: list[tuple[str, int, bool, str]] = [
+    ("put / w, existing", W | C | T, True, "replaced"),
+    ("put / w, new", W | C | T, False, "created"),
+    ("w+ (R|W|C|T), existing", R | W | C | T, True, "replaced"),
+    ("W|T without C, existing", W | T, True, "replaced"),
+    ("W|T without C, new", W | T, False, "SFTPNoSuchFile"),
+    ("W|C, new: a fresh create", W | C, False, "created"),
+    ("W|C, existing", W | C, True, "SFTPOpUnsupported"),
+    ("W alone, existing", W, True, "SFTPOpUnsupported"),
+    ("W alone, new", W, False, "SFTPNoSuchFile"),
+    ("r+ (R|W), existing", R | W, True, "SFTPOpUnsupported"),
+    ("r+ (R|W), new", R | W, False, "SFTPNoSuchFile"),
+    ("x (W|C|X), existing", W | C | X, True, "SFTPFailure"),
+    ("x (W|C|X), new", W | C | X, False, "created"),
+    ("a (W|C|APPEND), existing", W | C | asyncssh.FXF_APPEND, True, "SFTPOpUnsupported"),
+    ("paramiko x (C|X, no W), existing", C | X, True, "SFTPFailure"),
+    ("paramiko x (C|X, no W), new", C | X, False, "created"),
+]
+
+
+def test_write_opens_never_truncate_without_trunc(
+    gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld, tmp_path: Path
+) -> None:
+    partner = make_partner("acme")
+    s3 = world.client("s3")
+    original = b"the original\n"
+
+    async def attempt(conn: asyncssh.SSHClientConnection, flags: int) -> str:
+        async with conn.start_sftp_client() as sftp:
+            try:
+                fh = await sftp.open("f.bin", flags, encoding=None)
+            except asyncssh.SFTPError as exc:
+                return type(exc).__name__
+            await fh.write(b"x", 0)
+            await fh.close()
+            return "written"
+
+    async def run_cases() -> dict[str, tuple[str, bytes | None]]:
+        outcomes: dict[str, tuple[str, bytes | None]] = {}
+        async with asyncssh_connect(gw, partner, tmp_path) as conn:
+            for name, flags, exists, _ in OPEN_CASES:
+                s3.delete_object(Bucket=world.bucket, Key="inbound/acme/f.bin")
+                if exists:
+                    s3.put_object(Bucket=world.bucket, Key="inbound/acme/f.bin", Body=original)
+                result = await attempt(conn, flags)
+                try:
+                    got = s3.get_object(Bucket=world.bucket, Key="inbound/acme/f.bin")
+                    body: bytes | None = got["Body"].read()
+                except s3.exceptions.NoSuchKey:
+                    body = None
+                outcomes[name] = (result, body)
+        return outcomes
+
+    outcomes = asyncio.run(run_cases())
+    for name, _, exists, expected in OPEN_CASES:
+        result, body = outcomes[name]
+        if expected in ("replaced", "created"):
+            assert (result, body) == ("written", b"x"), name
+        else:
+            assert result == expected, name
+            assert body == (original if exists else None), f"{name}: the file was changed"
+
+
+def test_paramiko_r_plus_on_an_existing_file_leaves_it_intact(
+    gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld
+) -> None:
+    s3 = world.client("s3")
+    s3.put_object(Bucket=world.bucket, Key="inbound/acme/keep.csv", Body=b"id\n1\n2\n")
+    client = paramiko_sftp(gw, make_partner("acme"))
+    try:
+        with pytest.raises(OSError, match="without truncating it is not supported"):
+            client.open("keep.csv", "r+").write(b"x")
+        with pytest.raises(OSError, match="already exists"):
+            client.open("keep.csv", "x")  # CREAT|EXCL, without WRITE
+        client.open("new.csv", "x").close()  # creates it (paramiko refuses writes to "x")
+        with client.open("keep.csv", "w") as fh:  # replacing it whole still works
+            fh.write(b"id\n3\n")
+    finally:
+        client.close()
+
+    def body(key: str) -> bytes:
+        return bytes(s3.get_object(Bucket=world.bucket, Key=f"inbound/acme/{key}")["Body"].read())
+
+    assert body("keep.csv") == b"id\n3\n"
+    assert body("new.csv") == b""

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,10 @@ from gateway_kit import (
     log_entries,
     openssh_sftp,
     paramiko_sftp,
+    wait_for,
 )
 
 from ingest.ledger import FileStatus, Ledger
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_nothing_landed(world: AwsWorld, key: str) -> None:
