@@ -101,14 +101,16 @@ class StreamingUpload:
                 f"{offset} was already uploaded (S3 objects are written once, in order)"
             )
         if offset > end:
+            # a write parked at the same offset again (a client retrying) replaces the first
+            replaced = len(self._ahead.get(offset, b""))
             too_far = offset + len(data) - end > self._max_ahead
-            if too_far or self._ahead_bytes + len(data) > self._max_ahead:
+            if too_far or self._ahead_bytes - replaced + len(data) > self._max_ahead:
                 self._refuse(
                     f"non-sequential write at offset {offset} while only {end} bytes "
                     "arrived in order: resume and random-access writes are not supported"
                 )
             self._ahead[offset] = bytes(data)
-            self._ahead_bytes += len(data)
+            self._ahead_bytes += len(data) - replaced
         else:
             await self._put(offset, memoryview(data))
             await self._drain_ahead()
