@@ -8,6 +8,7 @@ the attempt is visible in the logs and to the client.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import asyncssh
@@ -18,6 +19,11 @@ MAX_KEY_BYTES = 1024
 MAX_NAME_BYTES = 255
 #: Longest path a client may send at all, before any parsing.
 MAX_PATH_BYTES = 4096
+#: Unicode categories refused in names: control (C0, DEL, C1 such as U+0085), format (bidi
+#: overrides such as U+202E, zero-width U+200B-U+200D, U+2060, U+FEFF), line and paragraph
+#: separators (U+2028, U+2029), surrogates, private use, and unassigned code points. They
+#: truncate keys in other tools, break log lines, or make a name display as another.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 class PathRefused(asyncssh.SFTPPermissionDenied):
@@ -82,8 +88,9 @@ def resolve(root: LogicalRoot, path: bytes | str) -> ResolvedPath:
     """Map a client path (absolute or relative to ``/``) to a key under ``root``.
 
     Raises :class:`PathRefused` (an ``SFTPPermissionDenied``) for: paths that are not
-    UTF-8; NUL, control characters or backslashes; ``..`` that would climb above the root;
-    paths that name the physical layout (the bucket or the top-level ``inbound`` prefix)
+    UTF-8; NUL, control, format (bidi, zero-width), separator, private-use or unassigned
+    characters (:data:`REFUSED_CATEGORIES`); backslashes; ``..`` that would climb above the
+    root; paths that name the physical layout (the bucket or the top-level ``inbound`` prefix)
     instead of the logical one; names over 255 bytes; keys over S3's 1024-byte limit.
     """
     raw = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else bytes(path)
@@ -93,10 +100,13 @@ def resolve(root: LogicalRoot, path: bytes | str) -> ResolvedPath:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PathRefused(raw, "path is not valid UTF-8") from exc
-    # Control characters (NUL above all) truncate or confuse keys in other tools; a
-    # backslash is a path separator to Windows clients and a classic traversal vector.
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
-        raise PathRefused(raw, "path contains NUL or control characters")
+    bad = next((ch for ch in text if unicodedata.category(ch) in REFUSED_CATEGORIES), None)
+    if bad is not None:
+        raise PathRefused(
+            raw,
+            f"path contains a control, invisible or unassigned character (U+{ord(bad):04X})",
+        )
+    # A backslash is a path separator to Windows clients and a classic traversal vector.
     if "\\" in text:
         raise PathRefused(raw, "path contains a backslash")
     parts: list[str] = []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.local.gateway.paths import LogicalRoot, PathRefused, resolve
+from ingest.local.gateway.paths import REFUSED_CATEGORIES, LogicalRoot, PathRefused, resolve
 
 ROOT = LogicalRoot("landing-bucket", "inbound/acme")
 
@@ -34,7 +36,40 @@ def test_arbitrary_bytes_are_mapped_inside_or_refused(raw: bytes) -> None:
     except PathRefused:
         return
     assert resolved.key.startswith("inbound/acme")
-    assert not any(ord(ch) < 0x20 for ch in resolved.key)
+    assert not any(unicodedata.category(ch) in REFUSED_CATEGORIES for ch in resolved.key)
+
+
+@given(st.text(max_size=24))
+def test_no_invisible_or_control_character_gets_into_a_key(text: str) -> None:
+    try:
+        resolved = resolve(ROOT, text)
+    except PathRefused:
+        return
+    assert not any(unicodedata.category(ch) in REFUSED_CATEGORIES for ch in resolved.key)
+
+
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u0085",  # NEXT LINE (C1 control)
+        "\u2028",  # LINE SEPARATOR
+        "\u2029",  # PARAGRAPH SEPARATOR
+        "\u202e",  # RIGHT-TO-LEFT OVERRIDE: "invoice\u202efdp.exe" displays as "invoiceexe.pdf"
+        "\u200b",  # ZERO WIDTH SPACE
+        "\u200c",  # ZERO WIDTH NON-JOINER
+        "\u200d",  # ZERO WIDTH JOINER
+        "\u2060",  # WORD JOINER
+        "\ufeff",  # ZERO WIDTH NO-BREAK SPACE (BOM)
+        "\ue000",  # private use
+        "\U000e0001",  # LANGUAGE TAG (format)
+        "\u0378",  # unassigned
+    ],
+)
+def test_invisible_and_separator_characters_are_refused(char: str) -> None:
+    with pytest.raises(PathRefused) as info:
+        resolve(ROOT, f"orders/a{char}b.csv".encode())
+    assert "control, invisible or unassigned" in info.value.reason
+    assert f"U+{ord(char):04X}" in info.value.reason
 
 
 @pytest.mark.parametrize(
@@ -47,6 +82,8 @@ def test_arbitrary_bytes_are_mapped_inside_or_refused(raw: bytes) -> None:
         ("/orders//./a.csv", "inbound/acme/orders/a.csv"),
         ("orders/x/../a.csv", "inbound/acme/orders/a.csv"),
         ("/ünïcode.csv", "inbound/acme/ünïcode.csv"),
+        ("/e\u0301t\u00e9/\u4e2d\u6587.csv", "inbound/acme/e\u0301t\u00e9/\u4e2d\u6587.csv"),
+        ("/\U0001f4e6 box.csv", "inbound/acme/\U0001f4e6 box.csv"),
     ],
 )
 def test_valid_paths(path: str, key: str) -> None:
