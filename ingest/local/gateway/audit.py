@@ -5,8 +5,9 @@ Log entries are JSON objects with Transfer's field names (``activity-type``, ``s
 ``resource-arn`` …), written to the CloudWatch Logs group ``/aws/transfer/<server-id>``
 in one stream per session (``<user>.<session-id>``), the way Transfer names them.
 
-Upload outcomes are also sent as EventBridge events of Transfer's shape
-(``source: aws.transfer``, ``detail-type: SFTP Server File Upload Completed|Failed``).
+Upload and rename outcomes are also sent as EventBridge events of Transfer's shape
+(``source: aws.transfer``, ``detail-type: SFTP Server File Upload Completed|Failed`` and
+``SFTP Server File Rename Completed|Failed``).
 
 Both go through a background task so that a slow CloudWatch never stalls a client's data.
 """
@@ -33,6 +34,8 @@ log = logging.getLogger("ingest.gateway")
 
 UPLOAD_COMPLETED = "SFTP Server File Upload Completed"
 UPLOAD_FAILED = "SFTP Server File Upload Failed"
+RENAME_COMPLETED = "SFTP Server File Rename Completed"
+RENAME_FAILED = "SFTP Server File Rename Failed"
 EVENT_SOURCE = "aws.transfer"
 FLUSH_SECONDS = 0.25
 
@@ -91,10 +94,18 @@ class Audit:
 
     def upload_event(self, *, completed: bool, detail: dict[str, Any]) -> None:
         """Queue a Transfer ``SFTP Server File Upload Completed|Failed`` event."""
+        self.event(UPLOAD_COMPLETED if completed else UPLOAD_FAILED, detail)
+
+    def rename_event(self, *, completed: bool, detail: dict[str, Any]) -> None:
+        """Queue a Transfer ``SFTP Server File Rename Completed|Failed`` event."""
+        self.event(RENAME_COMPLETED if completed else RENAME_FAILED, detail)
+
+    def event(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Queue one ``aws.transfer`` event for this server (None values are left out)."""
         self._pending.events.append(
             {
                 "Source": EVENT_SOURCE,
-                "DetailType": UPLOAD_COMPLETED if completed else UPLOAD_FAILED,
+                "DetailType": detail_type,
                 "Resources": [self.server_arn],
                 "Detail": json.dumps({k: v for k, v in detail.items() if v is not None}),
             }

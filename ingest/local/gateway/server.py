@@ -33,6 +33,14 @@ from ingest.local.gateway.uploads import StreamingUpload, UploadError
 
 T = TypeVar("T")
 
+#: ``failure-code`` of a Rename Failed event, by the SFTP status the client was given.
+RENAME_FAILURE_CODES = {
+    asyncssh.FX_NO_SUCH_FILE: "FILE_NOT_FOUND",
+    asyncssh.FX_PERMISSION_DENIED: "PERMISSION_DENIED",
+    asyncssh.FX_OP_UNSUPPORTED: "OPERATION_NOT_SUPPORTED",
+    asyncssh.FX_FAILURE: "FAILURE",
+}
+
 
 class GatewaySFTPServer(asyncssh.SFTPServer):
     """One SFTP session of an authenticated Transfer user."""
@@ -259,14 +267,20 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
 
     def _event_detail(self, handle: UploadHandle, size: int) -> dict[str, Any]:
         return {
-            "protocol": "SFTP",
+            **self._session_detail(handle.started),
             "bytes": size,
-            "client-ip": self._session.source_ip,
             "file-path": handle.path.physical,
+        }
+
+    def _session_detail(self, started: str) -> dict[str, Any]:
+        """The detail fields every Transfer file event of this session carries."""
+        return {
+            "protocol": "SFTP",
+            "client-ip": self._session.source_ip,
             "server-id": self._svc.server_id,
             "username": self._session.user.name if self._session.user else None,
             "session-id": self._session.session_id,
-            "start-timestamp": handle.started,
+            "start-timestamp": started,
             "end-timestamp": iso_now(),
         }
 
@@ -350,10 +364,37 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
         await self._rename(oldpath, newpath, overwrite=True)
 
     async def _rename(self, oldpath: bytes, newpath: bytes, *, overwrite: bool) -> None:
+        """Rename a file (copy + delete) and emit Transfer's Rename Completed|Failed event.
+
+        Paths refused by :func:`resolve` get no event: they name no object of this user."""
         src = self._resolve(oldpath, "RENAME")
         dst = self._resolve(newpath, "RENAME")
+        started = iso_now()
+        detail = {"original-file-path": src.physical, "renamed-file-path": dst.physical}
+        try:
+            await self._move(src, dst, overwrite=overwrite)
+        except Exception as exc:
+            sftp_error = isinstance(exc, asyncssh.SFTPError)
+            if isinstance(exc, asyncssh.SFTPError):
+                code, message = RENAME_FAILURE_CODES.get(exc.code, "FAILURE"), exc.reason
+            else:
+                code, message = "S3_ERROR", f"S3 did not accept the rename: {exc}"
+            failure = {"status-code": "FAILED", "failure-code": code, "failure-message": message}
+            self._svc.audit.rename_event(
+                completed=False, detail={**self._session_detail(started), **detail, **failure}
+            )
+            if sftp_error:
+                raise
+            raise asyncssh.SFTPFailure(message) from exc
+        self._log("RENAME", path=src.physical, **{"new-path": dst.physical})
+        self._svc.audit.rename_event(
+            completed=True,
+            detail={**self._session_detail(started), **detail, "status-code": "COMPLETED"},
+        )
+
+    async def _move(self, src: ResolvedPath, dst: ResolvedPath, *, overwrite: bool) -> None:
         if src.is_root or dst.is_root:
-            raise PathRefused(oldpath, "the root cannot be renamed or replaced")
+            raise PathRefused(src.logical.encode(), "the root cannot be renamed or replaced")
         entry = await self._lookup(src)
         if entry is None:
             raise asyncssh.SFTPNoSuchFile("no such file")
@@ -362,7 +403,6 @@ class GatewaySFTPServer(asyncssh.SFTPServer):
         if not overwrite and await self._lookup(dst) is not None:
             raise asyncssh.SFTPFailure("target already exists")
         await self._io(store.move, self._svc.s3, self._root.bucket, src.key, dst.key)
-        self._log("RENAME", path=src.physical, **{"new-path": dst.physical})
 
     # --- what S3 cannot do: accepted as no-ops, or refused ----------------------------------
 

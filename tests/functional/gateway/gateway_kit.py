@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -172,6 +173,49 @@ def paramiko_sftp(gw: GatewayThread, partner: PartnerKeys) -> paramiko.SFTPClien
     client = ClosingSFTPClient.from_transport(transport)
     assert client is not None
     return client
+
+
+UPLOAD_EVENTS = ("SFTP Server File Upload Completed", "SFTP Server File Upload Failed")
+RENAME_EVENTS = ("SFTP Server File Rename Completed", "SFTP Server File Rename Failed")
+
+
+def transfer_events(
+    world: AwsWorld, detail_types: tuple[str, ...] = UPLOAD_EVENTS
+) -> Callable[[], list[dict[str, Any]]]:
+    """Route this server's Transfer events of ``detail_types`` (as the template's rule does)
+    to an SQS queue through EventBridge, and return a function that reads them back."""
+    sqs = world.client("sqs")
+    events = world.client("events")
+    name = f"transfer-{world.server_id}-{zlib.crc32('|'.join(detail_types).encode()):08x}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name=name,
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.transfer"],
+                "detail-type": list(detail_types),
+                "detail": {"server-id": [world.server_id]},
+            }
+        ),
+    )
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
+
+    def read() -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+            if not msgs:
+                return got
+            for m in msgs:
+                got.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    return read
 
 
 def log_entries(world: AwsWorld, server_id: str | None = None) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from gateway_kit import (
@@ -16,6 +15,7 @@ from gateway_kit import (
     log_entries,
     openssh_sftp,
     paramiko_sftp,
+    transfer_events,
 )
 from support_aws import s3_crc32
 
@@ -34,45 +34,6 @@ def sample_files(tmp_path: Path) -> dict[str, bytes]:
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     return files
-
-
-def transfer_events(world: AwsWorld) -> Callable[[], list[dict[str, Any]]]:
-    """Route the template's Transfer upload events to an SQS queue and read them back."""
-    sqs = world.client("sqs")
-    events = world.client("events")
-    url = sqs.create_queue(QueueName=f"transfer-events-{world.server_id}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    rule = f"uploads-{world.server_id}"
-    events.put_rule(
-        Name=rule,
-        EventPattern=json.dumps(
-            {
-                "source": ["aws.transfer"],
-                "detail-type": [
-                    "SFTP Server File Upload Completed",
-                    "SFTP Server File Upload Failed",
-                ],
-                "detail": {"server-id": [world.server_id]},
-            }
-        ),
-    )
-    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
-
-    def read() -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = []
-        while True:
-            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-                "Messages", []
-            )
-            if not msgs:
-                return got
-            for m in msgs:
-                got.append(json.loads(m["Body"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-    return read
 
 
 def assert_landed(world: AwsWorld, prefix: str, files: dict[str, bytes]) -> None:
