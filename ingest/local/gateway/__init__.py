@@ -18,10 +18,11 @@ import asyncssh
 from ingest.aws import AwsTarget
 from ingest.ledger import Ledger
 from ingest.local.gateway.audit import Audit
-from ingest.local.gateway.auth import AuthGuard, GatewaySSHServer, SessionLimiter
+from ingest.local.gateway.auth import AuthGuard, SessionLimiter
+from ingest.local.gateway.buffers import BufferBudget
+from ingest.local.gateway.connection import GatewaySSHServer
 from ingest.local.gateway.context import Limits, Services
 from ingest.local.gateway.hostkeys import fingerprints, load_or_create_host_keys
-from ingest.local.gateway.server import GatewaySFTPServer
 from ingest.multipart import STREAMING_S3_CONFIG
 
 __all__ = ["Gateway", "GatewayConfig", "Limits", "start_gateway"]
@@ -86,8 +87,8 @@ class Gateway:
         self._server.close()
         await self._server.wait_closed()
         services = self.services
-        for conn in list(services.connections):
-            conn.close()
+        for live in list(services.connections):
+            live.close()
         deadline = asyncio.get_running_loop().time() + timeout
         while services.connections or services.open_uploads:
             if asyncio.get_running_loop().time() > deadline:
@@ -128,20 +129,22 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
         bucket=config.bucket,
         server_id=config.server_id,
         limits=limits,
+        # one upload's worth of part buffers is kept for reuse; the rest is given back
+        buffers=BufferBudget(
+            limits.buffer_budget_bytes,
+            wait_seconds=limits.buffer_wait_seconds,
+            keep_free=limits.parts_in_flight + 1,
+        ),
     )
     await audit.start()
 
-    def sftp_factory(chan: Any) -> GatewaySFTPServer:
-        owner: GatewaySSHServer = chan.get_connection().get_owner()
-        return GatewaySFTPServer(chan, services, owner.session)
-
+    # No sftp_factory: GatewaySSHServer.session_requested opens SFTP channels itself (so it
+    # can count them); exec, shell and scp requests on a channel are refused.
     server = await asyncssh.create_server(
         lambda: GatewaySSHServer(services),
         config.host,
         config.port,
         server_host_keys=keys,
-        sftp_factory=sftp_factory,
-        allow_scp=False,
         agent_forwarding=False,
         x11_forwarding=False,
         allow_pty=False,

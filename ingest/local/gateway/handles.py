@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import stat as stat_mode
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncssh
 
 from ingest.local.gateway import store
+from ingest.local.gateway.buffers import BufferBudget
 from ingest.local.gateway.paths import ResolvedPath
 from ingest.local.gateway.uploads import StreamingUpload
 
@@ -26,7 +28,7 @@ class UploadHandle:
     started: str
 
 
-@dataclass
+@dataclass(eq=False)
 class DownloadHandle:
     """A file opened for reading, with the block of it fetched last."""
 
@@ -35,7 +37,44 @@ class DownloadHandle:
     bytes_out: int = 0
     block_start: int = 0
     block: bytes = b""
+    charged: int = 0  # what the cached block costs in the gateway's buffer budget
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def read(
+        self,
+        offset: int,
+        size: int,
+        fetch: Callable[[int, int], Awaitable[bytes]],
+        budget: BufferBudget,
+    ) -> bytes:
+        """``size`` bytes at ``offset``: from the cached block, or a new READ_BLOCK fetched
+        with ``fetch(offset, length)``. When the budget is spent, only what was asked is
+        fetched and nothing is cached: downloads slow down rather than wait or fail."""
+        if offset >= self.size:
+            return b""  # asyncssh turns an empty read into EOF
+        async with self.lock:
+            end = self.block_start + len(self.block)
+            if not self.block_start <= offset < end or offset + size > end < self.size:
+                self.drop_block(budget)
+                want = max(size, READ_BLOCK)
+                if not budget.try_reserve(want):
+                    data = await fetch(offset, size)
+                    self.bytes_out += len(data)
+                    return data
+                self.charged = want
+                self.block = await fetch(offset, want)
+                self.block_start = offset
+            start = offset - self.block_start
+            data = self.block[start : start + size]
+        self.bytes_out += len(data)
+        return data
+
+    def drop_block(self, budget: BufferBudget) -> None:
+        """Forget the cached block and give its memory back."""
+        self.block = b""
+        if self.charged:
+            budget.release(self.charged)
+            self.charged = 0
 
 
 def attrs_of(entry: store.Entry | None, *, is_dir: bool = False) -> asyncssh.SFTPAttrs:

@@ -5,7 +5,9 @@ Bytes are gathered into parts of ``part_size`` (≥ 8 MiB); each full part goes 
 ``max_in_flight`` parts are uploading at once: when that many are busy, ``write`` waits,
 which stops the SFTP session from reading more packets, so the SSH window pushes back on
 the client. Memory per upload is therefore at most about
-``(max_in_flight + 1) * part_size + max_ahead``.
+``(max_in_flight + 1) * part_size + max_ahead``, and nothing until the first write: part
+buffers and parked writes are charged to the gateway-wide :class:`BufferBudget`, where a
+write that needs memory beyond the budget waits for some (or is refused).
 
 Nothing is visible in S3 until :meth:`StreamingUpload.complete` (``CompleteMultipartUpload``,
 or a single ``PutObject`` for files smaller than one part). :meth:`StreamingUpload.abort`
@@ -20,6 +22,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+from ingest.local.gateway.buffers import BufferBudget, BufferBudgetExhausted
 from ingest.multipart import MIB, MultipartUpload
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ class StreamingUpload:
         part_size: int = MIN_PART_SIZE,
         max_in_flight: int = 10,
         max_ahead: int = MIN_PART_SIZE,
+        budget: BufferBudget | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
@@ -64,10 +68,11 @@ class StreamingUpload:
         self._part_size = part_size
         self._max_ahead = max_ahead
         self._slots = asyncio.Semaphore(max_in_flight)
-        # Part buffers are fixed-size and recycled: at most max_in_flight are uploading and
-        # one is being filled, so the upload never allocates (or page-faults) per part.
-        self._spare: list[bytearray] = []
-        self._cur = bytearray(part_size)
+        # Part buffers are fixed-size and come from the gateway's budget (which recycles
+        # them) on the first write that needs one: an open handle that writes nothing holds
+        # no memory. At most max_in_flight are uploading and one is being filled.
+        self._budget = budget or BufferBudget(1 << 62, wait_seconds=0, keep_free=max_in_flight)
+        self._cur: bytearray | None = None
         self._fill = 0  # bytes of self._cur that hold data
         self._buf_start = 0  # file offset of self._cur[0]
         self._ahead: dict[int, bytes] = {}  # out-of-order writes beyond the stream's end
@@ -109,6 +114,8 @@ class StreamingUpload:
                     f"non-sequential write at offset {offset} while only {end} bytes "
                     "arrived in order: resume and random-access writes are not supported"
                 )
+            await self._charge(len(data))
+            self._budget.release(replaced)
             self._ahead[offset] = bytes(data)
             self._ahead_bytes += len(data) - replaced
         else:
@@ -119,6 +126,8 @@ class StreamingUpload:
     async def _put(self, offset: int, data: memoryview) -> None:
         """Copy ``data`` (starting at or before the end) into part buffers, shipping full ones."""
         while data:
+            if self._cur is None:
+                self._cur = await self._take_part()
             pos = offset - self._buf_start  # 0 <= pos <= fill: callers guarantee it
             take = data[: self._part_size - pos]
             self._cur[pos : pos + len(take)] = take
@@ -139,10 +148,25 @@ class StreamingUpload:
                 self._ahead_bytes -= len(data)
                 # a parked write may overlap bytes shipped since: keep only its new tail
                 skip = max(0, self._buf_start - parked)
-                await self._put(parked + skip, memoryview(data)[skip:])
+                try:
+                    await self._put(parked + skip, memoryview(data)[skip:])
+                finally:
+                    self._budget.release(len(data))
+
+    async def _take_part(self) -> bytearray:
+        try:
+            return await self._budget.take_part(self._part_size)
+        except BufferBudgetExhausted as exc:
+            self._refuse(str(exc))
+
+    async def _charge(self, size: int) -> None:
+        try:
+            await self._budget.reserve(size)
+        except BufferBudgetExhausted as exc:
+            self._refuse(str(exc))
 
     async def _ship_part(self) -> None:
-        """Hand the full current buffer to an UploadPart task; continue in a spare buffer."""
+        """Hand the current buffer to an UploadPart task; the next write takes a new one."""
         await self._slots.acquire()
         try:
             self._raise_if_failed()
@@ -151,9 +175,10 @@ class StreamingUpload:
             self._slots.release()
             raise
         number, self._next_part = self._next_part, self._next_part + 1
-        body = self._cur if self._fill == self._part_size else bytearray(self._cur[: self._fill])
+        body, self._cur = self._cur, None
+        assert body is not None
+        del body[self._fill :]  # the last part is shorter: trimmed in place, not copied
         self._buf_start += self._fill
-        self._cur = self._spare.pop() if self._spare else bytearray(self._part_size)
         self._fill = 0
         task = asyncio.get_running_loop().create_task(self._upload_part(number, body))
         self._tasks.add(task)
@@ -165,8 +190,7 @@ class StreamingUpload:
         except Exception as exc:
             self._failure = self._failure or exc
         finally:
-            if len(body) == self._part_size:
-                self._spare.append(body)  # recycle the buffer for a later part
+            self._budget.give_part(body, self._part_size)  # reused for a later part
             self._slots.release()
 
     # --- finishing -------------------------------------------------------------------------
@@ -181,7 +205,8 @@ class StreamingUpload:
             )
         if not self._upload.started:
             size = self._fill
-            put = await self._upload.put_object(bytes(self._cur[:size]))
+            put = await self._upload.put_object(bytes(self._cur[:size]) if self._cur else b"")
+            self._give_back_current()
             return UploadResult(size, put["ETag"], put.get("VersionId"))
         if self._fill:
             await self._ship_part()
@@ -191,11 +216,18 @@ class StreamingUpload:
         return UploadResult(self._buf_start, resp["ETag"], resp.get("VersionId"))
 
     async def abort(self) -> None:
-        """Discard everything: no object appears, and S3 frees the parts."""
+        """Discard everything: no object appears, S3 frees the parts, the budget the memory."""
         await self._wait_parts()
-        self._spare.clear()
+        self._give_back_current()
+        self._budget.release(sum(len(d) for d in self._ahead.values()))
         self._ahead.clear()
+        self._ahead_bytes = 0
         await self._upload.abort()
+
+    def _give_back_current(self) -> None:
+        if self._cur is not None:
+            self._budget.give_part(self._cur, self._part_size)
+            self._cur = None
 
     async def _wait_parts(self) -> None:
         if self._tasks:

@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 from gateway_kit import AwsWorld, PartnerKeys
+
+from ingest.local.gateway import Limits
 
 MIB = 1024 * 1024
 SIZE = 200 * 1000 * 1000
@@ -147,3 +150,34 @@ def test_200mb_upload_with_bounded_gateway_memory(
     for chunk in iter(lambda: body.read(8 * MIB), b""):
         got.update(chunk)
     assert got.hexdigest() == digest.hexdigest()
+
+
+@pytest.mark.slow
+def test_many_open_handles_cost_no_buffer_memory(
+    gateway_process: dict[str, object],
+    make_partner: Callable[..., PartnerKeys],
+) -> None:
+    """A session that opens files up to the handle cap and writes nothing: the gateway
+    process does not grow by a part buffer per handle (it grew by 8 MiB per handle before),
+    and the handle past the cap is refused with a clear message."""
+    partner = make_partner("idle")
+    port = int(str(gateway_process["port"]))
+    pid = int(str(gateway_process["pid"]))
+    transport = paramiko.Transport(("127.0.0.1", port))
+    transport.connect(username=partner.name, pkey=partner.paramiko_key())
+    client = paramiko.SFTPClient.from_transport(transport)
+    assert client is not None
+    try:
+        client.listdir("/")
+        baseline = rss(pid)
+        cap = Limits().max_handles_per_session
+        handles = [client.open(f"f{i}.csv", "wb") for i in range(cap)]
+        with pytest.raises(OSError, match="too many open files"):
+            client.open("one-too-many.csv", "wb")
+        growth = rss(pid) - baseline
+        print(f"gateway RSS growth with {cap} open write handles: {growth / MIB:.1f} MiB")
+        assert growth < 4 * MIB  # 8 MiB per handle before; the part buffers come at a write
+        for fh in handles:
+            fh.close()
+    finally:
+        transport.close()

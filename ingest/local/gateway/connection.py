@@ -1,0 +1,216 @@
+"""One SSH connection: who logs in (public keys from the Transfer API), its session slot,
+and the SFTP channels it may open.
+
+Keys are looked up per login with ``transfer.describe_user`` (the same source Transfer
+Family uses), so adding or removing a partner or a key takes effect at the next login.
+Passwords and keyboard-interactive logins are off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncssh
+from asyncssh.sftp import MIN_SFTP_VERSION
+from asyncssh.stream import SSHServerStreamSession
+from botocore.exceptions import ClientError
+
+from ingest.local.gateway.context import Services, Session, TransferUser
+from ingest.local.gateway.server import GatewaySFTPServer
+from ingest.local.gateway.users import describe_user
+
+
+class SFTPChannel(SSHServerStreamSession[bytes]):
+    """One SFTP session channel: the stream session asyncssh itself runs SFTP in (what its
+    ``sftp_factory`` option builds), made here so the connection can count its channels."""
+
+    def __init__(self, factory: Callable[[Any], GatewaySFTPServer], closed: Callable[[], None]):
+        super().__init__(None, factory, MIN_SFTP_VERSION, False)
+        self._closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            self._closed()
+
+
+class GatewaySSHServer(asyncssh.SSHServer):
+    """One SSH connection's authentication and session bookkeeping."""
+
+    def __init__(self, services: Services) -> None:
+        self._svc = services
+        self._conn: Any = None
+        self.session = Session(source_ip="?")
+        self._candidate: TransferUser | None = None
+        self._holds_slot = False
+        self._channels = 0
+
+    # --- the connection ------------------------------------------------------------------
+
+    def connection_made(self, conn: Any) -> None:
+        """Remember the peer."""
+        self._conn = conn
+        self._svc.connections.add(self)
+        peer = conn.get_extra_info("peername") or ("?", 0)
+        self.session.source_ip = str(peer[0])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Release the user's session slot and log the disconnect."""
+        self._svc.connections.discard(self)
+        if self._holds_slot and self.session.user is not None:
+            self._svc.sessions.release(self.session.user.name)
+            self._holds_slot = False
+            self._svc.audit.log(
+                self.session.stream,
+                **{"activity-type": "DISCONNECTED", "session-id": self.session.session_id},
+            )
+
+    def close(self) -> None:
+        """Close the connection; its open uploads are aborted as after a client disconnect."""
+        if self._conn is not None:
+            self._conn.close()
+
+    def end(self, reason: str) -> None:
+        """Disconnect the client with ``reason``, once the reply being sent has gone out."""
+        if self._conn is not None:
+            self._error(self.session.user.name if self.session.user else None, reason)
+            asyncio.get_running_loop().call_soon(
+                self._conn.disconnect, asyncssh.DISC_BY_APPLICATION, reason
+            )
+
+    # --- SFTP channels -------------------------------------------------------------------
+
+    def session_requested(self) -> SFTPChannel:
+        """Open an SFTP channel, at most ``max_channels_per_connection`` at a time."""
+        limit = self._svc.limits.max_channels_per_connection
+        if self._channels >= limit:
+            message = f"too many SFTP sessions on this connection: the limit is {limit}"
+            self._error(self.session.user.name if self.session.user else None, message)
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, message)
+        self._channels += 1
+        return SFTPChannel(self._sftp_server, self._channel_closed)
+
+    def _sftp_server(self, chan: Any) -> GatewaySFTPServer:
+        return GatewaySFTPServer(chan, self._svc, self.session)
+
+    def _channel_closed(self) -> None:
+        self._channels -= 1
+
+    # --- authentication ------------------------------------------------------------------
+
+    async def begin_auth(self, username: str) -> bool:
+        """Look the user up once per login (an unknown user simply has no keys)."""
+        self.session.client = self._conn.get_extra_info("client_version")
+        if self._svc.guard.is_locked(self.session.source_ip):
+            self._auth_failure(username, None, "source address is locked out", count=False)
+            self._conn.disconnect(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                "too many authentication failures from this address; try again later",
+            )
+            return True
+        self._candidate = await self._lookup(username)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def validate_public_key(self, username: str, key: Any) -> bool:
+        """Accept only a key stored on the Transfer user; count every refusal."""
+        user = self._candidate
+        if self._svc.guard.is_locked(self.session.source_ip):
+            self._auth_failure(username, key, "source address is locked out", count=False)
+            return False
+        known = user is not None and user.name == username
+        if known and any(k.public_data == key.public_data for k in user.public_keys):  # type: ignore[union-attr]
+            self.session.key_fingerprint = str(key.get_fingerprint("sha256"))
+            self.session.key_type = key.get_algorithm()
+            self.session.key_body = key.export_public_key("openssh").split()[1].decode()
+            self.session.key_data = key.public_data
+            return True
+        self._auth_failure(username, key, "unknown user or key")
+        return False
+
+    def auth_completed(self) -> None:
+        """Enforce the per-user session limit and log CONNECTED."""
+        user = self._candidate
+        assert user is not None  # asyncssh calls this only after validate_public_key → True
+        self.session.user = user
+        if not self._svc.sessions.acquire(user.name):
+            limit = self._svc.limits.max_sessions_per_user
+            self._error(user.name, f"session limit of {limit} reached")
+            self._conn.disconnect(
+                asyncssh.DISC_TOO_MANY_CONNECTIONS, "too many sessions for this user"
+            )
+            return
+        self._holds_slot = True
+        self._svc.audit.log(
+            self.session.stream,
+            **{
+                "activity-type": "CONNECTED",
+                "session-id": self.session.session_id,
+                "user": user.name,
+                "role": user.role,
+                "home-dir": "/",
+                "source-ip": self.session.source_ip,
+                "client": self.session.client,
+                "ciphers": f"{self._conn.get_extra_info('recv_cipher')},"
+                f"{self._conn.get_extra_info('send_cipher')}",
+                "method": "publickey",
+                "ssh-public-key": self.session.key_body,
+                "ssh-public-key-fingerprint": self.session.key_fingerprint,
+                "ssh-public-key-type": self.session.key_type,
+            },
+        )
+
+    async def _lookup(self, username: str) -> TransferUser | None:
+        svc = self._svc
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                svc.executor, describe_user, svc.transfer, svc.server_id, svc.bucket, username
+            )
+        except ClientError as exc:
+            self._error(username, f"user lookup failed: {exc}")
+            return None
+        except (KeyError, ValueError) as exc:
+            self._error(username, f"user cannot be served: {exc}")
+            return None
+
+    def _auth_failure(self, username: str, key: Any, message: str, *, count: bool = True) -> None:
+        locked = count and self._svc.guard.record_failure(self.session.source_ip)
+        if locked:
+            message += "; source address locked out"
+        self._svc.audit.log(
+            self.session.stream,
+            **{
+                "activity-type": "AUTH_FAILURE",
+                "session-id": self.session.session_id,
+                "user": username,
+                "source-ip": self.session.source_ip,
+                "client": self.session.client,
+                "method": "publickey",
+                "ssh-public-key-fingerprint": str(key.get_fingerprint("sha256")) if key else None,
+                "message": message,
+            },
+        )
+
+    def _error(self, username: str | None, message: str) -> None:
+        self._svc.audit.log(
+            self.session.stream,
+            **{
+                "activity-type": "ERROR",
+                "session-id": self.session.session_id,
+                "user": username,
+                "source-ip": self.session.source_ip,
+                "message": message,
+            },
+        )
