@@ -81,6 +81,11 @@ class Gateway:
     _server: Any
     _executor: ThreadPoolExecutor
 
+    def unlock(self, ip: str | None = None) -> list[str]:
+        """Lift the lockout of source address ``ip`` (of all if None) and forget its failed
+        logins; returns the addresses that were locked out. Call it on the gateway's loop."""
+        return self.services.guard.clear(ip)
+
     async def close(self, timeout: float = 30.0) -> None:
         """Stop listening, end every session (unfinished uploads are aborted and recorded
         as PARTIAL), flush the logs and events."""
@@ -126,6 +131,7 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
             lockout=limits.lockout_seconds,
         ),
         sessions=SessionLimiter(limits.max_sessions_per_user),
+        logins=SessionLimiter(limits.max_unauthenticated_per_ip),
         bucket=config.bucket,
         server_id=config.server_id,
         limits=limits,

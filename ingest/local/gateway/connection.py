@@ -3,7 +3,9 @@ and the SFTP channels it may open.
 
 Keys are looked up per login with ``transfer.describe_user`` (the same source Transfer
 Family uses), so adding or removing a partner or a key takes effect at the next login.
-Passwords and keyboard-interactive logins are off.
+Passwords and keyboard-interactive logins are off. A connection may be refused up to
+``max_auth_tries`` keys; one that ends without authenticating is one failed login for its
+source address (:mod:`ingest.local.gateway.auth` says why that, and not each refused key).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from asyncssh.sftp import MIN_SFTP_VERSION
 from asyncssh.stream import SSHServerStreamSession
 from botocore.exceptions import ClientError
 
+from ingest.local.gateway.auth import AuthAttempts
 from ingest.local.gateway.context import Services, Session, TransferUser
 from ingest.local.gateway.server import GatewaySFTPServer
 from ingest.local.gateway.users import describe_user
@@ -45,21 +48,45 @@ class GatewaySSHServer(asyncssh.SSHServer):
         self._conn: Any = None
         self.session = Session(source_ip="?")
         self._candidate: TransferUser | None = None
+        self._username = ""
+        self._attempts = AuthAttempts(services.limits.max_auth_tries)
+        self._authenticated = False
+        self._turned_away = False  # refused before trying (lockout, login cap): not a failure
+        self._logging_in = False  # holds one of its address's login slots
         self._holds_slot = False
         self._channels = 0
 
     # --- the connection ------------------------------------------------------------------
 
     def connection_made(self, conn: Any) -> None:
-        """Remember the peer."""
+        """Remember the peer; at most ``max_unauthenticated_per_ip`` log in at once from it."""
         self._conn = conn
         self._svc.connections.add(self)
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.session.source_ip = str(peer[0])
+        if not self._svc.logins.acquire(self.session.source_ip):
+            self._turned_away = True
+            limit = self._svc.limits.max_unauthenticated_per_ip
+            self._error(None, f"{limit} connections from this address are already logging in")
+            conn.disconnect(
+                asyncssh.DISC_TOO_MANY_CONNECTIONS,
+                "too many connections logging in from this address; try again later",
+            )
+            return
+        self._logging_in = True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Release the user's session slot and log the disconnect."""
+        """Count a failed login, release the slots, log the disconnect."""
         self._svc.connections.discard(self)
+        self._done_logging_in()
+        if not self._authenticated and self._attempts.tried and not self._turned_away:
+            locked = self._svc.guard.record_failure(self.session.source_ip)
+            self._auth_failure(
+                self._username,
+                None,
+                f"connection closed without authenticating after {self._attempts.failures} "
+                "failed attempts" + ("; source address locked out" if locked else ""),
+            )
         if self._holds_slot and self.session.user is not None:
             self._svc.sessions.release(self.session.user.name)
             self._holds_slot = False
@@ -104,8 +131,10 @@ class GatewaySSHServer(asyncssh.SSHServer):
     async def begin_auth(self, username: str) -> bool:
         """Look the user up once per login (an unknown user simply has no keys)."""
         self.session.client = self._conn.get_extra_info("client_version")
+        self._username = username
         if self._svc.guard.is_locked(self.session.source_ip):
-            self._auth_failure(username, None, "source address is locked out", count=False)
+            self._turned_away = True
+            self._auth_failure(username, None, "source address is locked out")
             self._conn.disconnect(
                 asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
                 "too many authentication failures from this address; try again later",
@@ -124,25 +153,47 @@ class GatewaySSHServer(asyncssh.SSHServer):
         return False
 
     def validate_public_key(self, username: str, key: Any) -> bool:
-        """Accept only a key stored on the Transfer user; count every refusal."""
+        """Accept only a key stored on the Transfer user; a refusal uses up one attempt."""
         user = self._candidate
         if self._svc.guard.is_locked(self.session.source_ip):
-            self._auth_failure(username, key, "source address is locked out", count=False)
+            self._turned_away = True
+            self._auth_failure(username, key, "source address is locked out")
             return False
         known = user is not None and user.name == username
         if known and any(k.public_data == key.public_data for k in user.public_keys):  # type: ignore[union-attr]
+            if self._attempts.accepted(key.public_data):  # its signatures keep failing
+                self._out_of_attempts(username)
+                return False
             self.session.key_fingerprint = str(key.get_fingerprint("sha256"))
             self.session.key_type = key.get_algorithm()
             self.session.key_body = key.export_public_key("openssh").split()[1].decode()
             self.session.key_data = key.public_data
             return True
+        exhausted = self._attempts.refused()
         self._auth_failure(username, key, "unknown user or key")
+        if exhausted:
+            self._out_of_attempts(username)
         return False
+
+    def _out_of_attempts(self, username: str) -> None:
+        self._auth_failure(
+            username, None, f"too many authentication failures ({self._attempts.failures})"
+        )
+        self._conn.disconnect(
+            asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures"
+        )
+
+    def _done_logging_in(self) -> None:
+        if self._logging_in:
+            self._svc.logins.release(self.session.source_ip)
+            self._logging_in = False
 
     def auth_completed(self) -> None:
         """Enforce the per-user session limit and log CONNECTED."""
         user = self._candidate
         assert user is not None  # asyncssh calls this only after validate_public_key → True
+        self._authenticated = True
+        self._done_logging_in()
         self.session.user = user
         if not self._svc.sessions.acquire(user.name):
             limit = self._svc.limits.max_sessions_per_user
@@ -185,10 +236,7 @@ class GatewaySSHServer(asyncssh.SSHServer):
             self._error(username, f"user cannot be served: {exc}")
             return None
 
-    def _auth_failure(self, username: str, key: Any, message: str, *, count: bool = True) -> None:
-        locked = count and self._svc.guard.record_failure(self.session.source_ip)
-        if locked:
-            message += "; source address locked out"
+    def _auth_failure(self, username: str, key: Any, message: str) -> None:
         self._svc.audit.log(
             self.session.stream,
             **{

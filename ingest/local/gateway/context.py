@@ -80,7 +80,8 @@ class Services:
     audit: Audit
     executor: Executor
     guard: AuthGuard
-    sessions: SessionLimiter
+    sessions: SessionLimiter  # authenticated connections per user
+    logins: SessionLimiter  # connections still logging in, per source address
     bucket: str
     server_id: str
     limits: Limits

@@ -114,8 +114,10 @@ def openssh_sftp(
     *,
     timeout: float = 120,
     check: bool = True,
+    identities: list[Path] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run OpenSSH ``sftp -b`` with strict host-key checking against the gateway."""
+    """Run OpenSSH ``sftp -b`` with strict host-key checking against the gateway; the
+    client offers ``identities`` (default: the partner's key) in that order."""
     batch_file = tmp_path / "batch.txt"
     batch_file.write_text(batch)
     cmd = [
@@ -124,8 +126,7 @@ def openssh_sftp(
         str(batch_file),
         "-P",
         str(gw.port),
-        "-i",
-        str(partner.private_path),
+        *(arg for key in identities or [partner.private_path] for arg in ("-i", str(key))),
         "-o",
         "StrictHostKeyChecking=yes",
         "-o",
@@ -169,7 +170,11 @@ def paramiko_sftp(gw: GatewayThread, partner: PartnerKeys) -> paramiko.SFTPClien
     transport = paramiko.Transport(("127.0.0.1", gw.port))
     ed25519 = next(k for k in gw.gateway.host_keys if k.get_algorithm() == "ssh-ed25519")
     expected = paramiko.Ed25519Key(data=ed25519.public_data)
-    transport.connect(hostkey=expected, username=partner.name, pkey=partner.paramiko_key())
+    try:
+        transport.connect(hostkey=expected, username=partner.name, pkey=partner.paramiko_key())
+    except BaseException:
+        transport.close()  # a refused login ends its connection, as a real client's does
+        raise
     client = ClosingSFTPClient.from_transport(transport)
     assert client is not None
     return client

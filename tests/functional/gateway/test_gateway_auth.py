@@ -38,7 +38,10 @@ def test_unknown_key_and_unknown_user_are_refused(
         proc = openssh_sftp(gw, who, "ls\n", tmp_path, check=False)
         assert proc.returncode == 255
         assert "Permission denied (publickey)" in proc.stderr
-    failures = _activities(world, gw, "AUTH_FAILURE")
+    # the refused keys (the failed logins are logged too, once each connection has ended)
+    failures = [
+        f for f in _activities(world, gw, "AUTH_FAILURE") if f["message"] == "unknown user or key"
+    ]
     assert {f["user"] for f in failures} == {"stranger", "acme"}
     assert all(f["source-ip"] == "127.0.0.1" for f in failures)
     assert all(
@@ -75,26 +78,6 @@ def test_key_added_later_works_at_next_login(
         client = paramiko_sftp(gw, who)
         assert client.listdir("/") == []
         client.close()
-
-
-def test_lockout_after_repeated_failures(
-    start_gw: Callable[..., GatewayThread],
-    make_partner: Callable[..., PartnerKeys],
-    world: AwsWorld,
-) -> None:
-    gw = start_gw(Limits(max_auth_failures=3, failure_window=60, lockout_seconds=60))
-    acme = make_partner("acme")
-    stranger = make_partner("stranger", register=False)
-    for _ in range(3):
-        with pytest.raises(paramiko.AuthenticationException):
-            paramiko_sftp(gw, stranger)
-    # now even the right key from the same address is turned away
-    with pytest.raises((paramiko.SSHException, EOFError, OSError)):
-        paramiko_sftp(gw, acme)
-    failures = _activities(world, gw, "AUTH_FAILURE")
-    assert any("source address locked out" in str(f["message"]) for f in failures)
-    assert any(f["message"] == "source address is locked out" for f in failures)
-    assert not _activities(world, gw, "CONNECTED")
 
 
 def test_login_grace_timeout_drops_idle_connections(
