@@ -103,15 +103,11 @@ class Gateway:
         self._executor.shutdown(wait=True)
 
 
-async def start_gateway(config: GatewayConfig) -> Gateway:
-    """Start the gateway; host keys are created in ``config.state_dir`` on first use."""
-    keys = load_or_create_host_keys(config.state_dir)
+def _services(config: GatewayConfig, executor: ThreadPoolExecutor) -> Services:
+    """The gateway-wide ports and bookkeeping, built from the config."""
     limits = config.limits
-    # Each upload keeps at most parts_in_flight S3 calls busy; the rest serve metadata calls.
-    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-gateway")
     aws = config.aws
-    region = aws.region
-    server_arn = f"arn:aws:transfer:{region}:{config.account_id}:server/{config.server_id}"
+    server_arn = f"arn:aws:transfer:{aws.region}:{config.account_id}:server/{config.server_id}"
     audit = Audit(
         aws.client("logs"),
         aws.client("events"),
@@ -119,7 +115,7 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
         server_arn=server_arn,
         executor=executor,
     )
-    services = Services(
+    return Services(
         s3=aws.client("s3", config=STREAMING_S3_CONFIG),
         transfer=aws.client("transfer"),
         ledger=Ledger(aws.client("dynamodb"), config.ledger_table),
@@ -142,7 +138,16 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
             keep_free=limits.parts_in_flight + 1,
         ),
     )
-    await audit.start()
+
+
+async def start_gateway(config: GatewayConfig) -> Gateway:
+    """Start the gateway; host keys are created in ``config.state_dir`` on first use."""
+    keys = load_or_create_host_keys(config.state_dir)
+    limits = config.limits
+    # Each upload keeps at most parts_in_flight S3 calls busy; the rest serve metadata calls.
+    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-gateway")
+    services = _services(config, executor)
+    await services.audit.start()
 
     # No sftp_factory: GatewaySSHServer.session_requested opens SFTP channels itself (so it
     # can count them); exec, shell and scp requests on a channel are refused.
@@ -155,6 +160,10 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
         x11_forwarding=False,
         allow_pty=False,
         login_timeout=limits.login_grace_seconds,
+        # a client that stops answering (crashed, network gone) is dropped after
+        # keepalive_count_max unanswered keepalive@openssh.com requests
+        keepalive_interval=limits.keepalive_interval,
+        keepalive_count_max=limits.keepalive_count_max,
         kex_algs=KEX_ALGS,
         encryption_algs=ENCRYPTION_ALGS,
         mac_algs=MAC_ALGS,

@@ -6,11 +6,14 @@ Family uses), so adding or removing a partner or a key takes effect at the next 
 Passwords and keyboard-interactive logins are off. A connection may be refused up to
 ``max_auth_tries`` keys; one that ends without authenticating is one failed login for its
 source address (:mod:`ingest.local.gateway.auth` says why that, and not each refused key).
+Once logged in, a connection with no SFTP traffic for ``idle_timeout`` is closed (keepalive
+replies are not traffic: they show the client is alive, not that it is using its slot).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +32,19 @@ class SFTPChannel(SSHServerStreamSession[bytes]):
     """One SFTP session channel: the stream session asyncssh itself runs SFTP in (what its
     ``sftp_factory`` option builds), made here so the connection can count its channels."""
 
-    def __init__(self, factory: Callable[[Any], GatewaySFTPServer], closed: Callable[[], None]):
+    def __init__(
+        self,
+        factory: Callable[[Any], GatewaySFTPServer],
+        session: Session,
+        closed: Callable[[], None],
+    ) -> None:
         super().__init__(None, factory, MIN_SFTP_VERSION, False)
+        self._session = session
         self._closed = closed
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        self._session.touch()  # what the idle timeout measures: SFTP requests arriving
+        super().data_received(data, datatype)
 
     def connection_lost(self, exc: Exception | None) -> None:
         try:
@@ -55,6 +68,7 @@ class GatewaySSHServer(asyncssh.SSHServer):
         self._logging_in = False  # holds one of its address's login slots
         self._holds_slot = False
         self._channels = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # --- the connection ------------------------------------------------------------------
 
@@ -78,6 +92,8 @@ class GatewaySSHServer(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         """Count a failed login, release the slots, log the disconnect."""
         self._svc.connections.discard(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._done_logging_in()
         if not self._authenticated and self._attempts.tried and not self._turned_away:
             locked = self._svc.guard.record_failure(self.session.source_ip)
@@ -118,13 +134,26 @@ class GatewaySSHServer(asyncssh.SSHServer):
             self._error(self.session.user.name if self.session.user else None, message)
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, message)
         self._channels += 1
-        return SFTPChannel(self._sftp_server, self._channel_closed)
+        return SFTPChannel(self._sftp_server, self.session, self._channel_closed)
 
     def _sftp_server(self, chan: Any) -> GatewaySFTPServer:
         return GatewaySFTPServer(chan, self._svc, self.session)
 
     def _channel_closed(self) -> None:
         self._channels -= 1
+
+    # --- liveness ------------------------------------------------------------------------
+
+    def _watch_idle(self) -> None:
+        """Close the connection once it has had no SFTP traffic for ``idle_timeout``."""
+        timeout = self._svc.limits.idle_timeout
+        idle = time.monotonic() - self.session.last_activity
+        if idle < timeout:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(timeout - idle, self._watch_idle)
+            return
+        self._idle_timer = None
+        self.end(f"idle timeout: no SFTP traffic for {timeout:g} s")
 
     # --- authentication ------------------------------------------------------------------
 
@@ -203,6 +232,9 @@ class GatewaySSHServer(asyncssh.SSHServer):
             )
             return
         self._holds_slot = True
+        if self._svc.limits.idle_timeout:
+            self.session.touch()
+            self._watch_idle()
         self._svc.audit.log(
             self.session.stream,
             **{

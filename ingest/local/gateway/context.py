@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 MIB = 1024 * 1024
+#: Limits that 0 turns off (or, for the waits, makes immediate).
+_MAY_BE_ZERO = frozenset({"idle_timeout", "keepalive_interval", "buffer_wait_seconds", "max_ahead"})
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ class Limits:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if getattr(self, f.name) < 0:
-                raise ValueError(f"Limits.{f.name} must not be negative")
+            value = getattr(self, f.name)
+            if value < 0 or (value == 0 and f.name not in _MAY_BE_ZERO):
+                raise ValueError(f"Limits.{f.name} must be positive, not {value!r}")
         if self.buffer_budget_bytes < self.part_size:
             raise ValueError("Limits.buffer_budget_bytes must hold at least one part")
 

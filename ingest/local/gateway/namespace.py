@@ -27,7 +27,7 @@ class NamespaceServer(SFTPSessionCore):
     """Names and directories over S3, as Transfer Family has them."""
 
     async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
-        entry = await self._lookup(self._resolve(path, "STAT"))
+        entry = await self._lookup(await self._authorized(path, "STAT"))
         if entry is None:
             raise asyncssh.SFTPNoSuchFile("no such file or directory")
         return attrs_of(entry)
@@ -39,7 +39,7 @@ class NamespaceServer(SFTPSessionCore):
         return self._resolve(path, "REALPATH").logical.encode()
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
-        target = self._resolve(path, "LIST")
+        target = await self._authorized(path, "LIST")
         entry = await self._lookup(target)
         if entry is None:
             raise asyncssh.SFTPNoSuchFile("no such directory")
@@ -53,14 +53,14 @@ class NamespaceServer(SFTPSessionCore):
                 yield asyncssh.SFTPName(item.name.encode(), attrs=attrs_of(item))
 
     async def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        target = self._resolve(path, "MKDIR")
+        target = await self._authorized(path, "MKDIR")
         if await self._lookup(target) is not None:
             raise asyncssh.SFTPFailure("already exists")
         await self._io(store.make_dir, self._svc.s3, self._root.bucket, target.dir_prefix)
         self._log("MKDIR", path=target.physical)
 
     async def rmdir(self, path: bytes) -> None:
-        target = self._resolve(path, "RMDIR")
+        target = await self._authorized(path, "RMDIR")
         if target.is_root:
             raise PathRefused(path, "the root cannot be removed")
         exists, empty = await self._io(
@@ -74,7 +74,7 @@ class NamespaceServer(SFTPSessionCore):
         self._log("RMDIR", path=target.physical)
 
     async def remove(self, path: bytes) -> None:
-        target = self._resolve(path, "DELETE")
+        target = await self._authorized(path, "DELETE")
         if (
             target.is_root
             or await self._io(store.head_file, self._svc.s3, self._root.bucket, target.key) is None
@@ -95,6 +95,7 @@ class NamespaceServer(SFTPSessionCore):
         Paths refused by :func:`resolve` get no event: they name no object of this user."""
         src = self._resolve(oldpath, "RENAME")
         dst = self._resolve(newpath, "RENAME")
+        await self._check_access()
         started = iso_now()
         detail = {"original-file-path": src.physical, "renamed-file-path": dst.physical}
         try:
@@ -132,12 +133,12 @@ class NamespaceServer(SFTPSessionCore):
 
     # --- what S3 cannot do: accepted as no-ops, or refused ----------------------------------
 
-    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+    async def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
         """chmod/chown/utime: accepted and ignored (WinSCP and FileZilla send them)."""
-        self._log("SETSTAT", path=self._resolve(path, "SETSTAT").physical)
+        self._log("SETSTAT", path=(await self._authorized(path, "SETSTAT")).physical)
 
-    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        self.setstat(path, attrs)
+    async def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        await self.setstat(path, attrs)
 
     def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
         if isinstance(file_obj, UploadHandle | DownloadHandle):

@@ -37,7 +37,7 @@ class GatewaySFTPServer(NamespaceServer):
     async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         """Open for reading (ranged GETs) or for writing (a streaming upload), at most
         ``max_handles_per_session`` at a time."""
-        target = self._resolve(path, "OPEN")
+        target = await self._authorized(path, "OPEN")
         limit = self._svc.limits.max_handles_per_session
         if self._open_handles >= limit:
             message = f"too many open files: this session already has {limit} (the limit)"
@@ -167,7 +167,16 @@ class GatewaySFTPServer(NamespaceServer):
             await self._fail_upload(file_obj, "the session ended before the client closed the file")
             return
         try:
+            revoked = await self._revocation()  # a removed partner's upload does not land
+        except asyncssh.SFTPError as exc:
+            await self._fail_upload(file_obj, exc.reason)
+            raise
+        if revoked:
+            await self._fail_upload(file_obj, revoked)
+            self._revoke(revoked)
+        try:
             result = await upload.complete()
+            self._session.touch()
         except Exception as exc:
             reason = f"S3 did not accept the file: {exc}"
             await self._fail_upload(file_obj, reason)
