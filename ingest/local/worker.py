@@ -135,6 +135,7 @@ class FunctionWorker:
         self._proc: subprocess.Popen[str] | None = None
         self._log: IO[bytes] | None = None
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self.cold_starts = 0
 
     def _start(self) -> subprocess.Popen[str]:
@@ -185,6 +186,8 @@ class FunctionWorker:
         if it ran past the timeout and :class:`FunctionCrashError` if the process died.
         """
         with self._lock:
+            if self._closing.is_set():
+                raise FunctionCrashError(f"{self.function_name}: the sandbox is shutting down")
             proc = self._proc if self._proc and self._proc.poll() is None else self._start()
             assert proc.stdin is not None and proc.stdout is not None
             reply: list[str] = []
@@ -212,6 +215,10 @@ class FunctionWorker:
             if not reply or not reply[0]:
                 code = proc.wait()
                 self._kill()
+                if self._closing.is_set():
+                    raise FunctionCrashError(
+                        f"{self.function_name}: stopped by shutdown during the invocation"
+                    )
                 raise FunctionCrashError(
                     f"{self.function_name}: sandbox exited with code {code} during the invocation"
                 )
@@ -221,7 +228,18 @@ class FunctionWorker:
         raise FunctionError(self.function_name, data["error_type"], data["message"], data["trace"])
 
     def close(self) -> None:
-        """Stop the sandbox (closing stdin lets it exit on its own first)."""
+        """Stop the sandbox (closing stdin lets it exit on its own first).
+
+        An invocation under way holds the lock for as long as it runs (up to the function's
+        timeout): its process is killed first, without the lock, so shutdown never waits for
+        a hung invocation.
+        """
+        self._closing.set()
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+        elif (busy := self._proc) is not None:
+            with contextlib.suppress(OSError):
+                busy.kill()  # the invocation sees its sandbox die and returns at once
         with self._lock:
             proc = self._proc
             if proc is not None and proc.poll() is None and proc.stdin is not None:
