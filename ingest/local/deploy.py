@@ -30,6 +30,7 @@ from ingest.local.localize import (
     prepare_sam_template,
     sam_transform,
 )
+from ingest.local.moto_fidelity import find_in_map_with_string_keys
 
 __all__ = [
     "AsyncConfig",
@@ -137,6 +138,7 @@ def deploy_template(
         raise DeployError(
             "deploy_template only deploys to a local endpoint; use 'sam deploy' for AWS"
         )
+    find_in_map_with_string_keys()  # the moto server runs in this process
     code_bucket = f"{stack_name}-local-code".lower()
     s3 = client(aws, "s3")
     s3.create_bucket(Bucket=code_bucket)

@@ -8,6 +8,9 @@
   new item without a lock, so two threads can both pass ``attribute_not_exists(pk)`` for the
   same key. Real DynamoDB never allows that, and the exactly-once claims (connector
   retrievals, chunk markers) rely on it, so writes are serialized.
+* CloudFormation mappings: in CloudFormation a ``Ref`` to a ``Number`` parameter is a string,
+  so ``!FindInMap [Map, !Ref Timeout, Key]`` looks up the key ``"900"``. moto keeps such a
+  parameter an ``int`` and misses the key; the lookup is made with the key as a string.
 
 This only affects a moto running in this process (``ThreadedMotoServer`` or ``mock_aws``).
 """
@@ -22,6 +25,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote_plus
 
+from moto.cloudformation import parsing
 from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications
 
@@ -77,3 +81,26 @@ def serialize_dynamodb_writes() -> None:
         functools.update_wrapper(locked, original)
         setattr(locked, _MARKER, True)
         setattr(DynamoDBBackend, name, locked)
+
+
+def find_in_map_with_string_keys() -> None:
+    """Make moto's ``Fn::FindInMap`` look keys up as CloudFormation does (idempotent)."""
+    original = parsing.clean_json
+    if getattr(original, _MARKER, False):
+        return
+
+    @functools.wraps(original)
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and "Fn::FindInMap" in resource_json:
+            name, *path = resource_json["Fn::FindInMap"]
+            found = resources_map[name]
+            for part in path:
+                key = clean_json(part, resources_map)
+                if isinstance(key, int | float) and not isinstance(key, bool):
+                    key = str(key)
+                found = found[key]
+            return found
+        return original(resource_json, resources_map)
+
+    setattr(clean_json, _MARKER, True)
+    parsing.clean_json = clean_json  # parsing's own recursive calls find it by this name

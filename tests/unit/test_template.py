@@ -57,15 +57,21 @@ def test_cfn_lint_passes() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_queue_visibility_is_at_least_six_processor_timeouts(raw: dict[str, Any]) -> None:
+def test_queue_visibility_is_six_processor_timeouts_for_every_allowed_timeout(
+    raw: dict[str, Any],
+) -> None:
     processor = raw["Resources"]["ProcessorFunction"]["Properties"]
-    timeout = int(_param_default(raw, processor["Timeout"]))
-    maximum = int(raw["Parameters"]["ProcessorTimeoutSeconds"]["MaxValue"])
+    assert processor["Timeout"] == {"Ref": "ProcessorTimeoutSeconds"}
     queue = raw["Resources"]["IngestQueue"]["Properties"]
-    visibility = int(queue["VisibilityTimeout"])
-    assert visibility >= 6 * timeout
-    # the visibility is fixed, so it must cover every timeout the parameter admits
-    assert visibility >= 6 * maximum
+    # derived from the parameter, not a constant
+    assert queue["VisibilityTimeout"] == {
+        "Fn::FindInMap": ["QueueVisibility", {"Ref": "ProcessorTimeoutSeconds"}, "Seconds"]
+    }
+    allowed = raw["Parameters"]["ProcessorTimeoutSeconds"]["AllowedValues"]
+    mapping = raw["Mappings"]["QueueVisibility"]
+    assert sorted(mapping, key=int) == [str(t) for t in sorted(allowed)]
+    for timeout in allowed:
+        assert mapping[str(timeout)]["Seconds"] == 6 * timeout
 
 
 def test_redrive_to_the_dlq_after_five_receives(raw: dict[str, Any]) -> None:
