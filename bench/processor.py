@@ -7,8 +7,8 @@ versioned landing bucket, the ingest queue with its DLQ, and the records and led
    the real FanoutFunction handler (in this process) and the real ProcessorFunction handler
    (in worker processes fed by the local Lambda service's SQS event source). Beside it, in the
    same run and against the same moto, the peers write the same items, pre-built with the
-   core's parser (not timed): (a) the raw limit, ``batch_writer`` via the processor's own
-   ``DynamoRecordSink``, with as many processes as the processor has workers, run once before
+   core's parser (not timed): (a) the raw limit, boto3's ``batch_writer``, with as many
+   processes as the processor has workers, run once before
    and once after the processor so a drift in the machine's load shows; (b) a naive
    ``put_item`` per row, on the first ``--naive-rows`` rows, extrapolated.
 2. Memory. The processor's peak RSS while it processes every chunk of a ~10 MiB and a ~1 GiB

@@ -7,8 +7,9 @@ Modes:
   service's ``SqsEventSource`` until the queue is empty. Its own ``ru_maxrss`` is the
   processor's peak RSS.
 * ``batch`` / ``put``: the peers. Items are pre-built from the same CSV with the core's own
-  parser and ``build_item`` (not timed), then written to the records table with the
-  processor's ``DynamoRecordSink`` (``batch_writer``) or with one ``put_item`` per row.
+  parser and ``build_item`` (not timed), then written to the records table with boto3's
+  ``batch_writer`` (``overwrite_by_pkeys``, as the processor's rows need) or with one
+  ``put_item`` per row.
 
 Protocol with the parent: after setting up, a worker prints ``READY {json}`` and waits for a
 ``GO`` line on stdin, so that start-up and pre-building stay out of the timed section; at the
@@ -29,7 +30,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.adapters import DynamoRecordSink
 from ingest.aws import AwsTarget
 from ingest.feeds import load_feeds
 from ingest.formats import iter_lines, parse_records
@@ -150,7 +150,10 @@ def _write(args: argparse.Namespace) -> tuple[dict[str, Any], Run]:
 
     def run() -> dict[str, Any]:
         if args.mode == "batch":
-            return {"items": DynamoRecordSink(table).write(items)}
+            with table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+                for item in items:
+                    writer.put_item(Item=item)
+            return {"items": len(items)}
         for item in items:
             table.put_item(Item=item)
         return {"items": len(items)}

@@ -1,4 +1,4 @@
-"""AWS adapters for the core's ports: S3 objects, the SQS chunk queue, the records table.
+"""AWS adapters for the core's ports: S3 objects and the SQS chunk queue.
 
 Each takes an injected boto3 client or resource. SDK errors are translated here into the
 project's exception tree; botocore's standard retry mode (``ingest.aws.RETRY_CONFIG``) has
@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -229,79 +227,3 @@ class SqsQueue:
         raise StorageUnavailableError(
             "sqs", "SendMessageBatch", f"{len(pending)} entries still failing after retries"
         )
-
-
-class DynamoRecordSink:
-    """Writes record items with the table's ``batch_writer``.
-
-    ``overwrite_by_pkeys`` de-duplicates items with the same key inside a batch (DynamoDB
-    rejects such a batch), so the last record with a key wins, as it would with PutItem.
-    The batch writer re-sends UnprocessedItems itself; throttling is retried by botocore.
-
-    With more than one table object (one per thread: boto3 resources are not thread-safe),
-    items are written by that many ``batch_writer`` threads at once: a single writer waits
-    for every BatchWriteItem round trip, which caps a large chunk at a few thousand items/s.
-    Items are routed by their key, so records with the same key keep their file order.
-    """
-
-    QUEUE_DEPTH = 500
-
-    def __init__(self, table: Any, *more_tables: Any) -> None:
-        self._tables = (table, *more_tables)
-
-    def write(self, items: Iterable[dict[str, Any]]) -> int:
-        try:
-            if len(self._tables) == 1:
-                return self._write_sequential(self._tables[0], items)
-            return self._write_parallel(items)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
-
-    @staticmethod
-    def _write_sequential(table: Any, items: Iterable[dict[str, Any]]) -> int:
-        count = 0
-        with table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
-            for item in items:
-                writer.put_item(Item=item)
-                count += 1
-        return count
-
-    def _write_parallel(self, items: Iterable[dict[str, Any]]) -> int:
-        lanes: list[queue.Queue[dict[str, Any] | None]] = [
-            queue.Queue(maxsize=self.QUEUE_DEPTH) for _ in self._tables
-        ]
-        failures: list[BaseException] = []
-
-        def drain(lane: queue.Queue[dict[str, Any] | None]) -> Iterator[dict[str, Any]]:
-            while (item := lane.get()) is not None:
-                yield item
-
-        def writer(table: Any, lane: queue.Queue[dict[str, Any] | None]) -> None:
-            try:
-                self._write_sequential(table, drain(lane))
-            except BaseException as exc:
-                failures.append(exc)
-                for _ in drain(lane):  # keep the producer from blocking on a full lane
-                    pass
-
-        threads = [
-            threading.Thread(target=writer, args=(t, lane), daemon=True)
-            for t, lane in zip(self._tables, lanes, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        count = 0
-        try:
-            for item in items:
-                if failures:
-                    break
-                lanes[hash((item["pk"], item["sk"])) % len(lanes)].put(item)
-                count += 1
-        finally:
-            for lane in lanes:
-                lane.put(None)
-            for thread in threads:
-                thread.join()
-        if failures:
-            raise failures[0]
-        return count

@@ -19,10 +19,18 @@ _DESERIALIZER = TypeDeserializer()
 
 
 def attr(value: Any) -> dict[str, Any]:
-    """One attribute value in DynamoDB's wire format."""
+    """One attribute value in DynamoDB's wire format (maps and lists included)."""
+    return dict(_SERIALIZER.serialize(_exact(value)))
+
+
+def _exact(value: Any) -> Any:
     if isinstance(value, float):
-        value = Decimal(repr(value))
-    return dict(_SERIALIZER.serialize(value))
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact(v) for v in value]
+    return value
 
 
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,4 +46,8 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value

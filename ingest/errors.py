@@ -75,6 +75,23 @@ class CorruptInputError(PermanentError):
         super().__init__(f"{key}: {message}")
 
 
+class UnreadableRecordsError(PermanentError):
+    """From some line on, a file cannot be split into records (a quote that never closes)."""
+
+    def __init__(self, message: str, *, line: int) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+class InputLimitError(PermanentError):
+    """A file exceeds one of its feed's limits (decompressed size, compression ratio)."""
+
+    def __init__(self, message: str, *, key: str, limit: str) -> None:
+        self.key = key
+        self.limit = limit
+        super().__init__(f"{key}: {message}")
+
+
 class HeaderError(PermanentError):
     """A CSV file's header cannot be read, or lacks a column the feed requires."""
 

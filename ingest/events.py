@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 from ingest.errors import InvalidEventError
 
 TRANSFER_UPLOAD_COMPLETED = "SFTP Server File Upload Completed"
+TRANSFER_RENAME_COMPLETED = "SFTP Server File Rename Completed"
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,7 @@ def _from_eventbridge(event: Mapping[str, Any]) -> Iterator[LandedObject]:
                 principal_id=detail.get("requester"),
             )
         elif kind == TRANSFER_UPLOAD_COMPLETED:
-            # For an S3-domain server, file-path is "/<bucket>/<key>".
-            bucket, _, key = detail["file-path"].lstrip("/").partition("/")
-            if not key:
-                raise KeyError("file-path /<bucket>/<key>")
+            bucket, key = transfer_path(detail, "file-path")
             size = detail.get("bytes")
             yield LandedObject(
                 bucket=bucket,
@@ -115,3 +113,15 @@ def _from_eventbridge(event: Mapping[str, Any]) -> Iterator[LandedObject]:
             )
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidEventError(f"{kind} event without {exc}") from exc
+
+
+def transfer_path(detail: Mapping[str, Any], field: str) -> tuple[str, str]:
+    """``(bucket, key)`` of a Transfer event's path field: ``/<bucket>/<key>`` on an S3-domain
+    server."""
+    value = detail.get(field)
+    if not isinstance(value, str):
+        raise InvalidEventError(f"Transfer event without {field}")
+    bucket, _, key = value.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise InvalidEventError(f"{field} {value!r} is not /<bucket>/<key>")
+    return bucket, key

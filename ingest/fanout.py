@@ -14,7 +14,7 @@ from ingest.adapters import ObjectInfo
 from ingest.chunks import DEFAULT_CHUNK_SIZE, Chunk, plan_chunks
 from ingest.events import LandedObject
 from ingest.feeds import FeedMatch, FeedSet
-from ingest.ledger import FileStatus, Ledger
+from ingest.ledger import HELD_REASON, FileStatus, Ledger
 from ingest.messages import ChunkMessage
 from ingest.processor import rejects_prefix
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 #: Names that uploaders write while a transfer is in progress, and editors' lock files.
 TEMP_NAME_PATTERNS = ("*.part", "*.filepart", "*.tmp", ".~*", "~$*", ".*.swp")
-HELD_REASON = "awaiting SFTP upload completion"
+__all__ = ["HELD_REASON", "FanoutResult", "Outcome", "ingest_object"]
 
 
 class ObjectReader(Protocol):
@@ -125,7 +125,7 @@ def ingest_object(
     if previous is not None and previous.version not in (None, version):
         # A new version replaces the file: its reject files must not outlive it.
         store.delete_prefix(obj.bucket, rejects_prefix(key))
-    started = ledger.start_file(
+    ingestion = ledger.start_file(
         key=key,
         feed=feed.name,
         version=version,
@@ -136,15 +136,14 @@ def ingest_object(
         version_id=info.version_id,
         reason=HELD_REASON if held else None,
     )
-    if not started:
+    if not ingestion:
         log.info("duplicate event for an already queued file", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.DUPLICATE, feed=feed.name, size=info.size)
     if held:
         log.info("holding SFTP upload until the server confirms it", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.HELD, feed=feed.name, size=info.size)
-
-    queue.send_all(plan.messages())
-    ledger.mark_queued(key, version)
+    queue.send_all(plan.messages(ingestion=ingestion))
+    ledger.mark_queued(key, version, ingestion)
     log.info(
         "queued file",
         extra={"key": key, "feed": feed.name, "chunks": len(chunks), "size": info.size},
@@ -165,8 +164,10 @@ class FilePlan:
     chunk_size: int
     chunks: list[Chunk]
 
-    def messages(self, only: Container[int] | None = None) -> Iterator[dict[str, Any]]:
-        """The chunk messages' bodies (``only``: just these chunk indices)."""
+    def messages(
+        self, *, ingestion: str | None, only: Container[int] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The chunk messages' bodies for one ingestion (``only``: just these indices)."""
         for chunk in self.chunks:
             if only is not None and chunk.index not in only:
                 continue
@@ -182,6 +183,7 @@ class FilePlan:
                 end=chunk.end,
                 first_line=chunk.first_line,
                 compressed=self.match.compressed,
+                ingestion=ingestion or "",
             ).to_body()
 
 

@@ -25,6 +25,14 @@ RESERVED_ATTRIBUTES = frozenset({"pk", "sk", "_feed", "_source", "_line"})
 #: Encodings a feed may declare (codec names as Python knows them).
 SUPPORTED_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "latin-1", "cp1252"})
 
+#: A record (a line, or with csv.quoted_newlines the lines of one record) longer than this is
+#: a reject; the feed's ``max_record_size`` may raise it up to MAX_RECORD_SIZE_LIMIT.
+DEFAULT_MAX_RECORD_SIZE = 1024 * 1024
+MAX_RECORD_SIZE_LIMIT = 64 * 1024 * 1024
+#: A compressed file that inflates past either bound is FAILED at once (a decompression bomb).
+DEFAULT_MAX_DECOMPRESSED_SIZE = 4 * 1024**3
+DEFAULT_MAX_COMPRESSION_RATIO = 200
+
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]ib|b)?\s*$", re.IGNORECASE)
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -92,6 +100,9 @@ class Feed:
     csv: CsvOptions = field(default_factory=CsvOptions)
     encoding: str = "utf-8"
     chunk_size: int | None = None
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
+    max_compression_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO
 
     @property
     def splittable(self) -> bool:
@@ -228,7 +239,19 @@ def _parse_feed(raw: Any, *, index: int, source: str) -> Feed:
     def err(message: str, fld: str) -> ConfigError:
         return ConfigError(message, source=source, feed=name, field=fld)
 
-    allowed = {"name", "match", "format", "csv", "jsonl", "key", "fields", "chunk_size"}
+    allowed = {
+        "name",
+        "match",
+        "format",
+        "csv",
+        "jsonl",
+        "key",
+        "fields",
+        "chunk_size",
+        "max_record_size",
+        "max_decompressed_size",
+        "max_compression_ratio",
+    }
     unknown = set(raw) - allowed
     if unknown:
         raise err(f"unknown setting(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
@@ -296,6 +319,7 @@ def _parse_feed(raw: Any, *, index: int, source: str) -> Feed:
             chunk_size = parse_size(raw["chunk_size"])
         except ValueError as exc:
             raise err(str(exc), "chunk_size") from exc
+    limits = _parse_limits(raw, err)
 
     return Feed(
         name=name,
@@ -307,7 +331,28 @@ def _parse_feed(raw: Any, *, index: int, source: str) -> Feed:
         csv=csv_options,
         encoding=encoding,
         chunk_size=chunk_size,
+        **limits,
     )
+
+
+def _parse_limits(raw: Mapping[str, Any], err: Any) -> dict[str, int]:
+    """The feed's input limits: record size, decompressed size, compression ratio."""
+    limits: dict[str, int] = {}
+    for name in ("max_record_size", "max_decompressed_size"):
+        if raw.get(name) is None:
+            continue
+        try:
+            limits[name] = parse_size(raw[name])
+        except ValueError as exc:
+            raise err(str(exc), name) from exc
+    if limits.get("max_record_size", 0) > MAX_RECORD_SIZE_LIMIT:
+        raise err(f"may be at most {MAX_RECORD_SIZE_LIMIT // 1024**2}MiB", "max_record_size")
+    ratio = raw.get("max_compression_ratio")
+    if ratio is not None:
+        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
+            raise err("must be a whole number of at least 1", "max_compression_ratio")
+        limits["max_compression_ratio"] = ratio
+    return limits
 
 
 def _parse_encoding(value: Any, err: Any, fld: str) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 from ingest.errors import InvalidEventError
 
 SCHEMA_VERSION = 1
+#: Fields added after schema v1 first shipped: messages already queued may lack them.
+_OPTIONAL = frozenset({"ingestion"})
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,17 @@ class ChunkMessage:
     end: int
     first_line: int
     compressed: bool
+    #: the ingestion of ``version`` the chunk belongs to ("" in messages from before ids)
+    ingestion: str = ""
 
     @property
     def source_uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def ingestion_id(self) -> str | None:
+        """The ingestion, or None for a message from before ingestion ids."""
+        return self.ingestion or None
 
     def to_body(self) -> dict[str, Any]:
         return {"v": SCHEMA_VERSION, **asdict(self)}
@@ -45,11 +54,11 @@ class ChunkMessage:
         if not isinstance(data, dict) or data.get("v") != SCHEMA_VERSION:
             raise InvalidEventError(f"not a chunk message of schema v{SCHEMA_VERSION}")
         names = {f.name for f in fields(cls)}
-        missing = sorted(names - set(data))
+        missing = sorted(names - set(data) - _OPTIONAL)
         if missing:
             raise InvalidEventError(f"chunk message lacks {missing}")
         try:
-            msg = cls(**{k: data[k] for k in names})
+            msg = cls(**{k: data[k] for k in names if k in data})
         except TypeError as exc:
             raise InvalidEventError(f"malformed chunk message: {exc}") from exc
         if not (0 <= msg.start <= msg.end and 0 <= msg.index < msg.chunks and msg.first_line >= 1):

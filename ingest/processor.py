@@ -12,8 +12,9 @@ import gzip
 import json
 import logging
 import tempfile
+import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -27,8 +28,10 @@ from ingest.errors import (
 )
 from ingest.feeds import Feed, FeedSet, Format
 from ingest.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
+from ingest.inflate import InflateLimits, open_gzip
 from ingest.ledger import FileEntry, Ledger
 from ingest.messages import ChunkMessage
+from ingest.record_sink import RecordRow, RejectRow
 from ingest.records import build_item
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 REJECTS_PREFIX = "rejects/"
 HEADER_READ_LIMIT = 64 * 1024
 _SPOOL_LIMIT = 8 * 1024 * 1024
+#: A reject keeps at most this many characters of its record's text (``raw_truncated``).
+MAX_REJECT_RAW = 16 * 1024
 
 
 class ChunkReader(Protocol):
@@ -54,7 +59,7 @@ class ChunkReader(Protocol):
 
 
 class RecordWriter(Protocol):
-    def write(self, items: Any) -> int: ...
+    def write(self, rows: Iterable[RecordRow], reject: RejectRow) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -95,12 +100,17 @@ class RejectFile:
     def __init__(self) -> None:
         # closed by close(), which process_chunk registers on its ExitStack
         self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT, mode="w+b")  # noqa: SIM115
+        self._lock = threading.Lock()  # the record sink's writer threads add rejects too
         self.count = 0
 
     def add(self, line: int, reason: str, raw: str) -> None:
-        record = {"line": line, "reason": reason, "raw": raw}
-        self._file.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        self.count += 1
+        record: dict[str, Any] = {"line": line, "reason": reason, "raw": raw[:MAX_REJECT_RAW]}
+        if len(raw) > MAX_REJECT_RAW:
+            record["raw_truncated"] = True
+        line_bytes = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        with self._lock:
+            self._file.write(line_bytes)
+            self.count += 1
 
     def upload(self, store: ChunkReader, bucket: str, key: str) -> None:
         self._file.seek(0)
@@ -155,10 +165,19 @@ def _records(
         )
     )
     if msg.compressed:
-        stream = stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb"))  # type: ignore[arg-type]
+        limits = InflateLimits(
+            max_size=feed.max_decompressed_size, max_ratio=feed.max_compression_ratio
+        )
+        stream = stack.enter_context(open_gzip(stream, key=msg.key, limits=limits))
     # A single-chunk file is read to its end, whatever its size was when planned.
     end = None if msg.chunks == 1 else msg.end
-    lines = iter_lines(stream, start=msg.start, end=end, first_line=msg.first_line)
+    lines = iter_lines(
+        stream,
+        start=msg.start,
+        end=end,
+        first_line=msg.first_line,
+        max_size=feed.max_record_size,
+    )
     if msg.compressed:
         lines = _guard_corruption(lines, msg.key)
     return parse_records(feed, lines, owns_file_start=msg.start == 0, header=header)
@@ -183,17 +202,19 @@ def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
 
 def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
     entry = ports.ledger.get_file(msg.key)
-    if entry is None or entry.version != msg.version:
+    ingestion = msg.ingestion_id
+    if entry is None or (entry.version, entry.ingestion) != (msg.version, ingestion):
         raise StaleVersionError(
-            f"{msg.key}: the ledger tracks {entry.version if entry else 'no version'}, "
-            f"this chunk is of {msg.version}"
+            f"{msg.key}: the ledger tracks "
+            f"{f'{entry.version} (ingestion {entry.ingestion})' if entry else 'no version'}, "
+            f"this chunk is of {msg.version} (ingestion {ingestion})"
         )
     feeds = ports.feeds()
     match = feeds.resolve(msg.key)
     if match is None or match.feed.name != msg.feed:
         raise PermanentError(f"{msg.key}: feed {msg.feed!r} no longer owns this key")
     feed = match.feed
-    ports.ledger.mark_processing(msg.key, msg.version)
+    ports.ledger.mark_processing(msg.key, msg.version, ingestion)
 
     rejects = RejectFile()
     with ExitStack() as stack:
@@ -202,7 +223,7 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
 
         last_line = 0
 
-        def items() -> Iterator[dict[str, Any]]:
+        def rows() -> Iterator[RecordRow]:
             nonlocal last_line
             for record in records:
                 last_line = record.line
@@ -210,7 +231,7 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
                     rejects.add(record.line, record.error or "unparseable", record.raw)
                     continue
                 try:
-                    yield build_item(
+                    item = build_item(
                         feed,
                         record.values,
                         captures=match.captures,
@@ -219,9 +240,11 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
                     )
                 except RowError as exc:
                     rejects.add(record.line, exc.reason, record.raw)
+                    continue
+                yield RecordRow(record.line, record.raw, item)
 
         try:
-            rows_ok = ports.sink.write(items())
+            rows_ok = ports.sink.write(rows(), rejects.add)
         except Exception as exc:
             # Items before the failure may already be in the table: say so in the reason.
             # A successful retry rewrites them (keys are deterministic) and counts them once.
@@ -231,9 +254,14 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
             rejects.upload(ports.store, msg.bucket, rejects_key(msg))
 
     counted = ports.ledger.complete_chunk(
-        msg.key, msg.version, msg.index, rows_ok=rows_ok, rows_rejected=rejects.count
+        msg.key,
+        msg.version,
+        msg.index,
+        rows_ok=rows_ok,
+        rows_rejected=rejects.count,
+        ingestion=ingestion,
     )
-    finished = ports.ledger.finish_if_complete(msg.key, msg.version)
+    finished = ports.ledger.finish_if_complete(msg.key, msg.version, ingestion)
     log.info(
         "chunk done",
         extra={
@@ -299,7 +327,7 @@ def handle_chunk_message(
             if last_attempt:
                 reason += f" (after {receive_count} deliveries; message moved to the DLQ)"
             try:
-                ports.ledger.mark_failed(msg.key, msg.version, reason)
+                ports.ledger.mark_failed(msg.key, msg.version, reason, msg.ingestion_id)
             except IngestError:
                 log.exception("could not record FAILED", extra={"key": msg.key})
         delay = retry_delay(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Any
+
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from ingest.errors import RowError
 from ingest.feeds import Feed, FieldSpec, FieldType
@@ -15,6 +17,11 @@ from ingest.feeds import Feed, FieldSpec, FieldType
 _MAX_DIGITS = 38
 _MIN_MAGNITUDE = Decimal("1E-130")
 _MAX_MAGNITUDE = Decimal("1E+126")
+#: DynamoDB's own limits on an item: a row that breaks one would fail its whole batch, so it is
+#: a reject with a reason instead.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+MAX_ITEM_BYTES = 400 * 1024
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -63,10 +70,24 @@ def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
         raise RowError(f"field {spec.name!r}: not a finite decimal: {value!r}")
     if len(number.as_tuple().digits) > _MAX_DIGITS:
         raise RowError(f"field {spec.name!r}: more than {_MAX_DIGITS} significant digits")
+    if not number:
+        # 0E-1000 and 0E+500 are zero, but their exponents are outside DynamoDB's range
+        return number if _storable(number) else Decimal(0)
     # copy_abs, unlike abs(), does not round to the context precision (28 digits)
-    if number and not _MIN_MAGNITUDE <= number.copy_abs() < _MAX_MAGNITUDE:
+    if not _MIN_MAGNITUDE <= number.copy_abs() < _MAX_MAGNITUDE:
         raise RowError(f"field {spec.name!r}: {value!r} is outside DynamoDB's number range")
+    if not _storable(number):
+        raise RowError(f"field {spec.name!r}: {value!r} is not a DynamoDB number")
     return number
+
+
+def _storable(number: Decimal) -> bool:
+    """Whether boto3's serializer takes it as it is: no rounding, clamping or overflow."""
+    try:
+        DYNAMODB_CONTEXT.create_decimal(number)
+    except DecimalException:
+        return False
+    return True
 
 
 def _to_bool(value: Any, spec: FieldSpec) -> bool:
@@ -153,7 +174,9 @@ def build_item(
         raise RowError(f"key field {exc.args[0]!r} is empty") from None
     if not pk or not sk:
         raise RowError("the record's key is empty")
-    return {
+    _check_key_size("pk", pk, MAX_PARTITION_KEY_BYTES)
+    _check_key_size("sk", sk, MAX_SORT_KEY_BYTES)
+    item = {
         **fields,
         "pk": pk,
         "sk": sk,
@@ -161,3 +184,32 @@ def build_item(
         "_source": source_uri,
         "_line": line,
     }
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise RowError(
+            f"the record's item is {size} bytes, more than DynamoDB's {MAX_ITEM_BYTES}-byte limit"
+        )
+    return item
+
+
+def _check_key_size(name: str, value: str, limit: int) -> None:
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise RowError(f"the record's {name} is {size} bytes, more than DynamoDB's {limit}")
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, Decimal)):
+        # DynamoDB: about one byte per two significant digits, plus one (at most 21)
+        digits = len(Decimal(value).as_tuple().digits)
+        return min(21, (digits + 1) // 2 + 1)
+    raise TypeError(f"unexpected item value {type(value).__name__}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: attribute names plus values, in bytes."""
+    return sum(len(name.encode("utf-8")) + _value_size(v) for name, v in item.items())

@@ -4,14 +4,16 @@ dead-lettered chunk messages back to the queue once their cause is fixed."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from ingest.adapters import S3Store, SqsQueue
-from ingest.errors import PermanentError
+from ingest.errors import InvalidEventError, PermanentError
 from ingest.fanout import plan_file
 from ingest.feeds import FeedSet
 from ingest.ledger import FileStatus, Ledger
+from ingest.messages import ChunkMessage
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +59,30 @@ def requeue_file(
     if info.etag != entry.version:
         raise NotRequeueableError(f"{key}: the object changed since it was planned")
     plan = plan_file(bucket, key, info, match=match, store=store, chunk_size=entry.chunk_size)
-    done = ledger.done_chunks(key, entry.version)
+    done = ledger.done_chunks(key, entry.version, entry.ingestion)
     missing = [c.index for c in plan.chunks if c.index not in done]
     if missing:
-        queue.send_all(plan.messages(only=set(missing)))
-        ledger.mark_requeued(key, entry.version)
+        queue.send_all(plan.messages(ingestion=entry.ingestion, only=set(missing)))
+        ledger.mark_requeued(key, entry.version, entry.ingestion)
     else:
-        ledger.finish_if_complete(key, entry.version)
+        ledger.finish_if_complete(key, entry.version, entry.ingestion)
     log.info("re-queued chunks", extra={"key": key, "chunks": missing})
     return RequeueResult(key=key, chunks=len(plan.chunks), requeued=missing)
 
 
 def redrive_dead_letters(
-    sqs: Any, *, dlq_url: str, queue_url: str, limit: int | None = None
+    sqs: Any,
+    *,
+    dlq_url: str,
+    queue_url: str,
+    limit: int | None = None,
+    ledger: Ledger | None = None,
 ) -> int:
-    """Move messages from the DLQ back to the queue (send first, then delete)."""
+    """Move messages from the DLQ back to the queue (send first, then delete).
+
+    With ``ledger``, each redriven chunk's FAILED file goes back to QUEUED with a reason that
+    says it is being retried (and what failed before), rather than showing the old failure.
+    """
     moved = 0
     target = SqsQueue(sqs, queue_url)
     while limit is None or moved < limit:
@@ -84,6 +95,8 @@ def redrive_dead_letters(
         if not batch:
             break
         target.send_raw([m["Body"] for m in batch])
+        if ledger is not None:
+            _mark_retrying(ledger, [m["Body"] for m in batch])
         sqs.delete_message_batch(
             QueueUrl=dlq_url,
             Entries=[
@@ -92,3 +105,24 @@ def redrive_dead_letters(
         )
         moved += len(batch)
     return moved
+
+
+def _mark_retrying(ledger: Ledger, bodies: list[str]) -> None:
+    files: dict[str, ChunkMessage] = {}
+    for body in bodies:
+        try:
+            msg = ChunkMessage.from_json(body)
+        except InvalidEventError:
+            continue  # not a chunk message: nothing in the ledger to update
+        files.setdefault(msg.key, msg)
+    for key, msg in files.items():
+        entry = ledger.get_file(key)
+        if entry is None or entry.status != FileStatus.FAILED:
+            continue
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ledger.mark_requeued(
+            key,
+            msg.version,
+            msg.ingestion_id,
+            reason=f"retrying: redriven from the DLQ at {when} (it had failed: {entry.reason})",
+        )

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.adapters import DynamoRecordSink
 from ingest.processor import ProcessorPorts, handle_chunk_message
+from ingest.record_sink import DynamoRecordSink
 from ingest.settings import ProcessorSettings
 from lambdas.runtime import aws_target, store_feeds_ledger
 
@@ -32,11 +32,10 @@ def _wiring() -> tuple[ProcessorSettings, ProcessorPorts]:
     settings = ProcessorSettings.from_env(os.environ)
     store, feeds, ledger = store_feeds_ledger(settings.common)
     aws = aws_target(settings.common)
-    tables = [
-        aws.resource("dynamodb").Table(settings.records_table)
-        for _ in range(settings.write_threads)
-    ]
-    return settings, ProcessorPorts(feeds, store, DynamoRecordSink(*tables), ledger)
+    sink = DynamoRecordSink(
+        aws.client("dynamodb"), settings.records_table, writers=settings.write_threads
+    )
+    return settings, ProcessorPorts(feeds, store, sink, ledger)
 
 
 @cache

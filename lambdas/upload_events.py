@@ -1,4 +1,4 @@
-"""UploadEventsFunction: Transfer Family upload completed/failed events → fanout or PARTIAL."""
+"""UploadEventsFunction: Transfer Family upload and rename events → fanout, or PARTIAL."""
 
 from __future__ import annotations
 
@@ -29,6 +29,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ports = {**_ports()}
     feeds = ports.pop("feeds")()
     ingest = functools.partial(ingest_object, feeds=feeds, **ports)
-    result = handle_upload_event(event, ingest=ingest, ledger=ports["ledger"])
+    result = handle_upload_event(event, ingest=ingest, ledger=ports["ledger"], store=ports["store"])
     logger.info("transfer upload event", extra=result)
     return result

@@ -157,6 +157,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         dlq_url=deployment.resource("dlq_url"),
         queue_url=deployment.resource("queue_url"),
         limit=args.limit,
+        ledger=Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table")),
     )
     print(f"moved {moved} message(s) back to the ingest queue")
     return 0

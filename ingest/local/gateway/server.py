@@ -15,7 +15,6 @@ from typing import Any
 import asyncssh
 from asyncssh import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
 
-from ingest.ledger import FileStatus
 from ingest.local.gateway import store
 from ingest.local.gateway.audit import iso_now
 from ingest.local.gateway.context import Services, Session
@@ -201,11 +200,7 @@ class GatewaySFTPServer(NamespaceServer):
         self._log(
             "PARTIAL_CLOSE", path=handle.path.physical, message=reason, **{"bytes-in": received}
         )
-        await self._io(
-            lambda: self._svc.ledger.record_terminal(
-                handle.path.key, FileStatus.PARTIAL, reason=reason, size=received
-            )
-        )
+        await self._io(self._record_failed_upload, handle.path.key, reason, received)
         self._svc.audit.upload_event(
             completed=False,
             detail={
@@ -214,6 +209,17 @@ class GatewaySFTPServer(NamespaceServer):
                 "failure-code": "PARTIAL_UPLOAD",
                 "failure-message": reason,
             },
+        )
+
+    def _record_failed_upload(self, key: str, reason: str, size: int) -> None:
+        # The cut-off upload was discarded, so S3 holds what it held before (or nothing):
+        # the ledger keeps what it knows about that object.
+        current = store.head_file(self._svc.s3, self._root.bucket, key)
+        self._svc.ledger.record_failed_upload(
+            key,
+            reason=reason,
+            size=size,
+            object_etag=current.etag if current is not None else None,
         )
 
     def _event_detail(self, handle: UploadHandle, size: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class Entry:
     is_dir: bool
     size: int = 0
     mtime: float | None = None
+    etag: str | None = None
 
 
 def _is_missing(exc: ClientError) -> bool:
@@ -41,7 +42,13 @@ def head_file(s3: S3Client, bucket: str, key: str) -> Entry | None:
             return None
         raise
     modified: datetime = resp["LastModified"]
-    return Entry(key.rsplit("/", 1)[-1], False, resp["ContentLength"], modified.timestamp())
+    return Entry(
+        key.rsplit("/", 1)[-1],
+        False,
+        resp["ContentLength"],
+        modified.timestamp(),
+        etag=resp["ETag"].strip('"'),
+    )
 
 
 def dir_state(s3: S3Client, bucket: str, prefix: str) -> tuple[bool, bool]:

@@ -12,10 +12,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from ingest.adapters import DynamoRecordSink
 from ingest.aws import RETRY_CONFIG
 from ingest.errors import StorageUnavailableError
 from ingest.local.lambda_service import in_process_invoker, s3_object_created_event
+from ingest.record_sink import DynamoRecordSink
 
 KEY = "inbound/acme/orders/dup.csv"
 ROWS = 1200
@@ -121,19 +121,19 @@ class CrashingSink:
         self.calls = 0
         self.crashed = False
 
-    def write(self, items: Any) -> int:
+    def write(self, rows: Any, reject: Any) -> int:
         self.calls += 1
         if self.calls != self._nth:
-            return int(self._sink.write(items))
+            return int(self._sink.write(rows, reject))
 
-        def until_crash() -> Iterator[dict[str, Any]]:
-            for n, item in enumerate(items):
+        def until_crash() -> Iterator[Any]:
+            for n, row in enumerate(rows):
                 if n == self._after:
                     self.crashed = True
                     raise RuntimeError("simulated crash half way through the chunk")
-                yield item
+                yield row
 
-        return int(self._sink.write(until_crash()))
+        return int(self._sink.write(until_crash(), reject))
 
 
 def test_crash_after_writing_half_a_chunk_then_redelivery_is_exact(small_chunks):
@@ -204,17 +204,16 @@ class BatchWriteFaults:
 
 def faulty_sink(pipeline, faults: BatchWriteFaults, config: Config = RETRY_CONFIG) -> Any:
     """The real DynamoDB sink over a client whose BatchWriteItem calls meet ``faults``."""
-    table = boto3.resource("dynamodb", region_name="us-east-1", config=config).Table(
-        pipeline.records_table
-    )
+    client = boto3.client("dynamodb", region_name="us-east-1", config=config)
     # first, so that it answers before moto's own before-send handler
-    table.meta.client.meta.events.register_first("before-send.dynamodb.BatchWriteItem", faults)
-    pipeline.wire_processor(sink=lambda _real: DynamoRecordSink(table))
-    return table
+    client.meta.events.register_first("before-send.dynamodb.BatchWriteItem", faults)
+    sink = DynamoRecordSink(client, pipeline.records_table, writers=1)
+    pipeline.wire_processor(sink=lambda _real: sink)
+    return client
 
 
 def test_batch_write_throttling_and_unprocessed_items_lose_nothing(small_chunks):
-    """Throttled calls are retried by botocore; UnprocessedItems are re-sent by batch_writer."""
+    """Throttled calls are retried by botocore; UnprocessedItems are re-sent by the sink."""
     pipeline = small_chunks
     plan = ["ok", "throttle", "ok", "unprocessed", "throttle", "throttle", "ok", "unprocessed"]
     faults = BatchWriteFaults(plan * 2 + ["ok"])
@@ -298,12 +297,12 @@ class LedgerThatDiesBeforeFinishing:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)
 
-    def finish_if_complete(self, key: str, version: str) -> Any:
+    def finish_if_complete(self, key: str, version: str, ingestion: str | None = None) -> Any:
         entry = self._ledger.get_file(key)
         if not self.failures and entry.chunks_done == entry.chunks:
             self.failures += 1
             raise StorageUnavailableError("dynamodb", "UpdateItem", "injected: timeout")
-        return self._ledger.finish_if_complete(key, version)
+        return self._ledger.finish_if_complete(key, version, ingestion)
 
 
 def test_death_between_counting_the_last_chunk_and_closing_the_file(small_chunks):

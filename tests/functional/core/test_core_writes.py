@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ingest.adapters import DynamoRecordSink
 from ingest.errors import StorageUnavailableError
 from ingest.processor import retry_delay
+from ingest.record_sink import DynamoRecordSink, RecordRow
 
 
-def _tables(n: int) -> list[Any]:
-    return [boto3.session.Session().resource("dynamodb").Table("records") for _ in range(n)]
+def _sink(writers: int, client: Any = None) -> DynamoRecordSink:
+    return DynamoRecordSink(client or boto3.client("dynamodb"), "records", writers=writers)
 
 
 def _item(i: int, value: str) -> dict[str, Any]:
     return {"pk": f"K#{i % 700}", "sk": "S", "value": value, "n": i}
 
 
+def _rows(items: Any) -> Any:
+    return (RecordRow(line=n + 1, raw="", item=item) for n, item in enumerate(items))
+
+
+def _no_rejects(line: int, reason: str, raw: str) -> None:
+    raise AssertionError(f"unexpected reject of line {line}: {reason}")
+
+
 def test_parallel_writers_write_everything_and_keep_the_file_order_per_key(pipeline):
     items = [_item(i, f"v{i}") for i in range(3000)]
-    written = DynamoRecordSink(*_tables(4)).write(iter(items))
+    written = _sink(4).write(_rows(items), _no_rejects)
     assert written == 3000
     stored = {i["pk"]: i for i in pipeline.items()}
     assert len(stored) == 700
@@ -36,18 +45,68 @@ def test_parallel_writers_write_everything_and_keep_the_file_order_per_key(pipel
 
 
 def test_a_failing_writer_fails_the_write_without_hanging(pipeline):
-    tables = _tables(3)
-    bad = tables[1]
+    client = boto3.client("dynamodb")
+    real = client.batch_write_item
+    calls = []
 
-    def refuse(**_: Any) -> None:
-        raise ClientError(
-            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "no"}},
-            "BatchWriteItem",
-        )
+    def refuse_some(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) % 3 == 2:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "no"}},
+                "BatchWriteItem",
+            )
+        return real(**kwargs)
 
-    bad.meta.client.batch_write_item = refuse
+    client.batch_write_item = refuse_some
     with pytest.raises(StorageUnavailableError):
-        DynamoRecordSink(*tables).write(_item(i, "x") for i in range(5000))
+        _sink(3, client).write(_rows(_item(i, "x") for i in range(5000)), _no_rejects)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("writers", [1, 4])
+def test_a_writer_that_fails_on_its_last_flush_does_not_hang(pipeline, writers):
+    """The writer's final flush (after its lane's end marker) fails: the write must raise,
+    not wait for more items (the processor used to hang for its whole timeout here)."""
+    client = boto3.client("dynamodb")
+    real = client.batch_write_item
+
+    def refuse_small_batches(**kwargs: Any) -> Any:
+        if len(kwargs["RequestItems"]["records"]) < 25:  # only the last, partial batches
+            raise ClientError(
+                {"Error": {"Code": "InternalServerError", "Message": "injected"}},
+                "BatchWriteItem",
+            )
+        return real(**kwargs)
+
+    client.batch_write_item = refuse_small_batches
+    with pytest.raises(StorageUnavailableError, match="injected"):
+        _sink(writers, client).write(_rows(_item(i, "x") for i in range(101)), _no_rejects)
+
+
+def test_an_item_dynamodb_refuses_is_rejected_and_the_rest_are_written(pipeline):
+    """An item that breaks a DynamoDB limit the core did not check fails its whole batch: the
+    sink finds it by writing that batch item by item, and rejects only it."""
+    rejected: list[tuple[int, str]] = []
+    items = [_item(i, "x") for i in range(60)]
+    items[30] = {"pk": "K#" + "x" * 3000, "sk": "S", "value": "too long a key"}
+    written = _sink(4).write(
+        _rows(items), lambda line, reason, raw: rejected.append((line, reason))
+    )
+    assert written == 59
+    assert [line for line, _ in rejected] == [31]
+    assert "refused" in rejected[0][1] and "2048" in rejected[0][1]
+    assert pipeline.count_items() == 59
+
+
+def test_a_value_the_serializer_refuses_is_a_reject_not_an_error(pipeline):
+    rejected: list[tuple[int, str]] = []
+    items = [{"pk": "A", "sk": "S", "n": Decimal("0E-1000")}, {"pk": "B", "sk": "S"}]
+    written = _sink(1).write(
+        _rows(items), lambda line, reason, raw: rejected.append((line, reason))
+    )
+    assert written == 1
+    assert rejected and rejected[0][0] == 1 and "Clamped" in rejected[0][1]
 
 
 def test_a_failing_producer_still_flushes_and_joins(pipeline):
@@ -57,7 +116,7 @@ def test_a_failing_producer_still_flushes_and_joins(pipeline):
         raise ValueError("the stream broke")
 
     with pytest.raises(ValueError, match="the stream broke"):
-        DynamoRecordSink(*_tables(4)).write(items())
+        _sink(4).write(_rows(items()), _no_rejects)
     assert pipeline.count_items() == 400  # what was read before the break is written
 
 
@@ -73,7 +132,7 @@ def test_a_failed_chunk_comes_back_after_the_backoff_not_the_queue_timeout(pipel
     pipeline.setenv("RETRY_BACKOFF_SECONDS", "30")
 
     class Throttled:
-        def write(self, items: Any) -> int:
+        def write(self, rows: Any, reject: Any) -> int:
             raise StorageUnavailableError("dynamodb", "BatchWriteItem", "injected throttling")
 
     pipeline.wire_processor(sink=lambda _real: Throttled())

@@ -103,3 +103,26 @@ def test_dlq_redrive_completes_a_failed_file_exactly(pipeline, monkeypatch):
     entry = pipeline.file(key)
     assert (entry.status, entry.rows_ok, entry.rows_rejected) == ("PROCESSED", ROWS, 0)
     assert len(pipeline.items()) == ROWS
+
+
+def test_a_redriven_file_says_it_is_being_retried(pipeline, monkeypatch):
+    """Between the redrive and its processing, the file no longer shows its old failure as if
+    nothing were happening: it is QUEUED again, and the reason says why."""
+    key, store = _land_failing_file(pipeline, monkeypatch)
+    failed = pipeline.file(key)
+    assert failed.status == "FAILED"
+    store.broken = False
+    moved = redrive_dead_letters(
+        pipeline.sqs,
+        dlq_url=pipeline.dlq_url,
+        queue_url=pipeline.queue_url,
+        ledger=pipeline.ledger,
+    )
+    assert moved == 1
+    retrying = pipeline.file(key)
+    assert retrying.status == "QUEUED"
+    assert (retrying.reason or "").startswith("retrying: redriven from the DLQ at ")
+    assert f"(it had failed: {failed.reason})" in (retrying.reason or "")
+    pipeline.drain(timeout=60)
+    entry = pipeline.file(key)
+    assert (entry.status, entry.rows_ok, entry.reason) == ("PROCESSED", ROWS, None)

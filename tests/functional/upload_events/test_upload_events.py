@@ -192,3 +192,161 @@ def test_other_events_are_refused_clearly(aws: dict[str, Any], event: dict[str, 
 
     with pytest.raises(InvalidEventError):
         upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
+
+
+def release(aws: dict[str, Any], key: str, resp: dict[str, Any]) -> dict[str, Any]:
+    """Transfer's Upload Completed event for an object landed as a Transfer user."""
+    from lambdas import upload_events
+
+    event = transfer_event("Completed", key, bytes=len(CSV), etag=resp["ETag"].strip('"'))
+    return upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
+
+
+def upload_failed(aws: dict[str, Any], key: str, size: int) -> dict[str, Any]:
+    from lambdas import upload_events
+
+    event = transfer_event(
+        "Failed",
+        key,
+        bytes=size,
+        **{"failure-code": "PARTIAL_UPLOAD", "failure-message": "connection reset by peer"},
+    )
+    return upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
+
+
+def test_a_failed_reupload_that_left_the_object_in_place_keeps_the_entry(
+    aws: dict[str, Any],
+) -> None:
+    """A server that discards cut-off uploads (our gateway) leaves the complete object in S3:
+    the entry and its counters stay; the failure is noted beside them."""
+    key = "inbound/acme/orders/victim.csv"
+    resp = land_as_transfer_user(aws, key, CSV)
+    release(aws, key, resp)
+    ledger = Ledger(aws["ddb"], "ledger")
+    before = ledger.get_file(key)
+    assert before is not None and before.status == FileStatus.QUEUED
+
+    result = upload_failed(aws, key, 20)
+    assert result["files"] == [{"key": key, "outcome": "FAILED_UPLOAD_NOTED"}]
+    after = ledger.get_file(key)
+    assert after is not None
+    assert (after.status, after.version, after.ingestion, after.chunks) == (
+        before.status,
+        before.version,
+        before.ingestion,
+        before.chunks,
+    )
+    assert after.failed_upload is not None
+    assert after.failed_upload["reason"] == "PARTIAL_UPLOAD: connection reset by peer"
+    assert after.failed_upload["bytes"] == 20
+
+
+def test_a_failed_upload_whose_s3_event_comes_late_is_partial_and_stays_so(
+    aws: dict[str, Any],
+) -> None:
+    """Transfer leaves the partial object in S3; its Upload Failed event may reach us before
+    its S3 event. The entry becomes PARTIAL for that object, and the late S3 event cannot
+    hold (or queue) it again."""
+    from lambdas import fanout
+
+    key = "inbound/acme/orders/raced.csv"
+    good = land_as_transfer_user(aws, key, CSV)
+    release(aws, key, good)
+    partial = aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=CSV[:100])  # Transfer's write
+    assert upload_failed(aws, key, 100)["files"][0]["outcome"] == "PARTIAL"
+    entry = Ledger(aws["ddb"], "ledger").get_file(key)
+    assert entry is not None
+    assert (entry.status, entry.version) == (FileStatus.PARTIAL, partial["ETag"].strip('"'))
+    late = s3_object_created_event(
+        BUCKET,
+        key,
+        size=100,
+        etag=partial["ETag"],
+        principal_id=f"AWS:{ROLE_ID}:acme-session",
+        region=REGION,
+    )
+    result = fanout.handler(late, LambdaContext(function_name="FanoutFunction"))
+    assert [f["outcome"] for f in result["files"]] == ["DUPLICATE"]
+    assert Ledger(aws["ddb"], "ledger").get_file(key).status == FileStatus.PARTIAL  # type: ignore[union-attr]
+
+
+def rename_event(original: str, renamed: str) -> dict[str, Any]:
+    """Transfer's ``SFTP Server File Rename Completed`` event, with its documented fields."""
+    event = transfer_event("Completed", renamed)
+    detail = {k: v for k, v in event["detail"].items() if k != "file-path"}
+    return {
+        **event,
+        "detail-type": "SFTP Server File Rename Completed",
+        "detail": {
+            **detail,
+            "original-file-path": f"/{BUCKET}/{original}",
+            "renamed-file-path": f"/{BUCKET}/{renamed}",
+        },
+    }
+
+
+def copy_as_transfer_user(aws: dict[str, Any], source: str, key: str) -> None:
+    """What Transfer does for a rename: CopyObject (by the users' role), then DeleteObject;
+    S3 announces the copy like any object the role wrote."""
+    from lambdas import fanout
+
+    aws["s3"].copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": source})
+    aws["s3"].delete_object(Bucket=BUCKET, Key=source)
+    head = aws["s3"].head_object(Bucket=BUCKET, Key=key)
+    event = s3_object_created_event(
+        BUCKET,
+        key,
+        size=head["ContentLength"],
+        etag=head["ETag"],
+        principal_id=f"AWS:{ROLE_ID}:acme-session",
+        region=REGION,
+    )
+    event["Records"][0]["eventName"] = "ObjectCreated:Copy"
+    fanout.handler(event, LambdaContext(function_name="FanoutFunction"))
+
+
+@pytest.mark.parametrize("s3_event_first", [True, False])
+def test_upload_then_rename_releases_the_renamed_file(
+    aws: dict[str, Any], s3_event_first: bool
+) -> None:
+    """WinSCP and FileZilla upload ``name.filepart`` and rename it when done. Transfer emits
+    no upload event for the renamed object, only Rename Completed: that must release it."""
+    from lambdas import upload_events
+
+    part = "inbound/acme/orders/day2.csv.filepart"
+    key = "inbound/acme/orders/day2.csv"
+    resp = land_as_transfer_user(aws, part, CSV)
+    release(aws, part, resp)  # the temp name itself is ignored
+    context = LambdaContext(function_name="UploadEventsFunction")
+    if s3_event_first:
+        copy_as_transfer_user(aws, part, key)
+        held = Ledger(aws["ddb"], "ledger").get_file(key)
+        assert held is not None and held.held
+    else:
+        aws["s3"].copy_object(Bucket=BUCKET, Key=key, CopySource={"Bucket": BUCKET, "Key": part})
+    result = upload_events.handler(rename_event(part, key), context)
+    assert [f["outcome"] for f in result["files"]] == ["QUEUED"]
+    assert result["files"][0]["renamed_from"] == part
+    if not s3_event_first:
+        copy_as_transfer_user(aws, part, key)  # the late S3 event changes nothing
+    entry = Ledger(aws["ddb"], "ledger").get_file(key)
+    assert entry is not None and entry.status == FileStatus.QUEUED
+    assert len(queued(aws)) == 1
+
+
+def test_a_rename_of_a_partial_upload_is_partial(aws: dict[str, Any]) -> None:
+    from lambdas import upload_events
+
+    part = "inbound/acme/orders/day3.csv.filepart"
+    key = "inbound/acme/orders/day3.csv"
+    land_as_transfer_user(aws, part, CSV[:50])
+    upload_failed(aws, part, 50)
+    copy_as_transfer_user(aws, part, key)
+    result = upload_events.handler(
+        rename_event(part, key), LambdaContext(function_name="UploadEventsFunction")
+    )
+    assert [f["outcome"] for f in result["files"]] == ["PARTIAL"]
+    entry = Ledger(aws["ddb"], "ledger").get_file(key)
+    assert entry is not None and entry.status == FileStatus.PARTIAL
+    assert f"renamed from {part}" in (entry.reason or "")
+    assert queued(aws) == []

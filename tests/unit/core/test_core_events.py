@@ -228,9 +228,16 @@ def message(**overrides: object) -> str:
 
 
 def test_chunk_message_round_trip():
-    msg = ChunkMessage.from_json(message())
+    msg = ChunkMessage.from_json(message(ingestion="0f1e2d3c4b5a6978"))
     assert ChunkMessage.from_json(json.dumps(msg.to_body())) == msg
     assert msg.source_uri == "s3://b/k"
+    assert msg.ingestion_id == "0f1e2d3c4b5a6978"
+
+
+def test_a_chunk_message_from_before_ingestion_ids_is_still_read():
+    """Messages queued by the previous release lack ``ingestion``; they are still valid."""
+    msg = ChunkMessage.from_json(message())
+    assert (msg.ingestion, msg.ingestion_id) == ("", None)
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,11 @@ def test_load_feeds_names_the_file(tmp_path):
         (BASE.replace('key: {pk: "ORDER#{order_id}"}', "key: {sk: x}"), "key", "'pk'"),
         (BASE + "chunk_size: 12 furlongs\n", "chunk_size", "not a size"),
         (BASE + "chunk_size: 0\n", "chunk_size", "at least 1 byte"),
+        (BASE + "max_record_size: 65MiB\n", "max_record_size", "at most 64MiB"),
+        (BASE + "max_record_size: lots\n", "max_record_size", "not a size"),
+        (BASE + "max_decompressed_size: 0\n", "max_decompressed_size", "at least 1 byte"),
+        (BASE + "max_compression_ratio: 0\n", "max_compression_ratio", "at least 1"),
+        (BASE + "max_compression_ratio: 2.5\n", "max_compression_ratio", "whole number"),
         (BASE + "csv: {delimiter: ';;'}\n", "csv.delimiter", "one character"),
         (BASE + "csv: {quotechar: ','}\n", "csv.quotechar", "not the delimiter"),
         (BASE + "csv: {header: 'yes'}\n", "csv.header", "true or false"),
@@ -221,3 +226,19 @@ def test_key_templates_take_plain_placeholders_only(template):
     with pytest.raises(ConfigError, match="plain") as info:
         parse_feeds(one(body), source="f.yaml")
     assert (info.value.feed, info.value.field) == ("orders", "key")
+
+
+def test_input_limits_have_defaults_and_can_be_set_per_feed():
+    default = parse_feeds(one(BASE)).feeds[0]
+    assert (
+        default.max_record_size,
+        default.max_decompressed_size,
+        default.max_compression_ratio,
+    ) == (1024**2, 4 * 1024**3, 200)
+    body = BASE + "max_record_size: 4MiB\nmax_decompressed_size: 1GiB\nmax_compression_ratio: 50\n"
+    feed = parse_feeds(one(body)).feeds[0]
+    assert (feed.max_record_size, feed.max_decompressed_size, feed.max_compression_ratio) == (
+        4 * 1024**2,
+        1024**3,
+        50,
+    )

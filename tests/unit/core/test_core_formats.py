@@ -235,3 +235,68 @@ def test_iter_lines_from_a_mid_file_offset_numbers_from_first_line():
     stream.seek(3)
     lines = list(iter_lines(stream, start=4, end=8, first_line=3))
     assert [(line.number, line.data) for line in lines] == [(3, b"cc\n")]
+
+
+def test_a_line_longer_than_max_record_size_is_a_short_reject_and_the_rest_goes_on():
+    feed = csv_feed()
+    assert feed.max_record_size == 1024 * 1024
+    data = b"id,amount\n1,1\n" + b"2," + b"9" * (3 * 1024 * 1024) + b"\n3,3\n"
+    records = whole_parse(feed, data)
+    assert ok(records) == [(2, {"id": "1", "amount": "1"}), (4, {"id": "3", "amount": "3"})]
+    [(line, reason)] = rejected(records)
+    assert line == 3
+    assert f"{3 * 1024 * 1024 + 3} bytes, longer than the feed's max_record_size" in reason
+    assert len(records[1].raw) <= 1024
+    # split anywhere, the huge line is still one reject and the lines keep their numbers
+    for chunk_size in (7, 1024 * 1024, 2 * 1024 * 1024 + 5):
+        _, parts = chunked_parse(feed, data, chunk_size, block_size=65536)
+        assert flatten(parts) == records, chunk_size
+
+
+def test_iter_lines_keeps_only_the_first_bytes_of_a_long_line():
+    stream = io.BytesIO(b"short\n" + b"x" * 100 + b"\nend")
+    lines = list(iter_lines(stream, start=0, end=None, first_line=1, max_size=10))
+    assert [(n.number, n.data, n.dropped, n.size) for n in lines] == [
+        (1, b"short\n", 0, 6),
+        (2, b"x" * 11, 90, 101),
+        (3, b"end", 0, 3),
+    ]
+
+
+def test_the_quoted_newlines_hint_is_given_only_for_an_open_quote():
+    feed = csv_feed()
+    records = whole_parse(feed, b'id,amount\n"a"b,1\n"open,1\n')
+    reasons = dict(rejected(records))
+    assert "quoted_newlines" not in reasons[2]
+    assert "quoted_newlines" in reasons[3]
+
+
+def test_jsonl_huge_integers_and_deep_nesting_are_rejects():
+    data = b'{"id": 1' + b"1" * 5000 + b"}\n" + b"[" * 50_000 + b"\n" + b'{"id": "ok"}\n'
+    records = whole_parse(jsonl_feed(), data)
+    reasons = dict(rejected(records))
+    assert "4300" in reasons[1]
+    assert reasons[2].startswith("invalid JSON")
+    assert ok(records) == [(3, {"id": "ok"})]
+
+
+def test_quoted_newlines_a_quote_that_never_closes_fails_with_its_line():
+    from ingest.errors import UnreadableRecordsError
+
+    feed = csv_feed(quoted_newlines="true")
+    with pytest.raises(UnreadableRecordsError, match="line 3: a quoted field is still open"):
+        whole_parse(feed, b'id,amount\n1,2\n"never closed,3\n4,4\n5,5\n')
+    big = b"id,amount\n" + b'"x' + b"y\n" * (600 * 1024)  # past max_record_size, no end quote
+    with pytest.raises(UnreadableRecordsError, match="line 2: the record is longer"):
+        whole_parse(feed, big)
+
+
+def test_a_header_that_repeats_a_column_a_field_reads_is_refused():
+    from ingest.errors import HeaderError
+
+    with pytest.raises(HeaderError, match=r"repeats column\(s\) \['amount'\]"):
+        whole_parse(csv_feed(), b"id,amount,amount\n1,2,3\n")
+    # a repeated column no field reads is harmless
+    assert ok(whole_parse(csv_feed(), b"id,amount,x,x\n1,2,a,b\n")) == [
+        (2, {"id": "1", "amount": "2", "x": "b"})
+    ]

@@ -236,3 +236,46 @@ def test_json_values_in_a_string_field_keep_their_json_spelling():
     assert fields(**{"Free Text": False})["note"] == "false"
     assert fields(**{"Free Text": Decimal("1.50")})["note"] == "1.50"
     assert fields(**{"Free Text": 7})["note"] == "7"
+
+
+@pytest.mark.parametrize("zero", ["0E-1000", "0E+500", "-0E-200"])
+def test_zeros_with_exponents_dynamodb_cannot_store_are_zero(zero):
+    assert fields(amount=zero)["amount"] == 0
+    assert fields(amount="0.00")["amount"].as_tuple().exponent == -2  # kept as written
+
+
+def build(**overrides):
+    return build_item(
+        FEED,
+        {**ROW, **overrides},
+        captures={"partner": "acme", "day": "2026-11-01"},
+        source_uri="s3://b/k",
+        line=7,
+    )
+
+
+def test_keys_longer_than_dynamodb_allows_are_row_rejects():
+    with pytest.raises(RowError, match=r"pk is 3006 bytes, more than DynamoDB's 2048"):
+        build(order_id="x" * 3000)
+    assert len(build(order_id="x" * 2042)["pk"]) == 2048  # at the limit: kept
+    with pytest.raises(RowError, match=r"sk is \d+ bytes, more than DynamoDB's 1024"):
+        build_item(
+            FEED,
+            {**ROW, "paid": "yes"},
+            captures={"partner": "é" * 600, "day": "d"},
+            source_uri="s3://b/k",
+            line=1,
+        )
+
+
+def test_an_item_over_400_kb_is_a_row_reject():
+    with pytest.raises(RowError, match="more than DynamoDB's 409600-byte limit"):
+        build(**{"Free Text": "x" * 410_000})
+    assert build(**{"Free Text": "x" * 400_000})["note"]
+
+
+def test_item_size_counts_names_and_values_as_dynamodb_does():
+    from ingest.records import item_size
+
+    assert item_size({"ab": "héllo"}) == 2 + 6
+    assert item_size({"n": 12345, "b": True}) == 1 + 4 + 1 + 1
