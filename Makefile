@@ -20,7 +20,8 @@ demo: $(STAMP) ## a scripted end-to-end run that exits when done
 
 TEST_WORKERS ?= 2
 
-test: $(STAMP) ## every test, on TEST_WORKERS processes (whole files per process)
+test: $(STAMP) ## the package boundaries, then every test on TEST_WORKERS processes (whole files per process)
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -37,16 +38,17 @@ clean:
 
 # --- sam build (BuildMethod: makefile) -----------------------------------------------------
 # `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set. Only runtime code is packaged:
-# ingest/, connectors/ and lambdas/ (never tests, fixtures or bench) plus the runtime deps.
+# ingest/, connectors/ and lambdas/ (never the emulator ingest_local/, tests, fixtures or bench)
+# plus the runtime deps, as wheels for the functions' Python (LAMBDA_PYTHON).
 LAMBDA_PACKAGES := ingest connectors lambdas
+LAMBDA_PYTHON ?= 3.13
 
 build-lambda-package:
 	mkdir -p "$(ARTIFACTS_DIR)"
 	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name '__pycache__' -type d -prune -exec rm -rf {} +
-	rm -rf "$(ARTIFACTS_DIR)/ingest/local"
 	$(PYTHON) -m pip install --quiet --no-compile --target "$(ARTIFACTS_DIR)" \
-		--platform manylinux2014_x86_64 --implementation cp --python-version 3.13 \
+		--platform manylinux2014_x86_64 --implementation cp --python-version $(LAMBDA_PYTHON) \
 		--only-binary=:all: -r lambdas/requirements.txt
 
 build-FanoutFunction build-ProcessorFunction build-RetrieveFunction build-TransferStatusFunction build-UploadEventsFunction: build-lambda-package

@@ -9,7 +9,7 @@ Two workloads (issue 4): one 256 MiB file, and 500 files of 10 KB. For each, in 
 * ``naive``: ``sftp -b`` get to disk, then ``boto3 upload_file`` per file, sequentially
   (the cron job of ``sftp get`` + ``aws s3 cp`` this project replaces).
 * ``rclone``: ``rclone copy src:DIR dst:BUCKET/PREFIX`` with Debian's rclone (sftp → s3).
-* ``ours``: the connector engine (``LocalConnectorService``), and for the small files also
+* ``ours``: the connector engine (``BuiltinConnectorService``), and for the small files also
   the whole scheduled path (listing, ledger claims, calls of ≤10) via ``run_job``.
 
 Every S3 client uses the engine's settings (``STREAMING_S3_CONFIG``), so each path does the
@@ -45,11 +45,11 @@ from connector_fixtures import start_sshd  # noqa: E402 - the tests' sshd starte
 from cpu_floor import cpu_floor, floor_line, serial_complete_seconds, tree_cpu  # noqa: E402
 
 from connectors.config import create_connector  # noqa: E402
-from connectors.engine import SFTP_BLOCK_SIZE, SFTP_MAX_REQUESTS  # noqa: E402
 from connectors.jobs import JobPorts, RetrievalJob, run_job  # noqa: E402
-from connectors.wiring import build_local_service  # noqa: E402
-from ingest.aws import AwsTarget  # noqa: E402
-from ingest.multipart import STREAMING_S3_CONFIG  # noqa: E402
+from connectors.transfer_engine import SFTP_BLOCK_SIZE, SFTP_MAX_REQUESTS  # noqa: E402
+from connectors.wiring import build_builtin_service  # noqa: E402
+from ingest.adapters.aws import AwsTarget  # noqa: E402
+from ingest.adapters.multipart import STREAMING_S3_CONFIG  # noqa: E402
 
 MIB = 1024 * 1024
 BUCKET = "bench-landing"
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace, work: Path, endpoint: str, moto_pid: int) -> N
         access_role="arn:aws:iam::123456789012:role/b",
         max_connections=args.max_connections,
     )
-    service = build_local_service(
+    service = build_builtin_service(
         aws,
         LEDGER,
         files_per_connection=args.files_per_connection,

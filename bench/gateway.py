@@ -48,8 +48,8 @@ from sftp_servers import (
     wait_port,
 )
 
-from ingest.local.gateway import Limits
-from ingest.multipart import STREAMING_S3_CONFIG
+from ingest.adapters.multipart import STREAMING_S3_CONFIG
+from ingest_local.gateway import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -128,7 +128,7 @@ def main() -> int:
 def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]) -> int:
     import asyncssh
 
-    from ingest.local.partners import add_partner
+    from ingest.adapters.partners import add_partner
 
     size = args.size_mib * 1024 * 1024
     src = work / "payload.bin"
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
         [
             sys.executable,
             "-m",
-            "ingest.local.gateway",
+            "ingest_local.gateway",
             "--endpoint-url",
             endpoint,
             "--bucket",

@@ -82,10 +82,10 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     from moto_server import moto_server
 
-    from ingest.aws import AwsTarget
-    from ingest.local.functions import FunctionSpec, sandbox_environment
-    from ingest.local.lambda_service import SqsEventSource, in_process_invoker, load_handler
-    from ingest.local.worker import FunctionWorker
+    from ingest.adapters.aws import AwsTarget
+    from ingest_local.lambda_service import SqsEventSource, in_process_invoker, load_handler
+    from ingest_local.sandbox import FunctionSpec, sandbox_environment
+    from ingest_local.worker import FunctionWorker
 
     n = args.messages
     with tempfile.TemporaryDirectory() as tmp, moto_server(Path(tmp) / "moto.log") as moto:

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncssh
 
-from ingest.local.gateway import ENCRYPTION_ALGS
+from ingest_local.gateway import ENCRYPTION_ALGS
 
 
 class NullSFTPServer(asyncssh.SFTPServer):

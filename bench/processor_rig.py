@@ -22,9 +22,9 @@ from typing import Any
 from moto_server import MotoProcess
 from processor_data import FEEDS_YAML
 
-from ingest.aws import AwsTarget
-from ingest.ledger import Ledger
-from ingest.local.lambda_service import LambdaContext, load_handler, s3_object_created_event
+from ingest.adapters.aws import AwsTarget
+from ingest.adapters.ledger import Ledger
+from ingest_local.lambda_service import LambdaContext, load_handler, s3_object_created_event
 
 WORKER = Path(__file__).resolve().parent / "processor_worker.py"
 REGION = "us-east-1"

@@ -30,11 +30,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.aws import AwsTarget
-from ingest.feeds import load_feeds
-from ingest.formats import iter_lines, parse_records
-from ingest.local.lambda_service import SqsEventSource, in_process_invoker, load_handler
-from ingest.records import build_item
+from ingest.adapters.aws import AwsTarget
+from ingest.domain.feeds import load_feeds
+from ingest.domain.formats import iter_lines, parse_records
+from ingest.domain.records import build_item
+from ingest_local.lambda_service import SqsEventSource, in_process_invoker, load_handler
 
 PROCESSOR_HANDLER = "lambdas.processor.handler"
 #: the processor's timeout in template.yaml is at most Lambda's 15 minutes

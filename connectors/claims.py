@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import ClientError
 
 from connectors.jobfile import RetrievalJob
-from ingest.dynamo import attr, from_item
+from ingest.adapters.dynamo import attr, from_item
 from ingest.errors import StorageUnavailableError
 
 if TYPE_CHECKING:

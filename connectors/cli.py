@@ -2,7 +2,7 @@
 
 Every command except ``scan`` takes ``--state-dir`` (the local stack: moto holds the
 connectors and secrets, our engine moves the files) or ``--stack`` / ``--region`` (AWS: the
-Transfer Family API; ``--engine local`` runs our engine from this machine instead).
+Transfer Family API; ``--engine builtin`` runs our engine from this machine instead).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any, TextIO
 
 from connectors import config
 from connectors.hostkeys import scan_host_keys
-from connectors.service import LocalConnectorService
+from connectors.service import BuiltinConnectorService
 from connectors.status import StatusStore
-from connectors.wiring import account_id, build_local_service
+from connectors.usecases import BUILTIN, ENGINE_ALIASES, ENGINES, MANAGED, engine_name
+from connectors.wiring import account_id, build_builtin_service
 from ingest.cli.context import Deployment, add_target_arguments, resolve_deployment
 from ingest.errors import ConfigError
 
@@ -105,10 +106,10 @@ def _common(p: argparse.ArgumentParser, func: Any, *, engine: bool = False) -> N
     if engine:
         p.add_argument(
             "--engine",
-            choices=("local", "managed"),
+            choices=(*ENGINES, *ENGINE_ALIASES),
             default=None,
-            help="who moves files: our engine (default with --state-dir) or Transfer Family "
-            "(default against AWS)",
+            help="who moves files: our builtin engine (default with --state-dir; 'local' is its "
+            "old name) or Transfer Family, managed (default against AWS)",
         )
     p.set_defaults(func=func)
 
@@ -117,21 +118,22 @@ def _common(p: argparse.ArgumentParser, func: Any, *, engine: bool = False) -> N
 
 
 def _engine(args: argparse.Namespace, dep: Deployment) -> str:
-    return str(getattr(args, "engine", None) or ("local" if dep.is_local else "managed"))
+    chosen = getattr(args, "engine", None) or (BUILTIN if dep.is_local else MANAGED)
+    return engine_name(str(chosen))
 
 
-def _local_service(dep: Deployment) -> LocalConnectorService:
-    return build_local_service(dep.aws, dep.resource("ledger_table"))
+def _builtin_service(dep: Deployment) -> BuiltinConnectorService:
+    return build_builtin_service(dep.aws, dep.resource("ledger_table"))
 
 
 def _api(args: argparse.Namespace, dep: Deployment) -> Any:
-    if _engine(args, dep) == "managed":
+    if _engine(args, dep) == MANAGED:
         return dep.aws.client("transfer")
-    return _local_service(dep)
+    return _builtin_service(dep)
 
 
 def _close(api: Any) -> None:
-    if isinstance(api, LocalConnectorService):
+    if isinstance(api, BuiltinConnectorService):
         api.close()
 
 
@@ -297,10 +299,10 @@ def _transfer(args: argparse.Namespace) -> int:
     if args.send and not args.remote_dir:
         raise ConfigError("--send needs --remote-dir DIR")
     paths: list[str] = args.retrieve or args.send
-    if _engine(args, dep) == "managed":
+    if _engine(args, dep) == MANAGED:
         return _transfer_managed(args, dep, paths)
     bars = ProgressBars(paths, sys.stderr, enabled=not args.quiet)
-    service = _local_service(dep)
+    service = _builtin_service(dep)
     try:
         records = service.run(
             service.file_transfer(
@@ -350,7 +352,7 @@ def _transfer_managed(args: argparse.Namespace, dep: Deployment, paths: list[str
 
 def _results(args: argparse.Namespace) -> int:
     dep = resolve_deployment(args)
-    if _engine(args, dep) == "managed":
+    if _engine(args, dep) == MANAGED:
         page = dep.aws.client("transfer").list_file_transfer_results(
             ConnectorId=args.connector_id, TransferId=args.transfer_id
         )
@@ -399,7 +401,7 @@ def _listing(args: argparse.Namespace) -> int:
     bucket, _, prefix = args.to.strip("/").partition("/")
     key = f"{prefix}/{out['OutputFileName']}" if prefix else out["OutputFileName"]
     print(f"s3://{bucket}/{key}", file=sys.stderr)
-    if _engine(args, dep) == "local":
+    if _engine(args, dep) == BUILTIN:
         body = dep.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         _print_json(json.loads(body))
     else:

@@ -36,8 +36,8 @@ from connectors.claims import (
     settle_update,
 )
 from connectors.jobfile import RetrievalJob, load_jobs
-from connectors.requests import MAX_PATHS_PER_CALL
-from ingest.dynamo import attr
+from connectors.request_rules import MAX_PATHS_PER_CALL
+from ingest.adapters.dynamo import attr
 from ingest.errors import IngestError, StorageUnavailableError
 
 __all__ = [

@@ -6,17 +6,22 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.errors import FileTransferError
-from connectors.requests import join_key
+from connectors.request_rules import join_key
 from connectors.status import iso_now
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-    from connectors.engine import TransferEngine
     from connectors.status import StatusPublisher
+
+
+class Lister(Protocol):
+    """What a listing run needs of the transfer engine."""
+
+    async def list_directory(self, remote_dir: str, max_items: int) -> Listing: ...
 
 
 @dataclass
@@ -123,7 +128,7 @@ class ListingRun:
 
 
 async def list_into_s3(
-    run: ListingRun, engine: TransferEngine, s3: S3Client, publisher: StatusPublisher
+    run: ListingRun, engine: Lister, s3: S3Client, publisher: StatusPublisher
 ) -> dict[str, str]:
     """Run one listing: the JSON output file to S3, then its Completed or Failed event."""
     try:

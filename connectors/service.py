@@ -1,6 +1,6 @@
 """The connector API of AWS Transfer Family, served by our engine.
 
-:class:`LocalConnectorService` has the same method names, keyword arguments and response
+:class:`BuiltinConnectorService` has the same method names, keyword arguments and response
 shapes as boto3's ``transfer`` client for ``start_file_transfer``, ``start_directory_listing``,
 ``list_file_transfer_results``, ``test_connection``, ``start_remote_delete`` and
 ``start_remote_move``. Callers (the retrieve job, the CLI) take either one, so switching
@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.config import ConnectorConfig, describe_connector, load_credentials
-from connectors.engine import TransferEngine
-from connectors.engines import EngineRegistry
+from connectors.engine_registry import EngineRegistry
 from connectors.errors import FileTransferError, TransferRequestError
 from connectors.hostkeys import HostKeyPolicy
 from connectors.listing import ListingRun, list_into_s3
-from connectors.requests import (
+from connectors.request_rules import (
     DEFAULT_LISTING_ITEMS,
     MAX_LISTING_ITEMS,
     MAX_PATHS_PER_CALL,
@@ -47,6 +46,7 @@ from connectors.status import (
     StatusStore,
     iso_now,
 )
+from connectors.transfer_engine import TransferEngine
 from ingest.errors import IngestError
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class ServicePorts:
     account_id: str
 
 
-class LocalConnectorService:
+class BuiltinConnectorService:
     """StartFileTransfer & co. on our asyncssh engine, with AWS's names and limits."""
 
     def __init__(
@@ -120,7 +120,7 @@ class LocalConnectorService:
         self._thread.join(timeout=5)
         self._loop.close()
 
-    def __enter__(self) -> LocalConnectorService:
+    def __enter__(self) -> BuiltinConnectorService:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -393,7 +393,7 @@ class LocalConnectorService:
 __all__ = [
     "EVENT_SOURCE",
     "MAX_PATHS_PER_CALL",
-    "LocalConnectorService",
+    "BuiltinConnectorService",
     "ServicePorts",
     "join_key",
     "split_s3_path",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ingest.dynamo import attr, from_item
+from ingest.adapters.dynamo import attr, from_item
 from ingest.errors import IngestError, StorageUnavailableError
 
 if TYPE_CHECKING:

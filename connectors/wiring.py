@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.service import LocalConnectorService, ServicePorts
+from connectors.service import BuiltinConnectorService, ServicePorts
 from connectors.status import EVENT_SOURCE, StatusPublisher, StatusStore
-from ingest.aws import AwsTarget
-from ingest.multipart import STREAMING_S3_CONFIG
+from connectors.usecases import MANAGED, engine_name
+from ingest.adapters.aws import AwsTarget
+from ingest.adapters.multipart import STREAMING_S3_CONFIG
 
 
 def account_id(aws: AwsTarget) -> str:
@@ -15,14 +16,14 @@ def account_id(aws: AwsTarget) -> str:
     return str(aws.client("sts").get_caller_identity()["Account"])
 
 
-def build_local_service(
+def build_builtin_service(
     aws: AwsTarget,
     ledger_table: str,
     *,
     event_source: str = EVENT_SOURCE,
     **options: Any,
-) -> LocalConnectorService:
-    """A :class:`LocalConnectorService` whose clients all point at ``aws``."""
+) -> BuiltinConnectorService:
+    """A :class:`BuiltinConnectorService` whose clients all point at ``aws``."""
     ports = ServicePorts(
         transfer=aws.client("transfer"),
         secrets=aws.client("secretsmanager"),
@@ -31,12 +32,12 @@ def build_local_service(
         publisher=StatusPublisher(aws.client("logs"), aws.client("events"), source=event_source),
         account_id=account_id(aws),
     )
-    return LocalConnectorService(ports, **options)
+    return BuiltinConnectorService(ports, **options)
 
 
 def build_api(aws: AwsTarget, engine: str, ledger_table: str) -> Any:
     """The connector API for an engine: boto3's ``transfer`` client when ``managed``, else
-    our :class:`LocalConnectorService` (same method names and shapes)."""
-    if engine == "managed":
+    our :class:`BuiltinConnectorService` (same method names and shapes)."""
+    if engine_name(engine) == MANAGED:
         return aws.client("transfer")
-    return build_local_service(aws, ledger_table)
+    return build_builtin_service(aws, ledger_table)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ingest.chunks import DEFAULT_CHUNK_SIZE
+from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
 from ingest.errors import SettingsError
 
 MIB = 1024 * 1024

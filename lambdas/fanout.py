@@ -11,9 +11,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.events import landed_objects
-from ingest.fanout import ingest_object
+from ingest.domain.events import landed_objects
 from ingest.settings import FanoutSettings
+from ingest.usecases.fanout import ingest_object
 from lambdas.runtime import fanout_ports
 
 logger = Logger()

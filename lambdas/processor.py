@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.processor import ProcessorPorts, handle_chunk_message
-from ingest.record_sink import DynamoRecordSink
+from ingest.adapters.record_sink import DynamoRecordSink
 from ingest.settings import ProcessorSettings
+from ingest.usecases.processor import ProcessorPorts, handle_chunk_message
 from lambdas.runtime import aws_target, store_feeds_ledger
 
 logger = Logger()

@@ -8,10 +8,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from connectors.functions import ConnectorSettings, retrieve
 from connectors.jobs import JobPorts
+from connectors.usecases import ConnectorSettings, retrieve
 from connectors.wiring import build_api
-from ingest.aws import AwsTarget
+from ingest.adapters.aws import AwsTarget
 
 logger = Logger()
 

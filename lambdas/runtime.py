@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.adapters import S3Store, SqsQueue
-from ingest.aws import AwsTarget
-from ingest.fanout import held_by_role
-from ingest.feeds_source import CachedFeeds
-from ingest.ledger import Ledger
+from ingest.adapters.aws import AwsTarget
+from ingest.adapters.feeds_source import CachedFeeds
+from ingest.adapters.ledger import Ledger
+from ingest.adapters.s3 import S3Store
+from ingest.adapters.sqs import SqsQueue
 from ingest.settings import CommonSettings, FanoutSettings
+from ingest.usecases.fanout import held_by_role
 
 
 def aws_target(common: CommonSettings) -> AwsTarget:

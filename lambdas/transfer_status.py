@@ -8,11 +8,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from connectors.functions import ConnectorSettings, consume_status_event
 from connectors.jobs import JobPorts
 from connectors.status import StatusStore
+from connectors.usecases import ConnectorSettings, consume_status_event
 from connectors.wiring import build_api
-from ingest.aws import AwsTarget
+from ingest.adapters.aws import AwsTarget
 
 logger = Logger()
 

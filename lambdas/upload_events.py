@@ -9,9 +9,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.fanout import ingest_object
 from ingest.settings import FanoutSettings
-from ingest.uploads import handle_upload_event
+from ingest.usecases.fanout import ingest_object
+from ingest.usecases.upload_outcomes import handle_upload_event
 from lambdas.runtime import fanout_ports
 
 logger = Logger()

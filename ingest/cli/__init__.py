@@ -12,7 +12,8 @@ from ingest.errors import IngestError
 #: modules with a ``register(subparsers)`` function, in help order.
 COMMAND_MODULES = (
     "ingest.cli.core",
-    "ingest.local.cli",
+    "ingest.cli.partners",
+    "ingest_local.cli",
     "connectors.cli",
 )
 

@@ -8,12 +8,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.aws import AwsTarget
+from ingest.adapters.aws import AwsTarget
+from ingest.cli.endpoints import DEFAULT_STATE_DIR, ENDPOINTS_FILE, Endpoints, read_endpoints
 from ingest.errors import ConfigError
-from ingest.local.endpoints import DEFAULT_STATE_DIR, ENDPOINTS_FILE, Endpoints, read_endpoints
-from ingest.local.functions import ensure_local_credentials
 
 DEFAULT_STACK = "sftp-ingest"
+#: moto accepts any credentials: what a command against the local stack uses when none are set
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+def ensure_local_credentials() -> None:
+    """Give this process fake AWS credentials if it has none: moto accepts any, and a user
+    talking to the local stack should not need an AWS account configured."""
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
+        os.environ.update(FAKE_CREDENTIALS)
 
 
 @dataclass

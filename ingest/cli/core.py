@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ingest.adapters import S3Store, SqsQueue
+from ingest.adapters.feeds_source import CachedFeeds
+from ingest.adapters.ledger import Ledger
+from ingest.adapters.s3 import S3Store
+from ingest.adapters.sqs import DeadLetterQueue, SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
-from ingest.feeds import load_feeds
-from ingest.feeds_source import CachedFeeds
-from ingest.ledger import FileEntry, Ledger
-from ingest.recovery import redrive_dead_letters, requeue_file
+from ingest.domain.feeds import load_feeds
+from ingest.domain.files import FileEntry
+from ingest.usecases.recovery import redrive_dead_letters, requeue_file
 
 FEEDS_KEY = "config/feeds.yaml"
 _COLUMNS = ("key", "feed", "status", "rows_ok", "rows_rejected", "chunks_done", "chunks")
@@ -152,12 +154,11 @@ def cmd_dlq_count(args: argparse.Namespace) -> int:
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
     deployment = resolve_deployment(args)
-    moved = redrive_dead_letters(
-        deployment.aws.client("sqs"),
-        dlq_url=deployment.resource("dlq_url"),
-        queue_url=deployment.resource("queue_url"),
-        limit=args.limit,
-        ledger=Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table")),
+    sqs = deployment.aws.client("sqs")
+    dlq = DeadLetterQueue(
+        sqs, deployment.resource("dlq_url"), SqsQueue(sqs, deployment.resource("queue_url"))
     )
+    ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
+    moved = redrive_dead_letters(dlq, ledger=ledger, limit=args.limit)
     print(f"moved {moved} message(s) back to the ingest queue")
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 
-from ingest.ledger import Ledger
+from ingest.adapters.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"PROCESSED", "PROCESSED_WITH_REJECTS", "FAILED", "UNMATCHED", "PARTIAL", "IGNORED"}

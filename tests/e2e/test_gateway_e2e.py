@@ -16,7 +16,7 @@ import paramiko
 import pytest
 from stack_kit import RunningStack
 
-from ingest.ledger import Ledger
+from ingest.adapters.ledger import Ledger
 
 
 def partner(stack: RunningStack, name: str, tmp_path: Path) -> Path:

@@ -16,7 +16,7 @@ import paramiko
 from stack_kit import RunningStack
 from test_gateway_e2e import count_records, partner
 
-from ingest.ledger import Ledger
+from ingest.adapters.ledger import Ledger
 
 HEADER = "order_id,amount,quantity,placed_at,gift\n"
 

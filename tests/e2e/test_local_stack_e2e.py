@@ -14,7 +14,7 @@ import asyncssh
 import pytest
 from stack_kit import REPO, RunningStack, cli_env
 
-from ingest.local.lambda_service import s3_object_created_event
+from ingest_local.lambda_service import s3_object_created_event
 
 
 def orders_csv(path: Path, rows: int, *, bad: int = 0) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,39 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: What the Lambda Python runtime brings itself (everything else must be in the package).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+#: Dev-only packages of the emulator: the package must import without them.
+EMULATOR_PACKAGES = ("moto", "samtranslator", "cronsim", "ingest_local")
+
+
+def _runtime_dir(tmp_path: Path) -> Path:
+    """A directory holding just the runtime's own packages (links into this venv)."""
+    runtime = tmp_path / "lambda-runtime"
+    runtime.mkdir()
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    return runtime
 
 
 @pytest.mark.slow
 def test_package_holds_only_runtime_code_and_every_handler_imports(tmp_path: Path) -> None:
     art = tmp_path / "artifacts"
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
     proc = subprocess.run(
-        ["make", "-s", "build-FanoutFunction", f"ARTIFACTS_DIR={art}", f"PYTHON={sys.executable}"],
+        [
+            "make",
+            "-s",
+            "build-FanoutFunction",
+            f"ARTIFACTS_DIR={art}",
+            f"PYTHON={sys.executable}",
+            # wheels for this interpreter, so that this test can import the package
+            f"LAMBDA_PYTHON={python}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,21 +53,33 @@ def test_package_holds_only_runtime_code_and_every_handler_imports(tmp_path: Pat
     assert {"ingest", "lambdas", "connectors", "aws_lambda_powertools", "yaml"} <= top
     for forbidden in ("tests", "fixtures", "bench", "docs", "template.yaml", ".venv"):
         assert forbidden not in top, forbidden
-    assert not (art / "ingest" / "local").exists(), "the local stack is not runtime code"
+    for emulator in EMULATOR_PACKAGES:
+        assert emulator not in top, f"{emulator} is not runtime code"
     assert not list(art.rglob("__pycache__"))
 
+    # Import every handler with nothing on the path but the package, the runtime's own
+    # packages and the standard library: no site-packages, so no moto or sam-translator.
+    runtime = _runtime_dir(tmp_path)
     handlers = sorted(p.stem for p in (ROOT / "lambdas").glob("*.py") if p.stem != "__init__")
     code = (
-        "import importlib, sys\n"
-        f"sys.path.insert(0, {str(art)!r})\n"
+        "import importlib, importlib.util, sys\n"
+        f"sys.path[:0] = [{str(art)!r}, {str(runtime)!r}]\n"
+        f"for name in {EMULATOR_PACKAGES!r}:\n"
+        "    assert importlib.util.find_spec(name) is None, name + ' is importable'\n"
         f"for name in {handlers!r}:\n"
         "    module = importlib.import_module('lambdas.' + name)\n"
         f"    assert module.__file__.startswith({str(art)!r}), module.__file__\n"
         "import ingest\n"
         f"assert ingest.__file__.startswith({str(art)!r})\n"
+        f"for name in {EMULATOR_PACKAGES!r}:\n"
+        "    assert name not in sys.modules, name\n"
     )
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ingest.local.deploy import load_template, prepare_sam_template, sam_transform
+from ingest_local.deploy import load_template, prepare_sam_template, sam_transform
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

@@ -21,10 +21,10 @@ from moto import mock_aws
 from support_aws import create_pk_sk_table
 
 from connectors.config import create_connector
-from connectors.service import LocalConnectorService
-from connectors.wiring import build_local_service
-from ingest.aws import AwsTarget
-from ingest.local.moto_fidelity import serialize_dynamodb_writes
+from connectors.service import BuiltinConnectorService
+from connectors.wiring import build_builtin_service
+from ingest.adapters.aws import AwsTarget
+from ingest_local.moto_fidelity import serialize_dynamodb_writes
 
 SSHD = "/usr/sbin/sshd"
 BUCKET = "landing-bucket"
@@ -284,8 +284,8 @@ def make_connector(
 
 
 @pytest.fixture
-def service(aws: Aws) -> Iterator[LocalConnectorService]:
-    svc = build_local_service(
+def service(aws: Aws) -> Iterator[BuiltinConnectorService]:
+    svc = build_builtin_service(
         aws.target,
         LEDGER,
         engine_options={"part_size": 5 * 1024 * 1024},

@@ -20,7 +20,7 @@ from moto.server import ThreadedMotoServer
 from support_aws import create_pk_sk_table
 
 from ingest.cli import main
-from ingest.local.endpoints import Endpoints, write_endpoints
+from ingest.cli.endpoints import Endpoints, write_endpoints
 
 BUCKET = "cli-landing"
 LEDGER = "cli-ledger"

@@ -23,10 +23,10 @@ from connector_fixtures import (
 )
 
 from connectors.jobs import JobPorts, RetrievalJob, load_jobs, run_job
-from connectors.service import LocalConnectorService
+from connectors.service import BuiltinConnectorService
 from connectors.status import FAILURE_FIELDS, LOG_FIELDS
-from connectors.wiring import build_local_service
-from ingest.local.lambda_service import LambdaContext, load_handler
+from connectors.wiring import build_builtin_service
+from ingest_local.lambda_service import LambdaContext, load_handler
 
 
 def _ports(aws: Aws, **kw: Any) -> JobPorts:
@@ -58,7 +58,7 @@ def test_overlapping_runs_fetch_each_file_exactly_once(
         destination="inbound/acme/orders",
     )
     # two runs at once, as two Lambda containers would be: separate services and connections
-    services = [build_local_service(aws.target, LEDGER) for _ in range(2)]
+    services = [build_builtin_service(aws.target, LEDGER) for _ in range(2)]
     reports: list[Any] = [None, None]
     barrier = threading.Barrier(2)
 
@@ -137,7 +137,7 @@ retrievals:
     after_success: delete
 """
     )
-    service = build_local_service(aws.target, LEDGER)
+    service = build_builtin_service(aws.target, LEDGER)
     try:
         first = run_job(service, _ports(aws), jobs[0])
         assert first.completed == ["/out/a.csv"]
@@ -201,7 +201,7 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     aws: Aws,
     server: SftpServer,
     client_key: asyncssh.SSHKey,
-    service: LocalConnectorService,
+    service: BuiltinConnectorService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     queue_url = capture_events(aws, "SFTP Connector File ")

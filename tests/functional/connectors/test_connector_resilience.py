@@ -13,8 +13,8 @@ import asyncssh
 from connector_fixtures import BUCKET, Aws, make_connector, start_asyncssh, start_sshd
 from support_aws import s3_crc32
 
-from connectors.engine import SEND_RESUME_REWIND
-from connectors.service import LocalConnectorService
+from connectors.service import BuiltinConnectorService
+from connectors.transfer_engine import SEND_RESUME_REWIND
 
 MIB = 1024 * 1024
 
@@ -67,7 +67,7 @@ def _fresh(cls: type[S], drops: int) -> type[S]:
     return type("Dropping", (cls,), {"drops_left": drops, "served": 0, "connections": 0})
 
 
-def _retrieve(service: LocalConnectorService, connector: str, path: str) -> dict[str, str]:
+def _retrieve(service: BuiltinConnectorService, connector: str, path: str) -> dict[str, str]:
     transfer_id = service.start_file_transfer(
         ConnectorId=connector, RetrieveFilePaths=[path], LocalDirectoryPath=f"/{BUCKET}/in"
     )["TransferId"]
@@ -76,7 +76,7 @@ def _retrieve(service: LocalConnectorService, connector: str, path: str) -> dict
 
 
 def test_dropped_connection_resumes_at_its_offset(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     data = os.urandom(16 * MIB + 777)
     server_cls = _fresh(DroppingSFTPServer, drops=1)
@@ -100,7 +100,7 @@ def test_dropped_connection_resumes_at_its_offset(
 
 
 def test_connection_that_keeps_dropping_fails_cleanly(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     server_cls = _fresh(DroppingSFTPServer, drops=100)
     server_cls.limit = 1 * MIB
@@ -124,7 +124,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_openssh_session_killed_mid_file(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     """Kill the sshd process serving our session while the file is in flight."""
     data = os.urandom(24 * MIB + 5)
@@ -167,7 +167,7 @@ def _send_through(
     aws: Aws,
     tmp_path: Path,
     client_key: asyncssh.SSHKey,
-    service: LocalConnectorService,
+    service: BuiltinConnectorService,
 ) -> tuple[dict[str, str], Path]:
     """Send ``outbound/report.bin`` to ``/out`` on a server that drops after ``limit`` bytes
     of writes; returns the file's result and the server's ``out`` directory."""
@@ -189,7 +189,7 @@ def _send_through(
 
 
 def test_dropped_send_resumes_from_what_reached_the_server(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     data = os.urandom(40 * MIB + 555)
     aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=data)
@@ -208,7 +208,7 @@ def test_dropped_send_resumes_from_what_reached_the_server(
 
 
 def test_send_that_keeps_dropping_fails_and_leaves_no_temp_file(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=os.urandom(12 * MIB))
     server_cls = _fresh(DroppingWritesSFTPServer, drops=100)
@@ -221,7 +221,7 @@ def test_send_that_keeps_dropping_fails_and_leaves_no_temp_file(
 
 
 def test_send_of_an_object_replaced_meanwhile_fails_with_send_file_changed(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     """A retry must not splice two versions of the object: reads are pinned to its ETag."""
     aws.s3.put_object(Bucket=BUCKET, Key="outbound/report.bin", Body=os.urandom(20 * MIB))

@@ -20,10 +20,10 @@ from connector_fixtures import (
 )
 
 from connectors.hostkeys import scan_host_keys
-from connectors.service import LocalConnectorService
+from connectors.service import BuiltinConnectorService
 
 
-def _retrieve(service: LocalConnectorService, connector: str, paths: list[str]) -> list[Any]:
+def _retrieve(service: BuiltinConnectorService, connector: str, paths: list[str]) -> list[Any]:
     transfer_id = service.start_file_transfer(
         ConnectorId=connector, RetrieveFilePaths=paths, LocalDirectoryPath=f"/{BUCKET}/in"
     )["TransferId"]
@@ -32,7 +32,7 @@ def _retrieve(service: LocalConnectorService, connector: str, paths: list[str]) 
 
 
 def test_man_in_the_middle_fails_with_both_fingerprints_and_writes_nothing(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     (server.root / "a.csv").write_text("id\n1\n")
     # the operator trusts the real partner's key; this server presents another one
@@ -54,7 +54,7 @@ def test_man_in_the_middle_fails_with_both_fingerprints_and_writes_nothing(
 
 
 def test_credentials_are_never_offered_to_an_unverified_server(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     """The asyncssh server records every authentication attempt: there must be none."""
     attempts: list[str] = []
@@ -98,7 +98,7 @@ def test_credentials_are_never_offered_to_an_unverified_server(
 
 
 def test_key_rotation_with_two_trusted_keys(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     old = asyncssh.generate_private_key("ssh-ed25519")
     new = asyncssh.generate_private_key("ssh-ed25519")
@@ -120,7 +120,7 @@ def test_key_rotation_with_two_trusted_keys(
 
 
 def test_openssh_with_several_host_keys_and_each_trusted_form(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     srv = start_sshd(tmp_path / "sshd", client_key, key_types=("ed25519", "ecdsa", "rsa"))
     try:
@@ -158,7 +158,11 @@ def test_openssh_with_several_host_keys_and_each_trusted_form(
 
 @pytest.mark.parametrize("form", ["password"])
 def test_password_login_wrong_password_is_auth_failure(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService, form: str
+    aws: Aws,
+    tmp_path: Path,
+    client_key: asyncssh.SSHKey,
+    service: BuiltinConnectorService,
+    form: str,
 ) -> None:
     from connectors.config import create_connector
 

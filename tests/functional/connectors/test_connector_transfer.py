@@ -23,7 +23,7 @@ from connector_fixtures import (
 )
 
 from connectors.errors import FileTransferError, TransferRequestError
-from connectors.service import LocalConnectorService
+from connectors.service import BuiltinConnectorService
 
 MIB = 1024 * 1024
 
@@ -36,7 +36,7 @@ def _write(srv: SftpServer, rel: str, data: bytes) -> str:
 
 
 def test_retrieve_mixed_files_with_a_missing_one(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     small = os.urandom(10_000)
     big = os.urandom(12 * MIB + 12345)  # three multipart parts of 5 MiB
@@ -72,7 +72,7 @@ def test_retrieve_mixed_files_with_a_missing_one(
 
 
 def test_send_from_s3_to_the_remote_directory(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     data = os.urandom(7 * MIB + 3)
     aws.s3.put_object(Bucket=BUCKET, Key="outbound/acme/report.bin", Body=data)
@@ -100,7 +100,7 @@ def test_send_from_s3_to_the_remote_directory(
 
 
 def test_eleven_paths_are_refused(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     connector = make_connector(aws, server, client_key)
     paths = [server.path_of(f"f{i}.csv") for i in range(11)]
@@ -117,7 +117,7 @@ def test_eleven_paths_are_refused(
 
 
 def test_directory_listing_in_aws_format(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     _write(server, "drop/a.csv", b"x" * 10)
     _write(server, "drop/b.csv", b"y" * 20)
@@ -185,7 +185,7 @@ def test_directory_listing_in_aws_format(
 
 
 def test_test_connection_reports_the_host_key(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     connector = make_connector(aws, server, client_key)
     result = service.test_connection(ConnectorId=connector)
@@ -194,7 +194,7 @@ def test_test_connection_reports_the_host_key(
 
 
 def test_after_success_remote_move_and_delete(
-    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     _write(server, "drop/a.csv", b"a")
     _write(server, "drop/b.csv", b"b")
@@ -214,7 +214,7 @@ def test_after_success_remote_move_and_delete(
 
 
 def test_connections_stay_within_max_concurrent_connections(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: LocalConnectorService
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
     """Ten files, MaxConcurrentConnections=2: never more than two SSH connections, reused,
     also when the connector's first calls arrive at once (as a scheduled run makes them)."""

@@ -15,14 +15,15 @@ import pytest
 from moto import mock_aws
 from support_aws import create_pk_sk_table, fake_aws_env
 
-from ingest.ledger import FileEntry, Ledger
-from ingest.local.lambda_service import (
+from ingest.adapters.ledger import Ledger
+from ingest.domain.files import FileEntry
+from ingest.usecases.processor import ProcessorPorts
+from ingest_local.lambda_service import (
     LambdaContext,
     SqsEventSource,
     in_process_invoker,
     s3_object_created_event,
 )
-from ingest.processor import ProcessorPorts
 
 REGION = "us-east-1"
 BUCKET = "test-landing-123456789012"

@@ -12,10 +12,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from ingest.aws import RETRY_CONFIG
+from ingest.adapters.aws import RETRY_CONFIG
+from ingest.adapters.record_sink import DynamoRecordSink
 from ingest.errors import StorageUnavailableError
-from ingest.local.lambda_service import in_process_invoker, s3_object_created_event
-from ingest.record_sink import DynamoRecordSink
+from ingest_local.lambda_service import in_process_invoker, s3_object_created_event
 
 KEY = "inbound/acme/orders/dup.csv"
 ROWS = 1200

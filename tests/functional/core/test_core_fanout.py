@@ -8,7 +8,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from ingest.local.lambda_service import s3_object_created_event
+from ingest_local.lambda_service import s3_object_created_event
 
 REGION = "us-east-1"  # the pipeline fixture's
 KEY = "inbound/acme/orders/o.csv"

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from ingest.adapters.record_sink import DynamoRecordSink, RecordRow
 from ingest.errors import StorageUnavailableError
-from ingest.processor import retry_delay
-from ingest.record_sink import DynamoRecordSink, RecordRow
+from ingest.usecases.processor import retry_delay
 
 
 def _sink(writers: int, client: Any = None) -> DynamoRecordSink:

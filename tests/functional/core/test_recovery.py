@@ -8,10 +8,11 @@ from typing import IO, Any
 
 import pytest
 
-from ingest.adapters import S3Store, SqsQueue
+from ingest.adapters.s3 import S3Store
+from ingest.adapters.sqs import DeadLetterQueue, SqsQueue
+from ingest.domain.feeds import parse_feeds
 from ingest.errors import StorageUnavailableError
-from ingest.feeds import parse_feeds
-from ingest.recovery import NotRequeueableError, redrive_dead_letters, requeue_file
+from ingest.usecases.recovery import NotRequeueableError, redrive_dead_letters, requeue_file
 
 ROWS = 600
 
@@ -23,6 +24,11 @@ def feeds_yaml(feeds_yaml: str) -> str:
         'match: "inbound/{partner}/orders/*.csv"',
         'match: "inbound/{partner}/orders/*.csv"\n    chunk_size: 4KiB',
     )
+
+
+def dead_letters(pipeline: Any, client: Any = None) -> DeadLetterQueue:
+    sqs = client or pipeline.sqs
+    return DeadLetterQueue(sqs, pipeline.dlq_url, SqsQueue(sqs, pipeline.queue_url), wait_seconds=0)
 
 
 class FlakyRangeStore(S3Store):
@@ -95,9 +101,7 @@ def test_dlq_redrive_completes_a_failed_file_exactly(pipeline, monkeypatch):
     assert pipeline.file(key).status == "FAILED"
     store.broken = False
     # the DLQ message is received once by dlq_messages(); make it visible again first
-    moved = redrive_dead_letters(
-        pipeline.sqs, dlq_url=pipeline.dlq_url, queue_url=pipeline.queue_url
-    )
+    moved = redrive_dead_letters(dead_letters(pipeline))
     assert moved == 1
     pipeline.drain(timeout=60)
     entry = pipeline.file(key)
@@ -112,12 +116,7 @@ def test_a_redriven_file_says_it_is_being_retried(pipeline, monkeypatch):
     failed = pipeline.file(key)
     assert failed.status == "FAILED"
     store.broken = False
-    moved = redrive_dead_letters(
-        pipeline.sqs,
-        dlq_url=pipeline.dlq_url,
-        queue_url=pipeline.queue_url,
-        ledger=pipeline.ledger,
-    )
+    moved = redrive_dead_letters(dead_letters(pipeline), ledger=pipeline.ledger)
     assert moved == 1
     retrying = pipeline.file(key)
     assert retrying.status == "QUEUED"
@@ -126,3 +125,42 @@ def test_a_redriven_file_says_it_is_being_retried(pipeline, monkeypatch):
     pipeline.drain(timeout=60)
     entry = pipeline.file(key)
     assert (entry.status, entry.rows_ok, entry.reason) == ("PROCESSED", ROWS, None)
+
+
+class ShortPolls:
+    """An SQS client whose receives on the DLQ come back empty every other time (a short
+    poll that misses messages), otherwise the real client."""
+
+    def __init__(self, client: Any, dlq_url: str) -> None:
+        self._client = client
+        self._dlq_url = dlq_url
+        self.empty = 0
+        self._calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        self._calls += 1
+        if kwargs["QueueUrl"] == self._dlq_url and self._calls % 2:
+            self.empty += 1
+            return {"Messages": []}
+        return self._client.receive_message(**kwargs)
+
+
+def test_redrive_goes_on_while_the_dlq_still_counts_messages(pipeline):
+    """A receive that comes back empty used to end the redrive with messages left behind."""
+    bodies = [f"not a chunk message {n}" for n in range(25)]
+    for body in bodies:
+        pipeline.sqs.send_message(QueueUrl=pipeline.dlq_url, MessageBody=body)
+    client = ShortPolls(pipeline.sqs, pipeline.dlq_url)
+    moved = redrive_dead_letters(dead_letters(pipeline, client))
+    assert client.empty >= 3
+    assert moved == 25
+    assert pipeline.queue_depth(pipeline.dlq_url) == 0
+    got = []
+    while batch := pipeline.sqs.receive_message(
+        QueueUrl=pipeline.queue_url, MaxNumberOfMessages=10
+    ).get("Messages"):
+        got += [m["Body"] for m in batch]
+    assert sorted(got) == sorted(bodies)

@@ -23,9 +23,9 @@ from gateway_kit import (
 from moto.server import ThreadedMotoServer
 from support_aws import create_pk_sk_table
 
-from ingest.aws import AwsTarget
-from ingest.local.gateway import GatewayConfig, Limits
-from ingest.local.partners import add_partner
+from ingest.adapters.aws import AwsTarget
+from ingest.adapters.partners import add_partner
+from ingest_local.gateway import GatewayConfig, Limits
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,8 +18,8 @@ from typing import Any
 import asyncssh
 import paramiko
 
-from ingest.aws import AwsTarget
-from ingest.local.gateway import Gateway, GatewayConfig, start_gateway
+from ingest.adapters.aws import AwsTarget
+from ingest_local.gateway import Gateway, GatewayConfig, start_gateway
 
 REGION = "us-east-1"
 BUCKET = "gw-test-landing-123456789012"

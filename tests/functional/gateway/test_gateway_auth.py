@@ -20,7 +20,7 @@ from gateway_kit import (
     paramiko_sftp,
 )
 
-from ingest.local.gateway import Limits
+from ingest_local.gateway import Limits
 
 
 def _activities(world: AwsWorld, gw: GatewayThread, kind: str) -> list[dict[str, object]]:

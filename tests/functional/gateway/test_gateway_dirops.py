@@ -19,7 +19,8 @@ from gateway_kit import (
     paramiko_sftp,
 )
 
-from ingest.ledger import FileStatus, Ledger
+from ingest.adapters.ledger import Ledger
+from ingest.domain.files import FileStatus
 
 
 def keys(world: AwsWorld, prefix: str) -> list[str]:

@@ -17,7 +17,7 @@ from gateway_kit import (
     paramiko_sftp,
 )
 
-from ingest.local.gateway import Limits
+from ingest_local.gateway import Limits
 
 MIB = 1024 * 1024
 PART = 8 * MIB

@@ -19,7 +19,7 @@ from gateway_kit import (
     wait_for,
 )
 
-from ingest.local.gateway import Limits
+from ingest_local.gateway import Limits
 
 LOCALHOST = "127.0.0.1"
 

@@ -22,7 +22,7 @@ import paramiko
 import pytest
 from gateway_kit import AwsWorld, PartnerKeys
 
-from ingest.local.gateway import Limits
+from ingest_local.gateway import Limits
 
 MIB = 1024 * 1024
 SIZE = 200 * 1000 * 1000
@@ -44,7 +44,7 @@ def gateway_process(world: AwsWorld, tmp_path: Path) -> Iterator[dict[str, objec
         [
             sys.executable,
             "-m",
-            "ingest.local.gateway",
+            "ingest_local.gateway",
             "--endpoint-url",
             str(world.aws.endpoint_url),
             "--bucket",

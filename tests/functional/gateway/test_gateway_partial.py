@@ -23,7 +23,8 @@ from gateway_kit import (
     wait_for,
 )
 
-from ingest.ledger import FileStatus, Ledger
+from ingest.adapters.ledger import Ledger
+from ingest.domain.files import FileStatus
 
 
 def assert_nothing_landed(world: AwsWorld, key: str) -> None:

@@ -9,8 +9,7 @@ import asyncssh
 import pytest
 from gateway_kit import USER_ROLE, AwsWorld
 
-from ingest.errors import ConfigError
-from ingest.local.partners import (
+from ingest.adapters.partners import (
     PartnerExistsError,
     PartnerNotFoundError,
     add_partner,
@@ -19,6 +18,7 @@ from ingest.local.partners import (
     restore_partners,
     session_policy,
 )
+from ingest.errors import ConfigError
 
 
 def public_key() -> str:

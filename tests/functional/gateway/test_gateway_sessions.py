@@ -23,9 +23,10 @@ from gateway_kit import (
     wait_for,
 )
 
-from ingest.ledger import FileStatus, Ledger
-from ingest.local.gateway import Limits
-from ingest.local.partners import remove_partner
+from ingest.adapters.ledger import Ledger
+from ingest.adapters.partners import remove_partner
+from ingest.domain.files import FileStatus
+from ingest_local.gateway import Limits
 
 
 def is_ended(client: paramiko.SFTPClient) -> bool:

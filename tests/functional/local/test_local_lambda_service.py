@@ -11,7 +11,7 @@ from urllib.parse import unquote_plus
 import lsvc_handlers
 import pytest
 
-from ingest.local.lambda_service import (
+from ingest_local.lambda_service import (
     DrainTimeoutError,
     HandlerNotFoundError,
     LambdaContext,

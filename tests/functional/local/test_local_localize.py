@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from ingest.aws import AwsTarget
-from ingest.local.localize import prepare_cfn_template
+from ingest.adapters.aws import AwsTarget
+from ingest_local.localize import prepare_cfn_template
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import boto3
 import pytest
 from moto.s3 import notifications
 
-from ingest.aws import AwsTarget
-from ingest.local import runtime as runtime_module
-from ingest.local.deploy import DeployedStack, deploy_template
-from ingest.local.moto_fidelity import enrich_s3_event_records
-from ingest.local.runtime import LambdaRuntime
-from ingest.local.worker import FunctionCrashError, FunctionError, FunctionTimeoutError
+from ingest.adapters.aws import AwsTarget
+from ingest_local import runtime as runtime_module
+from ingest_local.deploy import DeployedStack, deploy_template
+from ingest_local.moto_fidelity import enrich_s3_event_records
+from ingest_local.runtime import LambdaRuntime
+from ingest_local.worker import FunctionCrashError, FunctionError, FunctionTimeoutError
 
 HERE = Path(__file__).parent
 TEMPLATE = HERE / "runtime_template.yaml"

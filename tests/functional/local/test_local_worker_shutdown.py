@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.local.worker import FunctionCrashError, FunctionWorker
+from ingest_local.worker import FunctionCrashError, FunctionWorker
 
 HERE = Path(__file__).parent
 

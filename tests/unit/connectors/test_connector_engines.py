@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from connectors.engines import EngineRegistry
+from connectors.engine_registry import EngineRegistry
 
 
 class Engine:

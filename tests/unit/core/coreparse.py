@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 
-from ingest.chunks import Chunk, plan_chunks
-from ingest.feeds import Feed, FeedSet, Format, parse_feeds
-from ingest.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
+from ingest.domain.chunks import Chunk, plan_chunks
+from ingest.domain.feeds import Feed, FeedSet, Format, parse_feeds
+from ingest.domain.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
 
 
 def feed_of(yaml_text: str, name: str | None = None) -> Feed:

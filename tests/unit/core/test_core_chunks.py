@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from coreparse import blocks, chunked_parse, csv_feed, flatten, jsonl_feed, whole_parse
 
-from ingest.chunks import Chunk, first_lines, plan_chunks, plan_ranges
+from ingest.domain.chunks import Chunk, first_lines, plan_chunks, plan_ranges
 
 # "a,1\n" is bytes 0-3, "bb,2\n" bytes 4-8, "ccc,3\n" bytes 9-14
 DATA = b"a,1\nbb,2\nccc,3\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ingest.dynamo import attr, from_item, to_item
-from ingest.ledger import FileStatus
+from ingest.adapters.dynamo import attr, from_item, to_item
+from ingest.domain.files import FileStatus
 
 
 def test_values_round_trip_exactly() -> None:

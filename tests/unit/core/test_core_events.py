@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from ingest.domain.events import LandedObject, landed_objects
+from ingest.domain.messages import ChunkMessage
 from ingest.errors import InvalidEventError
-from ingest.events import LandedObject, landed_objects
-from ingest.fanout import held_by_role, is_temporary
-from ingest.messages import ChunkMessage
+from ingest.usecases.fanout import held_by_role, is_temporary
 
 
 def s3_record(key: str, *, event_name: str = "ObjectCreated:Put", **obj: object) -> dict:

@@ -6,8 +6,15 @@ import textwrap
 
 import pytest
 
+from ingest.domain.feeds import (
+    FieldType,
+    Format,
+    glob_to_regex,
+    load_feeds,
+    parse_feeds,
+    parse_size,
+)
 from ingest.errors import ConfigError
-from ingest.feeds import FieldType, Format, glob_to_regex, load_feeds, parse_feeds, parse_size
 
 GOOD = """
 feeds:

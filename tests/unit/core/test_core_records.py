@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from coreparse import feed_of
 
+from ingest.domain.records import build_item, typed_fields
 from ingest.errors import RowError
-from ingest.records import build_item, typed_fields
 
 FEED = feed_of(
     """
@@ -275,7 +275,7 @@ def test_an_item_over_400_kb_is_a_row_reject():
 
 
 def test_item_size_counts_names_and_values_as_dynamodb_does():
-    from ingest.records import item_size
+    from ingest.domain.records import item_size
 
     assert item_size({"ab": "héllo"}) == 2 + 6
     assert item_size({"n": 12345, "b": True}) == 1 + 4 + 1 + 1

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ingest.local.gateway.audit import Audit
+from ingest_local.gateway.audit import Audit
 
 
 class SlowLogs:

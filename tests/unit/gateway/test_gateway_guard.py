@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.local.gateway.auth import AuthAttempts, AuthGuard, SessionLimiter
+from ingest_local.gateway.auth import AuthAttempts, AuthGuard, SessionLimiter
 
 
 class Clock:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.local.gateway.paths import REFUSED_CATEGORIES, LogicalRoot, PathRefused, resolve
+from ingest_local.gateway.paths import REFUSED_CATEGORIES, LogicalRoot, PathRefused, resolve
 
 ROOT = LogicalRoot("landing-bucket", "inbound/acme")
 

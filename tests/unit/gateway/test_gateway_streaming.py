@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ingest.local.gateway.uploads import StreamingUpload, UploadError
+from ingest_local.gateway.streaming import StreamingUpload, UploadError
 
 MIB = 1024 * 1024
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.local.schedule import ScheduleExpressionError, aws_cron_to_standard, next_fire_time
+from ingest_local.schedule import ScheduleExpressionError, aws_cron_to_standard, next_fire_time
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # a Thursday
 

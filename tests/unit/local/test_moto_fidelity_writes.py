@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from support_aws import create_pk_sk_table, fake_aws_env
 
-from ingest.local.moto_fidelity import serialize_dynamodb_writes
+from ingest_local.moto_fidelity import serialize_dynamodb_writes
 
 THREADS = 8
 KEYS = 40

@@ -1,0 +1,150 @@
+"""The core of the two connector functions (the Lambda handlers stay thin).
+
+* ``retrieve``: on its schedule, run every job of ``retrievals.yaml``.
+* ``transfer_status``: a connector event (AWS's ``aws.transfer`` or ours) → the transfer's
+  status in the ledger, and the claim of a scheduled retrieval settled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import ClientError
+
+from connectors.jobs import ConnectorApi, JobPorts, JobReport, load_jobs, run_jobs, settle
+from connectors.status import FileRecord, FileTransferStatus, StatusStore
+from ingest.errors import (
+    ConfigError,
+    InvalidEventError,
+    SettingsError,
+    StorageUnavailableError,
+)
+
+#: Who moves the files: our asyncssh engine inside the function (builtin), or the Transfer
+#: Family service (managed). "local" is the old name of builtin, kept for deployed stacks.
+BUILTIN = "builtin"
+MANAGED = "managed"
+ENGINES = (BUILTIN, MANAGED)
+ENGINE_ALIASES = {"local": BUILTIN}
+
+
+def engine_name(value: str) -> str:
+    """The engine a setting or flag names (``local`` is read as ``builtin``)."""
+    return ENGINE_ALIASES.get(value, value)
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    """Environment of the connector functions, validated once at cold start."""
+
+    bucket: str
+    ledger_table: str
+    retrievals_uri: str
+    engine: str = BUILTIN
+    region: str = "us-east-1"
+    #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConnectorSettings:
+        """Read and check the variables the template sets."""
+        missing = [k for k in ("LANDING_BUCKET", "LEDGER_TABLE") if not env.get(k)]
+        if missing:
+            raise SettingsError(f"missing environment variables: {', '.join(missing)}")
+        engine = engine_name(env.get("CONNECTOR_ENGINE", BUILTIN))
+        if engine not in ENGINES:
+            raise SettingsError(f"CONNECTOR_ENGINE must be one of {ENGINES}, got {engine!r}")
+        bucket = env["LANDING_BUCKET"]
+        return cls(
+            bucket=bucket,
+            ledger_table=env["LEDGER_TABLE"],
+            retrievals_uri=env.get("RETRIEVALS_URI") or f"s3://{bucket}/config/retrievals.yaml",
+            engine=engine,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        )
+
+
+def read_jobs_file(s3: Any, uri: str) -> str | None:
+    """The text of ``s3://bucket/key``, or None when there is no such file (no jobs)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ConfigError(f"RETRIEVALS_URI must be s3://bucket/key, got {uri!r}")
+    try:
+        body = s3.get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise StorageUnavailableError("s3", "GetObject", str(exc)) from exc
+    return str(body.decode("utf-8"))
+
+
+def retrieve(api: ConnectorApi, ports: JobPorts, retrievals_uri: str) -> list[JobReport]:
+    """One scheduled run: every configured job."""
+    text = read_jobs_file(ports.s3, retrievals_uri)
+    if text is None:
+        return []
+    return run_jobs(api, ports, load_jobs(text, retrievals_uri))
+
+
+def record_from_event(event: Mapping[str, Any]) -> FileRecord:
+    """An EventBridge ``SFTP Connector File …`` event → the file's final record."""
+    detail_type = str(event.get("detail-type", ""))
+    detail = event.get("detail")
+    if not detail_type.startswith("SFTP Connector File ") or not isinstance(detail, dict):
+        raise InvalidEventError(f"not an SFTP connector file event: {detail_type!r}")
+    try:
+        operation = detail["operation"]
+        dir_field = "local-directory-path" if operation == "RETRIEVE" else "remote-directory-path"
+        resources = event.get("resources") or [""]
+        return FileRecord(
+            operation=operation,
+            connector_id=detail["connector-id"],
+            connector_arn=resources[0],
+            account_id=str(event.get("account", "")),
+            transfer_id=detail["transfer-id"],
+            url=detail.get("url", ""),
+            file_path=detail["file-path"],
+            directory_field=dir_field,
+            directory=detail.get(dir_field, ""),
+            file_transfer_id=detail.get("file-transfer-id", ""),
+            status=FileTransferStatus(detail["status-code"]),
+            failure_code=detail.get("failure-code"),
+            failure_message=detail.get("failure-message"),
+            start_time=detail.get("start-timestamp"),
+            end_time=detail.get("end-timestamp"),
+            bytes=int(detail.get("bytes") or 0),
+        )
+    except (KeyError, ValueError) as exc:
+        raise InvalidEventError(f"connector event is missing or has a bad field: {exc}") from exc
+
+
+def consume_status_event(
+    event: Mapping[str, Any], store: StatusStore, api: ConnectorApi, ports: JobPorts
+) -> dict[str, Any]:
+    """Store the file's final status and settle its retrieval claim (idempotent)."""
+    record = record_from_event(event)
+    store.save(record)
+    settled = settle(
+        api,
+        ports,
+        connector_id=record.connector_id,
+        path=record.file_path,
+        transfer_id=record.transfer_id,
+        result=record.result(),
+    )
+    return {
+        "transfer-id": record.transfer_id,
+        "file-path": record.file_path,
+        "status-code": record.status.value,
+        "settled": settled,
+    }
+
+
+def report_json(reports: list[JobReport]) -> str:
+    """A compact JSON summary for logs and the function's response."""
+    return json.dumps([r.to_json() for r in reports], sort_keys=True)

@@ -1,0 +1,73 @@
+"""Where functions get their feeds: a YAML file in S3 (``s3://…``) or on disk, cached.
+
+Keeping feeds in the landing bucket (``config/feeds.yaml``) lets an operator change them with
+``ingest feeds push`` — validated before upload — without redeploying the functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ingest.adapters.s3 import S3Store
+from ingest.domain.feeds import FeedSet, parse_feeds
+from ingest.errors import ConfigError, ObjectNotFoundError
+
+DEFAULT_TTL_SECONDS = 60.0
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+        raise ConfigError(f"not an s3://bucket/key URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class CachedFeeds:
+    """Loads feeds on first use and again after ``ttl`` seconds when the source changed."""
+
+    def __init__(
+        self,
+        uri: str,
+        store: S3Store | None,
+        *,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._uri = uri
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._feeds: FeedSet | None = None
+        self._tag: str | None = None
+        self._loaded_at = 0.0
+
+    def __call__(self) -> FeedSet:
+        now = self._clock()
+        if self._feeds is None or now - self._loaded_at >= self._ttl:
+            text, tag = self._read()
+            if self._feeds is None or tag != self._tag:
+                self._feeds = parse_feeds(text, source=self._uri)
+                self._tag = tag
+            self._loaded_at = now
+        return self._feeds
+
+    def _read(self) -> tuple[str, str]:
+        if self._uri.startswith("s3://"):
+            if self._store is None:
+                raise ConfigError(f"feeds at {self._uri} need an S3 client")
+            bucket, key = split_s3_uri(self._uri)
+            try:
+                return self._store.read_text(bucket, key)
+            except ObjectNotFoundError as exc:
+                raise ConfigError(
+                    f"no feeds file at {self._uri}: push one with 'ingest feeds push FILE'"
+                ) from exc
+        path = Path(self._uri.removeprefix("file://"))
+        try:
+            stat = path.stat()
+            return path.read_text(encoding="utf-8"), f"{stat.st_mtime_ns}:{stat.st_size}"
+        except OSError as exc:
+            raise ConfigError(f"cannot read feeds: {exc}", source=str(path)) from exc

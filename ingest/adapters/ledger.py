@@ -1,0 +1,439 @@
+"""The ledger adapter: one entry per landed file, with counters that account for every row.
+
+The items it reads and writes are described in :mod:`ingest.domain.files`. Every write is
+conditional on the version (and, where a chunk message names one, the ingestion) it is about,
+so a late message of an older version can never change what the ledger says of a newer one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.adapters.dynamo import attr, from_item
+from ingest.adapters.ledger_items import (
+    FILE_SK,
+    chunk_prefix,
+    chunk_sk,
+    entry_from_item,
+    file_pk,
+    ledger_item,
+)
+from ingest.adapters.ledger_uploads import record_failed_upload
+from ingest.domain.files import HELD_REASON, FileEntry, FileStatus
+from ingest.errors import StaleVersionError, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+__all__ = ["HELD_REASON", "FileEntry", "FileStatus", "Ledger", "file_pk"]
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        if reasons:
+            return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+        return "ConditionalCheckFailed" in str(exc)
+    return False
+
+
+def _translate(exc: ClientError | BotoCoreError, operation: str) -> StorageUnavailableError:
+    return StorageUnavailableError("dynamodb", operation, str(exc))
+
+
+def _same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
+    """A condition (and its values) that the entry is still this version and ingestion."""
+    if ingestion is None:
+        return "version = :v", {}
+    return "version = :v AND ingestion = :i", {":i": attr(ingestion)}
+
+
+class Ledger:
+    """The DynamoDB ledger adapter. Takes an injected low-level DynamoDB client."""
+
+    def __init__(self, client: DynamoDBClient, table: str, *, clock: Any = time.time) -> None:
+        self._db = client
+        self._table = table
+        self.clock = clock
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get_file(self, key: str) -> FileEntry | None:
+        """The current entry for ``key``, read consistently, or None."""
+        try:
+            resp = self._db.get_item(
+                TableName=self._table,
+                Key={"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "GetItem") from exc
+        item = resp.get("Item")
+        return entry_from_item(item) if item else None
+
+    def list_files(self) -> list[FileEntry]:
+        """Every file entry, sorted by key (a scan: meant for the CLI and tests)."""
+        try:
+            return sorted(self._scan_files(), key=lambda e: e.key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "Scan") from exc
+
+    def _scan_files(self) -> Iterator[FileEntry]:
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :file",
+            ExpressionAttributeValues={":file": attr(FILE_SK)},
+            ConsistentRead=True,
+        ):
+            for item in page.get("Items", []):
+                yield entry_from_item(item)
+
+    # --- writes from fanout --------------------------------------------------------------
+
+    def start_file(
+        self,
+        *,
+        key: str,
+        feed: str,
+        version: str,
+        etag: str,
+        size: int,
+        chunks: int,
+        chunk_size: int | None = None,
+        version_id: str | None = None,
+        reason: str | None = None,
+    ) -> str | None:
+        """Record a newly landed file as RECEIVED, as a new ingestion; returns its id.
+
+        Returns None when this exact version is already past RECEIVED (a duplicate S3 event):
+        the caller must not queue it again. A RECEIVED entry of the same version is
+        overwritten with a new ingestion, so a fanout that died before queueing is redone and
+        the chunk messages it may have sent are dropped as stale.
+        """
+        now = self.clock()
+        ingestion = secrets.token_hex(8)
+        values: dict[str, Any] = {
+            "pk": file_pk(key),
+            "sk": FILE_SK,
+            "key": key,
+            "feed": feed,
+            "version": version,
+            "ingestion": ingestion,
+            "etag": etag,
+            "size": size,
+            "chunks": chunks,
+            "chunks_done": 0,
+            "rows_ok": 0,
+            "rows_rejected": 0,
+            "status": FileStatus.RECEIVED,
+            "received_at": now,
+            "updated_at": now,
+            "reason": reason,
+            "chunk_size": chunk_size,
+            "version_id": version_id,
+        }
+        started = self.write(
+            "PutItem",
+            Item=ledger_item(values),
+            ConditionExpression="attribute_not_exists(pk) OR version <> :v OR #s = :received",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":v": attr(version),
+                ":received": attr(FileStatus.RECEIVED),
+            },
+        )
+        return ingestion if started else None
+
+    def mark_queued(self, key: str, version: str, ingestion: str | None = None) -> None:
+        """RECEIVED → QUEUED once every chunk message is on the queue."""
+        self._transition(
+            key, version, FileStatus.QUEUED, only_from=(FileStatus.RECEIVED,), ingestion=ingestion
+        )
+
+    def record_terminal(
+        self,
+        key: str,
+        status: FileStatus,
+        *,
+        reason: str,
+        size: int | None = None,
+        etag: str | None = None,
+        version: str | None = None,
+        feed: str | None = None,
+    ) -> None:
+        """Record a file that ends without processing: UNMATCHED, PARTIAL or IGNORED."""
+        now = self.clock()
+        values: dict[str, Any] = {
+            "pk": file_pk(key),
+            "sk": FILE_SK,
+            "key": key,
+            "status": status,
+            "reason": reason,
+            "chunks": 0,
+            "chunks_done": 0,
+            "rows_ok": 0,
+            "rows_rejected": 0,
+            "received_at": now,
+            "updated_at": now,
+            "etag": etag,
+            "version": version,
+            "feed": feed,
+            "size": size,
+        }
+        self.write("PutItem", Item=ledger_item(values))
+
+    def record_failed_upload(
+        self, key: str, *, reason: str, size: int | None, object_etag: str | None
+    ) -> FileStatus | None:
+        """An SFTP upload to ``key`` did not complete (:mod:`ingest.adapters.ledger_uploads`)."""
+        return record_failed_upload(self, key, reason=reason, size=size, object_etag=object_etag)
+
+    # --- writes from the processor -------------------------------------------------------
+
+    def mark_processing(self, key: str, version: str, ingestion: str | None = None) -> None:
+        """RECEIVED/QUEUED → PROCESSING when a chunk starts (a no-op otherwise)."""
+        self._transition(
+            key,
+            version,
+            FileStatus.PROCESSING,
+            only_from=(FileStatus.RECEIVED, FileStatus.QUEUED),
+            ingestion=ingestion,
+        )
+
+    def complete_chunk(
+        self,
+        key: str,
+        version: str,
+        index: int,
+        *,
+        rows_ok: int,
+        rows_rejected: int,
+        ingestion: str | None = None,
+    ) -> bool:
+        """Add a chunk's counters to its file exactly once.
+
+        The chunk marker's conditional put and the counter update are one transaction, so a
+        redelivered message (or a retry after a crash) cannot count the chunk twice. Returns
+        False when the chunk had already been counted.
+        """
+        now = self.clock()
+        same, same_values = _same_file(ingestion)
+        counted = self.write(
+            "TransactWriteItems",
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            "pk": attr(file_pk(key)),
+                            "sk": attr(chunk_sk(version, ingestion, index)),
+                            "rows_ok": attr(rows_ok),
+                            "rows_rejected": attr(rows_rejected),
+                            "done_at": attr(now),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
+                        "UpdateExpression": (
+                            "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one "
+                            "SET updated_at = :now"
+                        ),
+                        "ConditionExpression": same,
+                        "ExpressionAttributeValues": {
+                            ":ok": attr(rows_ok),
+                            ":bad": attr(rows_rejected),
+                            ":one": attr(1),
+                            ":now": attr(now),
+                            ":v": attr(version),
+                            **same_values,
+                        },
+                    }
+                },
+            ],
+        )
+        if counted:
+            return True
+        current = self.get_file(key)
+        if current is None or (current.version, current.ingestion) != (version, ingestion):
+            raise StaleVersionError(f"{key}: chunk {index} of version {version} is stale")
+        return False
+
+    def finish_if_complete(
+        self, key: str, version: str, ingestion: str | None = None
+    ) -> FileEntry | None:
+        """Set PROCESSED / PROCESSED_WITH_REJECTS once every chunk is counted.
+
+        Safe to call any number of times; returns the final entry when the file is complete.
+        """
+        entry = self.get_file(key)
+        if (
+            entry is None
+            or (entry.version, entry.ingestion) != (version, ingestion)
+            or entry.chunks_done < entry.chunks
+        ):
+            return None
+        final = FileStatus.PROCESSED_WITH_REJECTS if entry.rows_rejected else FileStatus.PROCESSED
+        if entry.status != final:
+            same, same_values = _same_file(ingestion)
+            if not self.update_file(
+                key,
+                "SET #s = :final, updated_at = :now REMOVE reason",
+                condition=f"{same} AND chunks_done = chunks",
+                values={
+                    ":final": attr(final),
+                    ":now": attr(self.clock()),
+                    ":v": attr(version),
+                    **same_values,
+                },
+            ):
+                return None
+        return FileEntry(**{**entry.to_json(), "status": final, "reason": None})
+
+    def mark_failed(
+        self, key: str, version: str, reason: str, ingestion: str | None = None
+    ) -> None:
+        """Record that a file cannot be completed, with the reason (for the DLQ path)."""
+        same, same_values = _same_file(ingestion)
+        self.update_file(
+            key,
+            "SET #s = :failed, reason = :reason, updated_at = :now",
+            condition=same,
+            values={
+                ":failed": attr(FileStatus.FAILED),
+                ":reason": attr(reason[:1000]),
+                ":now": attr(self.clock()),
+                ":v": attr(version),
+                **same_values,
+            },
+        )
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def done_chunks(self, key: str, version: str, ingestion: str | None = None) -> set[int]:
+        """Indices of the chunks of this ingestion of the file version already counted."""
+        prefix = chunk_prefix(version, ingestion)
+        done: set[int] = set()
+        paginator = self._db.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={
+                    ":pk": attr(file_pk(key)),
+                    ":prefix": attr(prefix),
+                },
+                ProjectionExpression="sk",
+                ConsistentRead=True,
+            ):
+                for item in page["Items"]:
+                    rest = from_item(item)["sk"][len(prefix) :]
+                    if rest.isdigit():  # a legacy prefix also matches newer markers
+                        done.add(int(rest))
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, "Query") from exc
+        return done
+
+    def mark_requeued(
+        self,
+        key: str,
+        version: str,
+        ingestion: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> bool:
+        """Back to QUEUED (from FAILED or a stuck state) when chunks are sent again.
+
+        ``reason`` says why it is queued again (a redrive from the DLQ); without one the old
+        reason is removed.
+        """
+        return self._transition(
+            key,
+            version,
+            FileStatus.QUEUED,
+            only_from=(
+                FileStatus.FAILED,
+                FileStatus.RECEIVED,
+                FileStatus.QUEUED,
+                FileStatus.PROCESSING,
+            ),
+            ingestion=ingestion,
+            reason=reason,
+        )
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        key: str,
+        version: str,
+        to: FileStatus,
+        *,
+        only_from: tuple[FileStatus, ...],
+        ingestion: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        names = {f":from{i}": attr(s.value) for i, s in enumerate(only_from)}
+        same, same_values = _same_file(ingestion)
+        expression = "SET #s = :to, updated_at = :now" + (
+            " REMOVE reason" if reason is None else ", reason = :reason"
+        )
+        return self.update_file(
+            key,
+            expression,
+            condition=f"{same} AND #s IN ({', '.join(names)})",
+            values={
+                ":to": attr(to),
+                ":v": attr(version),
+                ":now": attr(self.clock()),
+                **({":reason": attr(reason[:1000])} if reason is not None else {}),
+                **same_values,
+                **names,
+            },
+        )
+
+    def update_file(
+        self, key: str, expression: str, *, condition: str, values: dict[str, Any]
+    ) -> bool:
+        """A conditional update of ``key``'s FILE item; False when the condition did not hold."""
+        return self.write(
+            "UpdateItem",
+            Key={"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
+
+    def write(self, operation: str, **request: Any) -> bool:
+        """One write call; False when its condition did not hold (a newer version, ingestion
+        or state won), any other failure translated."""
+        calls: dict[str, Callable[..., Any]] = {
+            "PutItem": self._db.put_item,
+            "UpdateItem": self._db.update_item,
+            "TransactWriteItems": self._db.transact_write_items,
+        }
+        call = calls[operation]
+        if operation != "TransactWriteItems":
+            request["TableName"] = self._table
+        try:
+            call(**request)
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise _translate(exc, operation) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, operation) from exc
+        return True

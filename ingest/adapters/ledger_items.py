@@ -1,0 +1,59 @@
+"""How the ledger stores a file: item keys and attribute values (its own DynamoDB table).
+
+* ``pk = FILE#<key>``, ``sk = FILE``: the file's current entry (the latest version of the key).
+* ``pk = FILE#<key>``, ``sk = CHUNK#<version>#<ingestion>#<index>``: a marker written in the
+  same transaction that adds a chunk's counters to the file entry. Its conditional put is what
+  makes chunk completion happen exactly once, however often SQS delivers the message. It names
+  the ingestion, not just the version: a version sent again later (A, then B, then A) is a new
+  ingestion whose chunks count afresh.
+
+Other packages keep their own item kinds in the same table under their own ``pk`` prefixes
+(for example ``TRANSFER#`` for connector transfers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from ingest.adapters.dynamo import attr, from_item
+from ingest.domain.files import FileEntry
+
+FILE_SK = "FILE"
+
+
+def file_pk(key: str) -> str:
+    """The partition key of a file's ledger items."""
+    return f"FILE#{key}"
+
+
+def chunk_prefix(version: str, ingestion: str | None) -> str:
+    """The sort-key prefix of one ingestion's chunk markers."""
+    return f"CHUNK#{version}#{ingestion}#" if ingestion else f"CHUNK#{version}#"
+
+
+def chunk_sk(version: str, ingestion: str | None, index: int) -> str:
+    """The sort key of one chunk's marker."""
+    return f"{chunk_prefix(version, ingestion)}{index:06d}"
+
+
+_ENTRY_FIELDS = frozenset(f.name for f in dataclasses.fields(FileEntry))
+_FLOATS = ("updated_at", "received_at")
+
+
+def entry_from_item(item: Mapping[str, Any]) -> FileEntry:
+    """A FILE item (DynamoDB attribute values) as a :class:`FileEntry`."""
+    values = {name: v for name, v in from_item(item).items() if name in _ENTRY_FIELDS}
+    for name in _FLOATS:
+        if values.get(name) is not None:
+            values[name] = float(values[name])
+    failed = values.get("failed_upload")
+    if failed is not None and failed.get("at") is not None:
+        values["failed_upload"] = {**failed, "at": float(failed["at"])}
+    return FileEntry(**values)
+
+
+def ledger_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole ledger item in DynamoDB's wire format (``None`` values left out)."""
+    return {name: attr(v) for name, v in values.items() if v is not None}

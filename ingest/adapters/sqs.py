@@ -1,0 +1,143 @@
+"""The SQS adapter: chunk messages sent with SendMessageBatch, failed entries retried."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.errors import StorageUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+log = logging.getLogger(__name__)
+
+
+class SqsQueue:
+    """Sends chunk messages with SendMessageBatch, ten at a time, retrying failed entries."""
+
+    MAX_BATCH = 10
+
+    def __init__(
+        self, client: SQSClient, queue_url: str, *, attempts: int = 5, backoff: float = 0.2
+    ) -> None:
+        self._sqs = client
+        self._url = queue_url
+        self._attempts = attempts
+        self._backoff = backoff
+
+    def send_all(self, bodies: Iterable[dict[str, Any]]) -> int:
+        """Send every body as JSON; raises ``StorageUnavailableError`` if some keep failing."""
+        return self.send_raw(json.dumps(b, separators=(",", ":")) for b in bodies)
+
+    def send_raw(self, bodies: Iterable[str]) -> int:
+        """Send message bodies as they are, ten per ``SendMessageBatch``."""
+        batch: list[str] = []
+        sent = 0
+        for body in bodies:
+            batch.append(body)
+            if len(batch) == self.MAX_BATCH:
+                sent += self._send_batch(batch)
+                batch = []
+        if batch:
+            sent += self._send_batch(batch)
+        return sent
+
+    def _send_batch(self, bodies: list[str]) -> int:
+        pending = {str(i): body for i, body in enumerate(bodies)}
+        for attempt in range(self._attempts):
+            try:
+                resp = self._sqs.send_message_batch(
+                    QueueUrl=self._url,
+                    Entries=[{"Id": i, "MessageBody": body} for i, body in pending.items()],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageUnavailableError("sqs", "SendMessageBatch", str(exc)) from exc
+            for ok in resp.get("Successful", []):
+                pending.pop(ok["Id"], None)
+            failed = resp.get("Failed", [])
+            if not pending:
+                return len(bodies)
+            sender_faults = [f for f in failed if f.get("SenderFault")]
+            if sender_faults:
+                raise StorageUnavailableError(
+                    "sqs", "SendMessageBatch", f"rejected entries: {sender_faults}"
+                )
+            log.warning(
+                "retrying failed SendMessageBatch entries",
+                extra={"failed": len(pending), "attempt": attempt + 1},
+            )
+            time.sleep(self._backoff * 2**attempt)
+        raise StorageUnavailableError(
+            "sqs", "SendMessageBatch", f"{len(pending)} entries still failing after retries"
+        )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message received from the dead-letter queue."""
+
+    body: str
+    receipt_handle: str
+
+
+class DeadLetterQueue:
+    """The ingest queue's DLQ: take messages, send them back to the queue, then delete them.
+
+    Not ``StartMessageMoveTask``: the redrive needs each message's body, to mark its file as
+    being retried before the message is back on the queue.
+    """
+
+    def __init__(
+        self, client: SQSClient, dlq_url: str, queue: SqsQueue, *, wait_seconds: int = 1
+    ) -> None:
+        self._sqs = client
+        self._url = dlq_url
+        self._queue = queue
+        self._wait = wait_seconds
+
+    def take(self, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` (≤ 10) messages, invisible for a minute while they are moved."""
+        try:
+            got = self._sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=max(1, min(10, limit)),
+                WaitTimeSeconds=self._wait,
+                VisibilityTimeout=60,
+            ).get("Messages", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailableError("sqs", "ReceiveMessage", str(exc)) from exc
+        return [DeadLetter(m["Body"], m["ReceiptHandle"]) for m in got]
+
+    def return_to_queue(self, letters: list[DeadLetter]) -> None:
+        """Send to the ingest queue first, then delete from the DLQ (never lost)."""
+        self._queue.send_raw(letter.body for letter in letters)
+        try:
+            resp = self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": letter.receipt_handle}
+                    for i, letter in enumerate(letters)
+                ],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailableError("sqs", "DeleteMessageBatch", str(exc)) from exc
+        if resp.get("Failed"):
+            # sent twice at worst: the processor counts a chunk once however often it comes
+            log.warning("some redriven messages stay in the DLQ", extra={"failed": resp["Failed"]})
+
+    def remaining(self) -> int:
+        """Messages the DLQ counts as waiting (SQS's approximation)."""
+        try:
+            attrs = self._sqs.get_queue_attributes(
+                QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailableError("sqs", "GetQueueAttributes", str(exc)) from exc
+        return int(attrs.get("ApproximateNumberOfMessages", 0))

@@ -1,0 +1,94 @@
+"""``ingest partners add|list|remove``: SFTP partners, as Transfer Family users.
+
+The same commands serve a deployed stack (``--stack``: real Transfer Family, and the stack's
+``TransferUserRoleArn``) and the local stack (``--state-dir``: moto's Transfer API, read back
+by the local gateway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ingest.adapters.partners import add_partner, list_partners, remove_partner
+from ingest.cli.context import add_target_arguments, ensure_local_credentials, resolve_deployment
+from ingest.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ingest partners`` to the ``ingest`` parser."""
+    partners = subparsers.add_parser("partners", help="SFTP partners (Transfer users)")
+    actions = partners.add_subparsers(dest="partners_command", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="register a partner with an SSH public key")
+    add.add_argument("name")
+    add.add_argument("--ssh-key", type=Path, required=True, help="the partner's public key file")
+    add.add_argument("--server-id", default=None, help="Transfer server (default: the stack's)")
+    add.add_argument("--role", default=None, help="users' role ARN (default: the stack's)")
+    add_target_arguments(add)
+    add.set_defaults(func=cmd_partners_add)
+    lst = actions.add_parser("list", help="registered partners")
+    lst.add_argument("--server-id", default=None)
+    lst.add_argument("--json", action="store_true")
+    add_target_arguments(lst)
+    lst.set_defaults(func=cmd_partners_list)
+    remove = actions.add_parser("remove", help="delete a partner's user (their files stay)")
+    remove.add_argument("name")
+    remove.add_argument("--server-id", default=None)
+    add_target_arguments(remove)
+    remove.set_defaults(func=cmd_partners_remove)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"file {path} does not exist") from exc
+
+
+def _transfer_target(args: argparse.Namespace) -> tuple[Any, str, Any]:
+    deployment = resolve_deployment(args)
+    if deployment.is_local:
+        ensure_local_credentials()
+    server_id = args.server_id or deployment.resource("server_id")
+    return deployment.aws.client("transfer"), server_id, deployment
+
+
+def cmd_partners_add(args: argparse.Namespace) -> int:
+
+    transfer, server_id, deployment = _transfer_target(args)
+    role = args.role or deployment.resources.get("TransferUserRoleArn")
+    if role is None:
+        raise ConfigError("the stack has no TransferUserRoleArn output: pass --role")
+    partner = add_partner(
+        transfer,
+        server_id,
+        deployment.resource("bucket"),
+        args.name,
+        _read(args.ssh_key),
+        role=role,
+        state_dir=deployment.state_dir,
+    )
+    print(f"partner {partner.name}: / → s3:/{partner.home}/")
+    return 0
+
+
+def cmd_partners_list(args: argparse.Namespace) -> int:
+
+    transfer, server_id, deployment = _transfer_target(args)
+    partners = list_partners(transfer, server_id, state_dir=deployment.state_dir)
+    if args.json:
+        print(json.dumps([p.to_json() for p in partners], indent=2))
+    else:
+        for p in partners:
+            print(f"{p.name}\ts3:/{p.home}/\t{len(p.ssh_public_keys)} key(s)")
+    return 0
+
+
+def cmd_partners_remove(args: argparse.Namespace) -> int:
+
+    transfer, server_id, deployment = _transfer_target(args)
+    remove_partner(transfer, server_id, args.name, state_dir=deployment.state_dir)
+    print(f"partner {args.name} removed (their files stay in S3)")
+    return 0

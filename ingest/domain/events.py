@@ -1,0 +1,136 @@
+"""Normalise the events that announce a landed object into ``LandedObject`` values.
+
+Accepted shapes:
+* an S3 notification (``Records[].s3``), as S3 invokes the function directly;
+* the same notification wrapped in SQS (``Records[].body``), optionally inside SNS;
+* an EventBridge ``Object Created`` event from S3 (``detail.bucket.name``, ``detail.object``);
+* Transfer Family's ``SFTP Server File Upload Completed`` event (``detail.file-path`` is
+  ``/<bucket>/<key>``, ``detail.bytes``, ``detail.etag``), which confirms a held SFTP upload.
+S3 notification keys are URL-encoded (spaces as ``+``); EventBridge keys are not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from ingest.errors import InvalidEventError
+
+TRANSFER_UPLOAD_COMPLETED = "SFTP Server File Upload Completed"
+TRANSFER_RENAME_COMPLETED = "SFTP Server File Rename Completed"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What S3 says about one version of an object."""
+
+    size: int
+    etag: str
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    """An object that appeared in the landing bucket."""
+
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    principal_id: str | None = None
+    #: True when the event itself confirms that an SFTP upload completed.
+    upload_confirmed: bool = False
+
+
+def landed_objects(event: Mapping[str, Any]) -> Iterator[LandedObject]:
+    """Every landed object an event announces (test events and unrelated records skipped)."""
+    if "detail-type" in event:
+        yield from _from_eventbridge(event)
+        return
+    records = event.get("Records")
+    if not isinstance(records, list):
+        if event.get("Event") == "s3:TestEvent":
+            return
+        raise InvalidEventError(f"not an S3, SQS or EventBridge event: keys {sorted(event)}")
+    for record in records:
+        if "s3" in record:
+            if str(record.get("eventName", "ObjectCreated")).startswith("ObjectCreated"):
+                yield _from_s3_record(record)
+        elif "body" in record:
+            yield from landed_objects(_json(record["body"]))
+        elif "Sns" in record:
+            yield from landed_objects(_json(record["Sns"]["Message"]))
+        else:
+            raise InvalidEventError(f"unrecognised record: keys {sorted(record)}")
+
+
+def _json(text: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise InvalidEventError(f"envelope body is not JSON: {exc}") from exc
+    if not isinstance(value, Mapping):
+        raise InvalidEventError("envelope body is not a JSON object")
+    if "Type" in value and "Message" in value and "Records" not in value:  # SNS in SQS
+        return _json(value["Message"])
+    return value
+
+
+def _from_s3_record(record: Mapping[str, Any]) -> LandedObject:
+    try:
+        s3 = record["s3"]
+        obj = s3["object"]
+        return LandedObject(
+            bucket=s3["bucket"]["name"],
+            key=unquote_plus(obj["key"]),
+            size=obj.get("size"),
+            etag=(obj.get("eTag") or obj.get("etag") or "").strip('"') or None,
+            version_id=obj.get("versionId"),
+            principal_id=(record.get("userIdentity") or {}).get("principalId"),
+        )
+    except (KeyError, TypeError) as exc:
+        raise InvalidEventError(f"S3 record without {exc}") from exc
+
+
+def _from_eventbridge(event: Mapping[str, Any]) -> Iterator[LandedObject]:
+    detail = event.get("detail") or {}
+    kind = event["detail-type"]
+    try:
+        if kind == "Object Created":
+            obj = detail["object"]
+            yield LandedObject(
+                bucket=detail["bucket"]["name"],
+                key=obj["key"],
+                size=obj.get("size"),
+                etag=obj.get("etag"),
+                version_id=obj.get("version-id"),
+                principal_id=detail.get("requester"),
+            )
+        elif kind == TRANSFER_UPLOAD_COMPLETED:
+            bucket, key = transfer_path(detail, "file-path")
+            size = detail.get("bytes")
+            yield LandedObject(
+                bucket=bucket,
+                key=key,
+                size=int(size) if size is not None else None,
+                etag=(detail.get("etag") or "").strip('"') or None,
+                upload_confirmed=True,
+            )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InvalidEventError(f"{kind} event without {exc}") from exc
+
+
+def transfer_path(detail: Mapping[str, Any], field: str) -> tuple[str, str]:
+    """``(bucket, key)`` of a Transfer event's path field: ``/<bucket>/<key>`` on an S3-domain
+    server."""
+    value = detail.get(field)
+    if not isinstance(value, str):
+        raise InvalidEventError(f"Transfer event without {field}")
+    bucket, _, key = value.lstrip("/").partition("/")
+    if not bucket or not key:
+        raise InvalidEventError(f"{field} {value!r} is not /<bucket>/<key>")
+    return bucket, key

@@ -1,0 +1,65 @@
+"""What the ledger knows about a file: its statuses and its entry.
+
+A file is identified by its S3 key and its ETag (its *version*). Each time fanout starts
+ingesting a version it gives that ingestion a new id, so a version sent again later (A, then
+B, then A) is ingested afresh. How the ledger stores entries is
+:mod:`ingest.adapters.ledger_items`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+#: The reason of a file held in RECEIVED until its SFTP server confirms the upload.
+HELD_REASON = "awaiting SFTP upload completion"
+
+
+class FileStatus(StrEnum):
+    """Every state a file can be in; each one is visible in ``ingest status``."""
+
+    RECEIVED = "RECEIVED"
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    PROCESSED = "PROCESSED"
+    PROCESSED_WITH_REJECTS = "PROCESSED_WITH_REJECTS"
+    FAILED = "FAILED"
+    UNMATCHED = "UNMATCHED"
+    PARTIAL = "PARTIAL"
+    IGNORED = "IGNORED"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file as the ledger knows it (the ``ingest status --json`` contract)."""
+
+    key: str
+    status: str
+    feed: str | None = None
+    version: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    chunks: int = 0
+    chunks_done: int = 0
+    rows_ok: int = 0
+    rows_rejected: int = 0
+    reason: str | None = None
+    updated_at: float | None = None
+    chunk_size: int | None = None
+    version_id: str | None = None
+    #: the id of the current ingestion of ``version`` (None on entries older than ids)
+    ingestion: str | None = None
+    received_at: float | None = None
+    #: the last SFTP upload to this key that did not complete, when it left the object that
+    #: the entry tracks in place: ``{"at", "reason", "bytes"}``
+    failed_upload: dict[str, Any] | None = None
+
+    @property
+    def held(self) -> bool:
+        """Waiting for its SFTP server to say whether the upload completed."""
+        return self.status == FileStatus.RECEIVED and self.reason == HELD_REASON
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, as plain JSON values."""
+        return asdict(self)

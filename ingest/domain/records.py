@@ -1,0 +1,225 @@
+"""Typed fields, key templates and DynamoDB items."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, DecimalException, InvalidOperation
+from typing import Any
+
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
+
+from ingest.domain.feeds import Feed, FieldSpec, FieldType
+from ingest.errors import RowError
+
+#: DynamoDB numbers carry at most 38 significant digits, with magnitudes from 1E-130 up to
+#: 9.99...E+125. A value outside these fails the whole BatchWriteItem, so it is a row reject.
+_MAX_DIGITS = 38
+_MIN_MAGNITUDE = Decimal("1E-130")
+_MAX_MAGNITUDE = Decimal("1E+126")
+#: DynamoDB's own limits on an item: a row that breaks one would fail its whole batch, so it is
+#: a reject with a reason instead.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+MAX_ITEM_BYTES = 400 * 1024
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One record's item, with where it came from (for a reject)."""
+
+    line: int
+    raw: str
+    item: dict[str, Any]
+
+
+def _as_text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _to_string(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, (dict, list)):
+        raise RowError(f"field {spec.name!r}: expected a string, got a JSON {type(value).__name__}")
+    # a JSON true/false keeps its JSON spelling, not Python's "True"
+    return value if isinstance(value, str) else _key_value(value)
+
+
+def _number_text(value: Any, spec: FieldSpec, kind: str) -> str:
+    """The text of a number; Python-only forms (``1_000``, non-ASCII digits) are refused."""
+    text = _as_text(value)
+    if "_" in text or not text.isascii():
+        raise RowError(f"field {spec.name!r}: not {kind}: {value!r}")
+    return text
+
+
+def _to_int(value: Any, spec: FieldSpec) -> int:
+    if isinstance(value, (bool, float)):
+        raise RowError(f"field {spec.name!r}: not an integer: {value!r}")
+    try:
+        number = value if isinstance(value, int) else int(_number_text(value, spec, "an integer"))
+    except ValueError:
+        raise RowError(f"field {spec.name!r}: not an integer: {value!r}") from None
+    if len(str(abs(number))) > _MAX_DIGITS:
+        raise RowError(f"field {spec.name!r}: more than {_MAX_DIGITS} significant digits")
+    return number
+
+
+def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
+    if isinstance(value, bool):
+        raise RowError(f"field {spec.name!r}: not a decimal: {value!r}")
+    # JSON numbers arrive as Decimal (we parse JSON with parse_float=Decimal), never float.
+    text = value if isinstance(value, Decimal) else _number_text(value, spec, "a decimal")
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        raise RowError(f"field {spec.name!r}: not a decimal: {value!r}") from None
+    if not number.is_finite():
+        raise RowError(f"field {spec.name!r}: not a finite decimal: {value!r}")
+    if len(number.as_tuple().digits) > _MAX_DIGITS:
+        raise RowError(f"field {spec.name!r}: more than {_MAX_DIGITS} significant digits")
+    if not number:
+        # 0E-1000 and 0E+500 are zero, but their exponents are outside DynamoDB's range
+        return number if _storable(number) else Decimal(0)
+    # copy_abs, unlike abs(), does not round to the context precision (28 digits)
+    if not _MIN_MAGNITUDE <= number.copy_abs() < _MAX_MAGNITUDE:
+        raise RowError(f"field {spec.name!r}: {value!r} is outside DynamoDB's number range")
+    if not _storable(number):
+        raise RowError(f"field {spec.name!r}: {value!r} is not a DynamoDB number")
+    return number
+
+
+def _storable(number: Decimal) -> bool:
+    """Whether boto3's serializer takes it as it is: no rounding, clamping or overflow."""
+    try:
+        DYNAMODB_CONTEXT.create_decimal(number)
+    except DecimalException:
+        return False
+    return True
+
+
+def _to_bool(value: Any, spec: FieldSpec) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _as_text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RowError(f"field {spec.name!r}: not a boolean: {value!r}")
+
+
+def _to_date(value: Any, spec: FieldSpec) -> str:
+    text = _as_text(value)
+    try:
+        if spec.date_format:
+            return dt.datetime.strptime(text, spec.date_format).date().isoformat()
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        expected = spec.date_format or "YYYY-MM-DD"
+        raise RowError(f"field {spec.name!r}: not a date ({expected}): {value!r}") from None
+
+
+def _to_timestamp(value: Any, spec: FieldSpec) -> str:
+    text = _as_text(value)
+    try:
+        if spec.date_format:
+            return dt.datetime.strptime(text, spec.date_format).isoformat()
+        return dt.datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        expected = spec.date_format or "ISO 8601"
+        raise RowError(f"field {spec.name!r}: not a timestamp ({expected}): {value!r}") from None
+
+
+_CONVERTERS: dict[FieldType, Callable[[Any, FieldSpec], Any]] = {
+    FieldType.STRING: _to_string,
+    FieldType.INT: _to_int,
+    FieldType.DECIMAL: _to_decimal,
+    FieldType.BOOL: _to_bool,
+    FieldType.DATE: _to_date,
+    FieldType.TIMESTAMP: _to_timestamp,
+}
+
+
+def typed_fields(feed: Feed, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and convert one raw record (column/key → value) to the feed's typed fields.
+
+    Empty optional values are left out of the item; an empty or missing required value, or a
+    value of the wrong type, raises ``RowError`` with a reason naming the field.
+    """
+    out: dict[str, Any] = {}
+    for spec in feed.fields:
+        value = raw.get(spec.source)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if spec.required:
+                raise RowError(f"field {spec.name!r}: required but empty")
+            continue
+        out[spec.name] = _CONVERTERS[spec.type](value, spec)
+    return out
+
+
+def _key_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_item(
+    feed: Feed,
+    raw: Mapping[str, Any],
+    *,
+    captures: Mapping[str, str],
+    source_uri: str,
+    line: int,
+) -> dict[str, Any]:
+    """The DynamoDB item for one raw record (deterministic, so a replay rewrites it)."""
+    fields = typed_fields(feed, raw)
+    values = {**captures, **{k: _key_value(v) for k, v in fields.items()}}
+    try:
+        pk = feed.key.pk.format_map(values)
+        sk = feed.key.sk.format_map(values)
+    except KeyError as exc:
+        raise RowError(f"key field {exc.args[0]!r} is empty") from None
+    if not pk or not sk:
+        raise RowError("the record's key is empty")
+    _check_key_size("pk", pk, MAX_PARTITION_KEY_BYTES)
+    _check_key_size("sk", sk, MAX_SORT_KEY_BYTES)
+    item = {
+        **fields,
+        "pk": pk,
+        "sk": sk,
+        "_feed": feed.name,
+        "_source": source_uri,
+        "_line": line,
+    }
+    size = item_size(item)
+    if size > MAX_ITEM_BYTES:
+        raise RowError(
+            f"the record's item is {size} bytes, more than DynamoDB's {MAX_ITEM_BYTES}-byte limit"
+        )
+    return item
+
+
+def _check_key_size(name: str, value: str, limit: int) -> None:
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise RowError(f"the record's {name} is {size} bytes, more than DynamoDB's {limit}")
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, Decimal)):
+        # DynamoDB: about one byte per two significant digits, plus one (at most 21)
+        digits = len(Decimal(value).as_tuple().digits)
+        return min(21, (digits + 1) // 2 + 1)
+    raise TypeError(f"unexpected item value {type(value).__name__}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: attribute names plus values, in bytes."""
+    return sum(len(name.encode("utf-8")) + _value_size(v) for name, v in item.items())

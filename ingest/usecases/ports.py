@@ -1,0 +1,144 @@
+"""The ports the use cases talk to: Protocols that the AWS adapters implement.
+
+The use cases import these, never an adapter; ``lambdas/`` (and the CLI) build the adapters and
+pass them in. A test or a benchmark may pass any object with the same methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Protocol
+
+from ingest.domain.events import ObjectInfo
+from ingest.domain.files import FileEntry, FileStatus
+from ingest.domain.records import RecordRow
+
+
+class ObjectStore(Protocol):
+    """Landed objects (read, pinned to one version) and reject files (written)."""
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
+
+    def open_range(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None,
+        start: int,
+        etag: str | None,
+        end: int | None = None,
+    ) -> IO[bytes]: ...
+
+    def iter_blocks(self, bucket: str, key: str, *, version_id: str | None) -> Iterator[bytes]: ...
+
+    def put_file(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None: ...
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
+
+
+class MessageSender(Protocol):
+    """The chunk queue."""
+
+    def send_all(self, bodies: Iterable[dict[str, Any]]) -> int: ...
+
+    def send_raw(self, bodies: Iterable[str]) -> int: ...
+
+
+class DeadLetter(Protocol):
+    """A message taken off the dead-letter queue (invisible there until returned)."""
+
+    @property
+    def body(self) -> str: ...
+
+
+class DeadLetters(Protocol):
+    """The dead-letter queue of the ingest queue."""
+
+    def take(self, limit: int) -> list[Any]: ...
+
+    def return_to_queue(self, letters: list[Any]) -> None: ...
+
+    def remaining(self) -> int: ...
+
+
+class RejectRow(Protocol):
+    """Sets a row aside with its reason; called from the writer threads too, so thread-safe."""
+
+    def __call__(self, line: int, reason: str, raw: str) -> None: ...
+
+
+class RecordWriter(Protocol):
+    """The records table: returns how many rows were written; the rest went to ``reject``."""
+
+    def write(self, rows: Iterable[RecordRow], reject: RejectRow) -> int: ...
+
+
+class FileLedger(Protocol):
+    """What the use cases read and write of the ledger (``ingest.adapters.ledger``)."""
+
+    def get_file(self, key: str) -> FileEntry | None: ...
+
+    def start_file(
+        self,
+        *,
+        key: str,
+        feed: str,
+        version: str,
+        etag: str,
+        size: int,
+        chunks: int,
+        chunk_size: int | None = None,
+        version_id: str | None = None,
+        reason: str | None = None,
+    ) -> str | None: ...
+
+    def mark_queued(self, key: str, version: str, ingestion: str | None = None) -> None: ...
+
+    def record_terminal(
+        self,
+        key: str,
+        status: FileStatus,
+        *,
+        reason: str,
+        size: int | None = None,
+        etag: str | None = None,
+        version: str | None = None,
+        feed: str | None = None,
+    ) -> None: ...
+
+    def record_failed_upload(
+        self, key: str, *, reason: str, size: int | None, object_etag: str | None
+    ) -> FileStatus | None: ...
+
+    def mark_processing(self, key: str, version: str, ingestion: str | None = None) -> None: ...
+
+    def complete_chunk(
+        self,
+        key: str,
+        version: str,
+        index: int,
+        *,
+        rows_ok: int,
+        rows_rejected: int,
+        ingestion: str | None = None,
+    ) -> bool: ...
+
+    def finish_if_complete(
+        self, key: str, version: str, ingestion: str | None = None
+    ) -> FileEntry | None: ...
+
+    def mark_failed(
+        self, key: str, version: str, reason: str, ingestion: str | None = None
+    ) -> None: ...
+
+    def done_chunks(self, key: str, version: str, ingestion: str | None = None) -> set[int]: ...
+
+    def mark_requeued(
+        self,
+        key: str,
+        version: str,
+        ingestion: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> bool: ...

@@ -1,0 +1,322 @@
+"""The processor use case: one chunk message → records in DynamoDB, rejects in S3, counters.
+
+Ordering makes a chunk safe to replay after a crash or a duplicate delivery: record items have
+deterministic keys (a replay rewrites the same items), the reject file has a deterministic
+name (a replay overwrites it), and the ledger counters are added last, once, in a transaction
+guarded by the chunk's marker item.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ingest.domain.feeds import Feed, FeedSet, Format
+from ingest.domain.files import FileEntry
+from ingest.domain.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
+from ingest.domain.inflate import InflateLimits, open_gzip
+from ingest.domain.messages import ChunkMessage
+from ingest.domain.records import RecordRow, build_item
+from ingest.domain.rejects import rejects_key
+from ingest.errors import (
+    CorruptInputError,
+    IngestError,
+    PermanentError,
+    RowError,
+    StaleVersionError,
+)
+from ingest.usecases.ports import FileLedger, ObjectStore, RecordWriter
+
+log = logging.getLogger(__name__)
+
+HEADER_READ_LIMIT = 64 * 1024
+_SPOOL_LIMIT = 8 * 1024 * 1024
+#: A reject keeps at most this many characters of its record's text (``raw_truncated``).
+MAX_REJECT_RAW = 16 * 1024
+
+
+@dataclass(frozen=True)
+class ProcessorPorts:
+    """What the processor talks to; ``feeds`` is called per chunk so a cache may refresh."""
+
+    feeds: Callable[[], FeedSet]
+    store: ObjectStore
+    sink: RecordWriter
+    ledger: FileLedger
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    key: str
+    index: int
+    rows_ok: int
+    rows_rejected: int
+    #: False when this chunk had already been counted (a redelivery)
+    counted: bool
+    #: the file's entry once its last chunk is done
+    finished: FileEntry | None
+
+
+class RejectFile:
+    """Reject lines ``{line, reason, raw}``, spooled to disk past a few MiB."""
+
+    def __init__(self) -> None:
+        # closed by close(), which process_chunk registers on its ExitStack
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_LIMIT, mode="w+b")  # noqa: SIM115
+        self._lock = threading.Lock()  # the record sink's writer threads add rejects too
+        self.count = 0
+
+    def add(self, line: int, reason: str, raw: str) -> None:
+        record: dict[str, Any] = {"line": line, "reason": reason, "raw": raw[:MAX_REJECT_RAW]}
+        if len(raw) > MAX_REJECT_RAW:
+            record["raw_truncated"] = True
+        line_bytes = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        with self._lock:
+            self._file.write(line_bytes)
+            self.count += 1
+
+    def upload(self, store: ObjectStore, bucket: str, key: str) -> None:
+        self._file.seek(0)
+        store.put_file(bucket, key, self._file, "application/x-ndjson")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _guard_corruption(lines: Iterator[RawLine], key: str) -> Iterator[RawLine]:
+    """Translate a broken gzip stream into a permanent, clearly worded error."""
+    try:
+        yield from lines
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise CorruptInputError(f"cannot decompress gzip: {exc}", key=key) from exc
+
+
+def _read_header(store: ObjectStore, msg: ChunkMessage, feed: Feed) -> list[str] | None:
+    """A CSV header for a chunk that does not start at byte 0."""
+    if feed.format is not Format.CSV or not feed.csv.header or msg.start == 0:
+        return None
+    # A bounded read: an open-ended GET would stream (or, on some S3 emulators, load) the
+    # whole object just for its first line.
+    with store.open_range(
+        msg.bucket,
+        msg.key,
+        version_id=msg.version_id,
+        start=0,
+        etag=msg.version,
+        end=HEADER_READ_LIMIT,
+    ) as stream:
+        first = stream.readline()
+    if not first.endswith(b"\n"):  # a header longer than the bounded read
+        with store.open_range(
+            msg.bucket, msg.key, version_id=msg.version_id, start=0, etag=msg.version
+        ) as stream:
+            first = stream.readline()
+    return CsvParser(feed, None).parse_header(RawLine(number=1, data=first))
+
+
+def _records(
+    store: ObjectStore, msg: ChunkMessage, feed: Feed, stack: ExitStack
+) -> Iterator[ParsedRecord]:
+    header = _read_header(store, msg, feed)
+    stream: IO[bytes] = stack.enter_context(
+        store.open_range(
+            msg.bucket,
+            msg.key,
+            version_id=msg.version_id,
+            start=max(msg.start - 1, 0),
+            etag=msg.version,
+        )
+    )
+    if msg.compressed:
+        limits = InflateLimits(
+            max_size=feed.max_decompressed_size, max_ratio=feed.max_compression_ratio
+        )
+        stream = stack.enter_context(open_gzip(stream, key=msg.key, limits=limits))
+    # A single-chunk file is read to its end, whatever its size was when planned.
+    end = None if msg.chunks == 1 else msg.end
+    lines = iter_lines(
+        stream,
+        start=msg.start,
+        end=end,
+        first_line=msg.first_line,
+        max_size=feed.max_record_size,
+    )
+    if msg.compressed:
+        lines = _guard_corruption(lines, msg.key)
+    return parse_records(feed, lines, owns_file_start=msg.start == 0, header=header)
+
+
+def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
+    """Parse, validate and write one chunk; count it in the ledger exactly once.
+
+    A chunk of a file version the ledger no longer tracks (the key was replaced by a newer
+    upload) is dropped without writing, so old data never overwrites newer records.
+    """
+    try:
+        return _process_current_chunk(msg, ports)
+    except StaleVersionError as exc:
+        log.warning(
+            "dropping a chunk of a superseded file", extra={"key": msg.key, "why": str(exc)}
+        )
+        return ChunkResult(
+            key=msg.key, index=msg.index, rows_ok=0, rows_rejected=0, counted=False, finished=None
+        )
+
+
+def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
+    entry = ports.ledger.get_file(msg.key)
+    ingestion = msg.ingestion_id
+    if entry is None or (entry.version, entry.ingestion) != (msg.version, ingestion):
+        raise StaleVersionError(
+            f"{msg.key}: the ledger tracks "
+            f"{f'{entry.version} (ingestion {entry.ingestion})' if entry else 'no version'}, "
+            f"this chunk is of {msg.version} (ingestion {ingestion})"
+        )
+    feeds = ports.feeds()
+    match = feeds.resolve(msg.key)
+    if match is None or match.feed.name != msg.feed:
+        raise PermanentError(f"{msg.key}: feed {msg.feed!r} no longer owns this key")
+    feed = match.feed
+    ports.ledger.mark_processing(msg.key, msg.version, ingestion)
+
+    rejects = RejectFile()
+    with ExitStack() as stack:
+        stack.callback(rejects.close)
+        records = _records(ports.store, msg, feed, stack)
+
+        last_line = 0
+
+        def rows() -> Iterator[RecordRow]:
+            nonlocal last_line
+            for record in records:
+                last_line = record.line
+                if record.error is not None or record.values is None:
+                    rejects.add(record.line, record.error or "unparseable", record.raw)
+                    continue
+                try:
+                    item = build_item(
+                        feed,
+                        record.values,
+                        captures=match.captures,
+                        source_uri=msg.source_uri,
+                        line=record.line,
+                    )
+                except RowError as exc:
+                    rejects.add(record.line, exc.reason, record.raw)
+                    continue
+                yield RecordRow(record.line, record.raw, item)
+
+        try:
+            rows_ok = ports.sink.write(rows(), rejects.add)
+        except Exception as exc:
+            # Items before the failure may already be in the table: say so in the reason.
+            # A successful retry rewrites them (keys are deterministic) and counts them once.
+            exc.add_note(f"stopped at line {last_line}; rows before it may have been written")
+            raise
+        if rejects.count:
+            rejects.upload(ports.store, msg.bucket, rejects_key(msg.key, msg.index))
+
+    counted = ports.ledger.complete_chunk(
+        msg.key,
+        msg.version,
+        msg.index,
+        rows_ok=rows_ok,
+        rows_rejected=rejects.count,
+        ingestion=ingestion,
+    )
+    finished = ports.ledger.finish_if_complete(msg.key, msg.version, ingestion)
+    log.info(
+        "chunk done",
+        extra={
+            "key": msg.key,
+            "chunk": msg.index,
+            "rows_ok": rows_ok,
+            "rows_rejected": rejects.count,
+            "redelivery": not counted,
+        },
+    )
+    return ChunkResult(
+        key=msg.key,
+        index=msg.index,
+        rows_ok=rows_ok,
+        rows_rejected=rejects.count,
+        counted=counted,
+        finished=finished,
+    )
+
+
+def retry_delay(receive_count: int, *, base: int, max_receive_count: int) -> int | None:
+    """Seconds until a failed message is delivered again: ``base`` doubling per delivery.
+
+    None leaves the queue's visibility timeout in charge (no base, or the last delivery,
+    which must come back at once so the redrive moves it to the DLQ). SQS caps a message's
+    visibility at 12 hours.
+    """
+    if base <= 0:
+        return None
+    if receive_count >= max_receive_count:
+        return 0
+    delay: int = base * 2 ** max(receive_count - 1, 0)
+    return min(delay, 12 * 3600)
+
+
+def handle_chunk_message(
+    body: str,
+    *,
+    receive_count: int,
+    max_receive_count: int,
+    ports: ProcessorPorts,
+    retry_in: Callable[[int], None] | None = None,
+    retry_backoff_seconds: int = 0,
+) -> ChunkResult:
+    """Process one SQS chunk message, recording FAILED when it will not succeed.
+
+    A permanent error marks the file FAILED at once; any other error does so on the last
+    delivery before the queue's redrive moves the message to the dead-letter queue. The
+    error is always re-raised so the message is reported as a batch item failure; with
+    ``retry_in`` the message comes back after an exponential backoff rather than after the
+    queue's (long: 6 times the function's timeout) visibility timeout.
+    """
+    msg = ChunkMessage.from_json(body)
+    try:
+        return process_chunk(msg, ports)
+    except Exception as exc:
+        last_attempt = receive_count >= max_receive_count
+        if isinstance(exc, PermanentError) or last_attempt:
+            notes = "; ".join(getattr(exc, "__notes__", []))
+            reason = f"chunk {msg.index}: {type(exc).__name__}: {exc}" + (
+                f" ({notes})" if notes else ""
+            )
+            if last_attempt:
+                reason += f" (after {receive_count} deliveries; message moved to the DLQ)"
+            try:
+                ports.ledger.mark_failed(msg.key, msg.version, reason, msg.ingestion_id)
+            except IngestError:
+                log.exception("could not record FAILED", extra={"key": msg.key})
+        delay = retry_delay(
+            receive_count, base=retry_backoff_seconds, max_receive_count=max_receive_count
+        )
+        if retry_in is not None and delay is not None:
+            try:
+                retry_in(delay)
+            except Exception:  # the queue's own visibility timeout still applies
+                log.exception("could not schedule the retry", extra={"key": msg.key})
+        log.warning(
+            "chunk failed",
+            extra={
+                "key": msg.key,
+                "chunk": msg.index,
+                "receive_count": receive_count,
+                "error": str(exc),
+                "retryable": not isinstance(exc, PermanentError),
+            },
+        )
+        raise
