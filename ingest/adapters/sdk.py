@@ -49,7 +49,7 @@ def is_condition_failure(exc: BaseException) -> bool:
     if code == CONDITION_FAILED:
         return True
     if code == "TransactionCanceledException" and isinstance(exc, ClientError):
-        reasons = exc.response.get("CancellationReasons") or []  # type: ignore[typeddict-item]
+        reasons = exc.response.get("CancellationReasons") or []
         if reasons:
             return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
         return "ConditionalCheckFailed" in str(exc)
