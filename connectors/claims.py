@@ -11,27 +11,33 @@ the transfer-status function can both try it and it happens once.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.jobfile import RetrievalJob
 from ingest.adapters.dynamo import attr, from_item
-from ingest.errors import StorageUnavailableError
+from ingest.adapters.sdk import is_condition_failure, translated, unavailable
+from ingest.errors import IngestError, StorageUnavailableError
+from ingest.shared.backoff import Backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_s3.client import S3Client
 
+log = logging.getLogger(__name__)
+
 REMOTE_PK = "REMOTE#"
 CLAIMED, FETCHED, RELEASED = "CLAIMED", "FETCHED", "RELEASED"
 #: concurrent ledger requests of one run (claims, settles): each is one small item
 DB_THREADS = 8
+BATCH_BACKOFF = Backoff(attempts=8, base=0.05, cap=5.0)
 
 
 class ConnectorApi(Protocol):
@@ -154,23 +160,37 @@ def _single(ports: JobPorts, action: Mapping[str, Any]) -> bool:
             ports.db.put_item(**params)
         else:
             ports.db.update_item(**params)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+    except (ClientError, BotoCoreError) as exc:
+        if is_condition_failure(exc):
             return False
-        raise StorageUnavailableError("dynamodb", f"{kind}Item", str(exc)) from exc
+        raise unavailable(exc, "dynamodb", f"{kind}Item") from exc
     return True
 
 
-def batch_put(ports: JobPorts, items: list[dict[str, Any]]) -> None:
-    """Unconditional puts, 25 per BatchWriteItem (for items only this run may change)."""
+def batch_put(
+    ports: JobPorts,
+    items: list[dict[str, Any]],
+    *,
+    backoff: Backoff = BATCH_BACKOFF,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Unconditional puts, 25 per BatchWriteItem (for items only this run may change);
+    UnprocessedItems are sent again after a backoff with jitter."""
     for start in range(0, len(items), 25):
-        chunk = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
-        pending: Any = {ports.table: chunk}
-        try:
-            while pending:
+        pending: Any = {
+            ports.table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+        }
+        for attempt in range(backoff.attempts):
+            if attempt:
+                sleep(backoff.delay(attempt))
+            with translated("dynamodb", "BatchWriteItem"):
                 pending = ports.db.batch_write_item(RequestItems=pending).get("UnprocessedItems")
-        except ClientError as exc:
-            raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
+            if not pending:
+                break
+        else:
+            raise StorageUnavailableError(
+                "dynamodb", "BatchWriteItem", f"claims still unprocessed: {len(pending)} tables"
+            )
 
 
 def release(ports: JobPorts, connector_id: str, f: Mapping[str, Any], reason: str) -> None:
@@ -204,10 +224,10 @@ def _update(
         kwargs["ConditionExpression"] = condition
     try:
         ports.db.update_item(**kwargs)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+    except (ClientError, BotoCoreError) as exc:
+        if is_condition_failure(exc):
             return False
-        raise StorageUnavailableError("dynamodb", "UpdateItem", str(exc)) from exc
+        raise unavailable(exc, "dynamodb", "UpdateItem") from exc
     return True
 
 
@@ -224,7 +244,12 @@ def after_success(
         elif after == "move":
             target = posixpath.join(claim["move_to"], posixpath.basename(path))
             api.start_remote_move(ConnectorId=connector_id, SourcePath=path, TargetPath=target)
-    except Exception as exc:  # the file is safely in S3; record the failed action
+    except (IngestError, ClientError, BotoCoreError) as exc:
+        # The file is safely in S3: the failed action is recorded (and logged), not raised.
+        log.warning(
+            "after-success action failed",
+            extra={"connector": connector_id, "path": path, "action": after, "error": str(exc)},
+        )
         key = {"pk": item["pk"], "sk": item["sk"]}
         _update(ports, key, "SET action_error = :e", {":e": attr(str(exc)[:1000])})
 
@@ -233,12 +258,13 @@ def find_claim(
     ports: JobPorts, connector_id: str, path: str, transfer_id: str
 ) -> dict[str, Any] | None:
     """The claim item of ``path`` that belongs to ``transfer_id``, if any."""
-    resp = ports.db.query(
-        TableName=ports.table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": attr(f"{REMOTE_PK}{connector_id}#{path}")},
-        ConsistentRead=True,
-    )
+    with translated("dynamodb", "Query", path):
+        resp = ports.db.query(
+            TableName=ports.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": attr(f"{REMOTE_PK}{connector_id}#{path}")},
+            ConsistentRead=True,
+        )
     for item in resp.get("Items", []):
         if from_item(item).get("transfer_id") == transfer_id:
             return dict(item)

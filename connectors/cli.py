@@ -12,19 +12,21 @@ import asyncio
 import json
 import os
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from connectors import config
 from connectors.hostkeys import scan_host_keys
+from connectors.jobs import FINAL
+from connectors.request_rules import join_key, split_s3_path
 from connectors.service import BuiltinConnectorService
 from connectors.status import StatusStore
 from connectors.usecases import BUILTIN, ENGINE_ALIASES, ENGINES, MANAGED, engine_name
 from connectors.wiring import account_id, build_builtin_service
 from ingest.cli.context import Deployment, add_target_arguments, resolve_deployment
+from ingest.cli.output import TransferProgress
 from ingest.errors import ConfigError
+from ingest.shared.polling import PollTimeoutError, poll_until
 
 
 def register(subparsers: Any) -> None:
@@ -85,6 +87,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--to", metavar="/BUCKET/PREFIX", help="where retrieved files land")
     p.add_argument("--remote-dir", help="remote directory for sent files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for a managed transfer's files to be final (3600)",
+    )
     _common(p, _transfer, engine=True)
 
     p = sub.add_parser("results", help="ListFileTransferResults of one transfer")
@@ -247,51 +255,6 @@ def _test(args: argparse.Namespace) -> int:
     return 0 if result.get("Status") == "OK" else 1
 
 
-class ProgressBars:
-    """One line per file on a terminal (redrawn in place); a line per finished file otherwise."""
-
-    def __init__(self, paths: list[str], out: TextIO, *, enabled: bool = True) -> None:
-        self.paths = paths
-        self.out = out
-        self.enabled = enabled
-        self.tty = out.isatty()
-        self.state = {p: (0, 0) for p in paths}
-        self.finished: set[str] = set()
-        self._lock = threading.Lock()
-        self._drawn = False
-
-    def update(self, path: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        with self._lock:
-            self.state[path] = (done, total)
-            if self.tty:
-                self._redraw()
-            elif done >= total and path not in self.finished:
-                self.finished.add(path)
-                self.out.write(self._line(path) + "\n")
-                self.out.flush()
-
-    def _line(self, path: str) -> str:
-        done, total = self.state[path]
-        frac = (
-            1.0
-            if total == 0 and done == 0 and path in self.finished
-            else (done / total if total else 0.0)
-        )
-        bar = "#" * int(frac * 30)
-        mib = 1024 * 1024
-        return f"{path[-40:]:<40} [{bar:<30}] {frac:6.1%} {done / mib:8.1f}/{total / mib:.1f} MiB"
-
-    def _redraw(self) -> None:
-        if self._drawn:
-            self.out.write(f"\x1b[{len(self.paths)}F")
-        for p in self.paths:
-            self.out.write("\x1b[2K" + self._line(p) + "\n")
-        self._drawn = True
-        self.out.flush()
-
-
 def _transfer(args: argparse.Namespace) -> int:
     dep = resolve_deployment(args)
     if args.retrieve and not args.to:
@@ -301,19 +264,19 @@ def _transfer(args: argparse.Namespace) -> int:
     paths: list[str] = args.retrieve or args.send
     if _engine(args, dep) == MANAGED:
         return _transfer_managed(args, dep, paths)
-    bars = ProgressBars(paths, sys.stderr, enabled=not args.quiet)
     service = _builtin_service(dep)
     try:
-        records = service.run(
-            service.file_transfer(
-                args.connector_id,
-                retrieve_file_paths=args.retrieve,
-                local_directory_path=args.to,
-                send_file_paths=args.send,
-                remote_directory_path=args.remote_dir,
-                progress=bars.update,
+        with TransferProgress(paths, sys.stderr, enabled=not args.quiet) as bars:
+            records = service.run(
+                service.file_transfer(
+                    args.connector_id,
+                    retrieve_file_paths=args.retrieve,
+                    local_directory_path=args.to,
+                    send_file_paths=args.send,
+                    remote_directory_path=args.remote_dir,
+                    progress=bars.update,
+                )
             )
-        )
     finally:
         service.close()
     print(records[0].transfer_id)
@@ -332,15 +295,19 @@ def _transfer_managed(args: argparse.Namespace, dep: Deployment, paths: list[str
         kwargs.update(SendFilePaths=paths, RemoteDirectoryPath=args.remote_dir)
     transfer_id = transfer.start_file_transfer(**kwargs)["TransferId"]
     print(transfer_id)
-    while True:  # the managed service is asynchronous: poll until every file is final
-        results = transfer.list_file_transfer_results(
-            ConnectorId=args.connector_id, TransferId=transfer_id
-        )["FileTransferResults"]
-        if len(results) >= len(paths) and all(
-            r["StatusCode"] in ("COMPLETED", "FAILED") for r in results
-        ):
-            break
-        time.sleep(2)
+
+    def final_results() -> list[Any] | None:
+        results = _managed_results(transfer, args.connector_id, transfer_id)
+        final = len(results) >= len(paths) and all(r["StatusCode"] in FINAL for r in results)
+        return results if final else None
+
+    # the managed service is asynchronous: wait until every file is final, or give up
+    try:
+        results = poll_until(
+            final_results, timeout=args.timeout, interval=2.0, what=f"transfer {transfer_id}"
+        )
+    except PollTimeoutError as exc:
+        raise ConfigError(f"{exc}; see 'ingest connectors results'") from exc
     failed = [r for r in results if r["StatusCode"] != "COMPLETED"]
     for r in failed:
         print(
@@ -350,13 +317,18 @@ def _transfer_managed(args: argparse.Namespace, dep: Deployment, paths: list[str
     return 1 if failed else 0
 
 
+def _managed_results(transfer: Any, connector_id: str, transfer_id: str) -> list[Any]:
+    """Every page of ListFileTransferResults."""
+    pages = transfer.get_paginator("list_file_transfer_results").paginate(
+        ConnectorId=connector_id, TransferId=transfer_id
+    )
+    return [r for page in pages for r in page["FileTransferResults"]]
+
+
 def _results(args: argparse.Namespace) -> int:
     dep = resolve_deployment(args)
     if _engine(args, dep) == MANAGED:
-        page = dep.aws.client("transfer").list_file_transfer_results(
-            ConnectorId=args.connector_id, TransferId=args.transfer_id
-        )
-        results = page["FileTransferResults"]
+        results = _managed_results(dep.aws.client("transfer"), args.connector_id, args.transfer_id)
     else:
         store = StatusStore(dep.aws.client("dynamodb"), dep.resource("ledger_table"))
         found = store.results(args.connector_id, args.transfer_id)
@@ -398,8 +370,8 @@ def _listing(args: argparse.Namespace) -> int:
     finally:
         _close(api)
     out.pop("ResponseMetadata", None)
-    bucket, _, prefix = args.to.strip("/").partition("/")
-    key = f"{prefix}/{out['OutputFileName']}" if prefix else out["OutputFileName"]
+    bucket, prefix = split_s3_path(args.to.rstrip("/"), "--to")
+    key = join_key(prefix, out["OutputFileName"])
     print(f"s3://{bucket}/{key}", file=sys.stderr)
     if _engine(args, dep) == BUILTIN:
         body = dep.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

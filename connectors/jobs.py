@@ -3,7 +3,7 @@
 The jobs come from ``retrievals.yaml`` (:mod:`connectors.jobfile`). Exactly-once across
 overlapping runs comes from the ledger claims of :mod:`connectors.claims`.
 
-``api`` is either the local service or boto3's ``transfer`` client (managed mode): the same
+``api`` is either the builtin service or boto3's ``transfer`` client (managed mode): the same
 calls, the same response shapes. Results are settled here when they are final before the
 run ends, or by the transfer-status function from the connector's events; settling is
 idempotent, so whichever comes first wins and the other is a no-op.
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.claims import (
     DB_THREADS,
@@ -38,7 +38,9 @@ from connectors.claims import (
 from connectors.jobfile import RetrievalJob, load_jobs
 from connectors.request_rules import MAX_PATHS_PER_CALL
 from ingest.adapters.dynamo import attr
+from ingest.adapters.sdk import is_not_found, translated, unavailable
 from ingest.errors import IngestError, StorageUnavailableError
+from ingest.shared.polling import PollTimeoutError, poll_until
 
 __all__ = [
     "ConnectorApi",
@@ -96,38 +98,40 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
         f for f in files if fnmatch.fnmatchcase(posixpath.basename(f["filePath"]), job.pattern)
     ]
     report.matched = len(matched)
+    claimed = _claim(ports, job, matched)
+    report.skipped = len(matched) - len(claimed)
+    report.claimed = len(claimed)
+    finals = _retrieve(api, ports, job, claimed, report)
+    _settle_finals(api, ports, job, finals, report)
+    return report
+
+
+Claimed = list[tuple[dict[str, Any], dict[str, Any]]]  # (listing entry, claim item)
+
+
+def _claim(ports: JobPorts, job: RetrievalJob, matched: list[dict[str, Any]]) -> Claimed:
+    """The files this run won the claim of."""
     now = time.time()
     items = [claim_item(job, f, now) for f in matched]
     wins = conditional_writes(ports, [claim_put(ports, item, now) for item in items])
-    claimed = [(f, item) for f, item, won in zip(matched, items, wins, strict=True) if won]
-    report.skipped = len(matched) - len(claimed)
-    report.claimed = len(claimed)
+    return [(f, item) for f, item, won in zip(matched, items, wins, strict=True) if won]
+
+
+def _retrieve(
+    api: ConnectorApi, ports: JobPorts, job: RetrievalJob, claimed: Claimed, report: JobReport
+) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Retrieve the claimed files in calls of ≤ 10; the (claim item, result) of final ones.
+
+    Each call waits for its results on its own thread, so the calls' waits overlap; one
+    deadline for the whole run.
+    """
     batches = [
         claimed[i : i + MAX_PATHS_PER_CALL] for i in range(0, len(claimed), MAX_PATHS_PER_CALL)
     ]
+    deadline = time.monotonic() + ports.wait_seconds
 
-    deadline = time.monotonic() + ports.wait_seconds  # one wait for the whole run
-
-    def one_call(
-        batch: list[tuple[dict[str, Any], dict[str, Any]]],
-    ) -> tuple[str, list[Any], list[dict[str, str]]]:
-        """Start one call of ≤ 10 files, record its transfer id, and wait for its results
-        (each call waits on its own thread, so the calls' waits overlap)."""
-        paths = [f["filePath"] for f, _ in batch]
-        try:
-            transfer_id = api.start_file_transfer(
-                ConnectorId=job.connector_id,
-                RetrieveFilePaths=paths,
-                LocalDirectoryPath=f"/{ports.bucket}/{job.destination}",
-            )["TransferId"]
-        except Exception:
-            for f, _ in batch:
-                release(ports, job.connector_id, f, "the transfer could not be started")
-            raise
-        # The claims are ours alone while CLAIMED: rewriting them whole is safe and batchable.
-        for _, item in batch:
-            item["transfer_id"] = attr(transfer_id)
-        batch_put(ports, [item for _, item in batch])
+    def one_call(batch: Claimed) -> tuple[str, Claimed, list[dict[str, str]]]:
+        transfer_id = _start_transfer(api, ports, job, batch)
         results = wait_for_results(
             api, ports, job.connector_id, transfer_id, len(batch), deadline=deadline
         )
@@ -146,7 +150,40 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
                 final_paths.add(result["FilePath"])
         # not final yet: settled later from its event
         report.pending.extend(sorted(set(by_path) - final_paths))
+    return finals
 
+
+def _start_transfer(api: ConnectorApi, ports: JobPorts, job: RetrievalJob, batch: Claimed) -> str:
+    """Start one call of ≤ 10 files and record its transfer id in their claims."""
+    paths = [f["filePath"] for f, _ in batch]
+    try:
+        with translated("transfer", "StartFileTransfer", job.connector_id):
+            transfer_id = str(
+                api.start_file_transfer(
+                    ConnectorId=job.connector_id,
+                    RetrieveFilePaths=paths,
+                    LocalDirectoryPath=f"/{ports.bucket}/{job.destination}",
+                )["TransferId"]
+            )
+    except IngestError:
+        for f, _ in batch:
+            release(ports, job.connector_id, f, "the transfer could not be started")
+        raise
+    # The claims are ours alone while CLAIMED: rewriting them whole is safe and batchable.
+    for _, item in batch:
+        item["transfer_id"] = attr(transfer_id)
+    batch_put(ports, [item for _, item in batch])
+    return transfer_id
+
+
+def _settle_finals(
+    api: ConnectorApi,
+    ports: JobPorts,
+    job: RetrievalJob,
+    finals: list[tuple[dict[str, Any], dict[str, str]]],
+    report: JobReport,
+) -> None:
+    """Settle the final results (once each), run after-success actions, fill the report."""
     won = conditional_writes(ports, [settle_update(ports, item, result) for item, result in finals])
     actions = [
         item
@@ -161,32 +198,38 @@ def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
         else:
             report.failed[result["FilePath"]] = result.get("FailureCode", "")
     report.completed.sort()
-    return report
 
 
 def list_remote(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> list[dict[str, Any]]:
     """The job directory's files, via StartDirectoryListing and its S3 output file."""
-    out = api.start_directory_listing(
-        ConnectorId=job.connector_id,
-        RemoteDirectoryPath=job.remote_directory,
-        OutputDirectoryPath=f"/{ports.bucket}/{ports.listing_prefix}",
-        MaxItems=10000,
-    )
+    with translated("transfer", "StartDirectoryListing", job.connector_id):
+        out = api.start_directory_listing(
+            ConnectorId=job.connector_id,
+            RemoteDirectoryPath=job.remote_directory,
+            OutputDirectoryPath=f"/{ports.bucket}/{ports.listing_prefix}",
+            MaxItems=10000,
+        )
     key = f"{ports.listing_prefix}/{out['OutputFileName']}"
-    deadline = time.monotonic() + ports.wait_seconds
-    while True:  # the managed service writes the file asynchronously
+
+    def read_listing() -> bytes | None:
         try:
-            body = ports.s3.get_object(Bucket=ports.bucket, Key=key)["Body"].read()
-            break
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                raise StorageUnavailableError("s3", "GetObject", str(exc)) from exc
-            if time.monotonic() > deadline:
-                raise StorageUnavailableError(
-                    "s3", "GetObject", f"listing {key} never appeared"
-                ) from exc
-            time.sleep(ports.poll_seconds)
-    ports.s3.delete_object(Bucket=ports.bucket, Key=key)
+            return bytes(ports.s3.get_object(Bucket=ports.bucket, Key=key)["Body"].read())
+        except (ClientError, BotoCoreError) as exc:
+            if is_not_found(exc):
+                return None  # the managed service writes the file asynchronously
+            raise unavailable(exc, "s3", "GetObject", key) from exc
+
+    try:
+        body = poll_until(
+            read_listing,
+            timeout=ports.wait_seconds,
+            interval=ports.poll_seconds,
+            what=f"the listing {key}",
+        )
+    except PollTimeoutError as exc:
+        raise StorageUnavailableError("s3", "GetObject", str(exc)) from exc
+    with translated("s3", "DeleteObject", key):
+        ports.s3.delete_object(Bucket=ports.bucket, Key=key)
     listing = json.loads(body)
     return [f for f in listing.get("files", []) if "size" in f]
 
@@ -204,20 +247,29 @@ def wait_for_results(
 
     Files still running at the deadline are left to the transfer-status function.
     """
-    while True:
+    latest: list[dict[str, str]] = []
+
+    def final_results() -> list[dict[str, str]] | None:
+        nonlocal latest
         try:
-            results = list(_all_results(api, connector_id, transfer_id))
-        except ClientError as exc:
+            latest = list(_all_results(api, connector_id, transfer_id))
+        except (ClientError, BotoCoreError) as exc:
             # the managed service may not know a transfer for a moment after starting it
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise StorageUnavailableError(
-                    "transfer", "ListFileTransferResults", str(exc)
-                ) from exc
-            results = []
-        done = len(results) >= count and all(r["StatusCode"] in FINAL for r in results)
-        if done or time.monotonic() > deadline:
-            return results
-        time.sleep(ports.poll_seconds)
+            if not is_not_found(exc):
+                raise unavailable(exc, "transfer", "ListFileTransferResults") from exc
+            latest = []
+        done = len(latest) >= count and all(r["StatusCode"] in FINAL for r in latest)
+        return latest if done else None
+
+    try:
+        return poll_until(
+            final_results,
+            timeout=max(0.0, deadline - time.monotonic()),
+            interval=ports.poll_seconds,
+            what=f"transfer {transfer_id}",
+        )
+    except PollTimeoutError:
+        return latest
 
 
 def _all_results(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from connectors.errors import TransferRequestError
+from ingest.shared.uris import parse_bucket_path
 
 MAX_PATHS_PER_CALL = 10
 DEFAULT_LISTING_ITEMS = 1000
@@ -13,12 +14,11 @@ MAX_LISTING_ITEMS = 10000
 
 def split_s3_path(path: str, what: str) -> tuple[str, str]:
     """``/bucket/prefix`` (AWS's LocalDirectoryPath form) → (bucket, prefix)."""
-    if not path.startswith("/") or len(path) < 2:
-        raise TransferRequestError(f"{what} must look like /bucket/prefix, got {path!r}")
-    bucket, _, prefix = path[1:].partition("/")
-    if not bucket:
-        raise TransferRequestError(f"{what} must name a bucket: {path!r}")
-    return bucket, prefix.strip("/")
+    try:
+        where = parse_bucket_path(path, key_required=False)
+    except ValueError as exc:
+        raise TransferRequestError(f"{what} must look like /bucket/prefix: {exc}") from None
+    return where.bucket, where.key.strip("/")
 
 
 def join_key(prefix: str, name: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from connectors.claims import ConnectorApi, JobPorts
 from connectors.service import BuiltinConnectorService, ServicePorts
 from connectors.status import EVENT_SOURCE, StatusPublisher, StatusStore
-from connectors.usecases import MANAGED, engine_name
+from connectors.usecases import MANAGED, ConnectorSettings, engine_name
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
 
@@ -41,3 +43,22 @@ def build_api(aws: AwsTarget, engine: str, ledger_table: str) -> Any:
     if engine_name(engine) == MANAGED:
         return aws.client("transfer")
     return build_builtin_service(aws, ledger_table)
+
+
+@dataclass(frozen=True)
+class ConnectorPorts:
+    """What the two connector functions call: the connector API, the jobs' ports, the
+    transfer-status store."""
+
+    api: ConnectorApi
+    jobs: JobPorts
+    status: StatusStore
+
+
+def build_connector_ports(settings: ConnectorSettings) -> ConnectorPorts:
+    """RetrieveFunction's and TransferStatusFunction's ports, from their settings."""
+    aws = AwsTarget(region=settings.region, endpoint_url=settings.endpoint_url)
+    db = aws.client("dynamodb")
+    jobs = JobPorts(s3=aws.client("s3"), db=db, table=settings.ledger_table, bucket=settings.bucket)
+    api = build_api(aws, settings.engine, settings.ledger_table)
+    return ConnectorPorts(api=api, jobs=jobs, status=StatusStore(db, settings.ledger_table))

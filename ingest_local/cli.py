@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -14,12 +13,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ingest.cli.endpoints import DEFAULT_STATE_DIR, Endpoints
+from ingest.cli.endpoints import (
+    DEFAULT_STATE_DIR,
+    ENV_STATE_DIR,
+    Endpoints,
+    default_state_dir,
+)
 from ingest.errors import ConfigError
 from ingest_local.invoke import invoke_function
 from ingest_local.worker import FunctionError
 
-ENV_STATE_DIR = "INGEST_STATE_DIR"
 #: what the local stack runs on: the packages of the ``[local]`` extra
 LOCAL_EXTRA = ("moto", "samtranslator", "cronsim")
 
@@ -31,10 +34,6 @@ def require_local_extra() -> None:
         raise ConfigError(
             f"the local stack needs {', '.join(missing)}: pip install 'sftp-ingest[local]'"
         )
-
-
-def _default_state_dir() -> Path:
-    return Path(os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR)
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -111,7 +110,7 @@ def _options(args: argparse.Namespace, *, demo_partner: bool) -> Any:
     require_local_extra()
     from ingest_local.stack import StackOptions  # noqa: PLC0415 (moto: slow import)
 
-    opts = StackOptions(state_dir=args.state_dir or _default_state_dir(), demo_partner=demo_partner)
+    opts = StackOptions(state_dir=args.state_dir or default_state_dir(), demo_partner=demo_partner)
     if args.template is not None:
         opts.template = args.template
     if args.feeds is not None:
@@ -204,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_invoke(args: argparse.Namespace) -> int:
     """Run one deployed function once, with its deployed environment, against the local stack."""
 
-    state_dir = args.state_dir or _default_state_dir()
+    state_dir = args.state_dir or default_state_dir()
     text = sys.stdin.read() if str(args.event) == "-" else _read(args.event)
     try:
         event = json.loads(text)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,7 +16,9 @@ import asyncssh
 
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.partners import PARTNER_PREFIX
+from ingest.cli.output import print_table
 from ingest.domain.files import FileEntry, FileStatus
+from ingest.shared.polling import PollTimeoutError, poll_until
 from ingest_local.stack import LocalStack, StackOptions, repo_file
 
 TERMINAL = frozenset(
@@ -69,30 +70,29 @@ def wait_terminal(
     ledger: Ledger, keys: list[str], *, timeout: float, poll: float = 0.5
 ) -> dict[str, FileEntry | None]:
     """The ledger entries of ``keys`` once all are terminal, or as they are at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = {key: ledger.get_file(key) for key in keys}
-        done = all(e is not None and e.status in TERMINAL for e in entries.values())
-        if done or time.monotonic() >= deadline:
-            return entries
-        time.sleep(poll)
+    latest: dict[str, FileEntry | None] = {}
+
+    def all_terminal() -> dict[str, FileEntry | None] | None:
+        nonlocal latest
+        latest = {key: ledger.get_file(key) for key in keys}
+        done = all(e is not None and e.status in TERMINAL for e in latest.values())
+        return latest if done else None
+
+    try:
+        return poll_until(all_terminal, timeout=timeout, interval=poll, what="the demo files")
+    except PollTimeoutError:
+        return latest
 
 
-def outcome_table(entries: dict[str, FileEntry | None]) -> str:
-    """A plain-text table: key, status, rows ok, rows rejected, reason."""
-    rows = [("KEY", "STATUS", "ROWS OK", "REJECTED", "REASON")]
-    for key, e in entries.items():
-        if e is None:
-            rows.append((key, "(not in ledger)", "", "", ""))
-        else:
-            rows.append(
-                (key, e.status, str(e.rows_ok), str(e.rows_rejected), (e.reason or "")[:60])
-            )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
-        for row in rows
-    )
+def outcome_table(entries: dict[str, FileEntry | None], out: IO[str]) -> None:
+    """A table of each file's outcome: key, status, rows ok, rows rejected, reason."""
+    rows = [
+        (key, "(not in ledger)", None, None, None)
+        if e is None
+        else (key, e.status, e.rows_ok, e.rows_rejected, (e.reason or "")[:60])
+        for key, e in entries.items()
+    ]
+    print_table(rows, ("KEY", "STATUS", "ROWS OK", "REJECTED", "REASON"), out=out)
 
 
 def run_demo(options: StackOptions, *, files: Path | None, timeout: float, out: IO[str]) -> int:
@@ -133,7 +133,8 @@ def _run(stack: LocalStack, uploads: list[tuple[Path, str]], timeout: float, out
     ledger = Ledger(stack.aws.client("dynamodb"), endpoints.resources["ledger_table"])
     keys = [f"{PARTNER_PREFIX}/{stack.demo.name}/{remote}" for _, remote in uploads]
     entries = wait_terminal(ledger, keys, timeout=timeout)
-    print(outcome_table(entries), file=out, flush=True)
+    outcome_table(entries, out)
+    out.flush()
     pending = [k for k, e in entries.items() if e is None or e.status not in TERMINAL]
     if pending:
         print(f"not finished after {timeout:.0f}s: {', '.join(pending)}", file=out)

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
+from ingest.adapters.aws import DEFAULT_REGION
 from ingest.errors import ConfigError, RetryableError
+from ingest.shared.polling import PollTimeoutError, poll_until
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -67,7 +69,7 @@ class LambdaContext:
     timeout_seconds: float = 300.0
     memory_limit_in_mb: int = 1024
     function_version: str = "$LATEST"
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     _deadline: float = field(default=0.0, repr=False)
 
@@ -113,7 +115,7 @@ def s3_object_created_event(
     size: int,
     etag: str,
     version_id: str | None = None,
-    region: str = "us-east-1",
+    region: str = DEFAULT_REGION,
     principal_id: str = "AWS:AIDAEXAMPLE",
     event_name: str = "ObjectCreated:Put",
     configuration_id: str = "local-notification",
@@ -264,7 +266,7 @@ class SqsEventSource:
         batch_size: int = 10,
         report_batch_item_failures: bool = True,
         batching_window: float = 0.0,
-        region: str = "us-east-1",
+        region: str = DEFAULT_REGION,
     ) -> None:
         if not 1 <= batch_size <= 10:
             # Lambda allows up to 10,000 with a batching window; one ReceiveMessage gives 10.
@@ -346,28 +348,28 @@ class SqsEventSource:
         the DLQ by redrive), so a drain takes at least as long as that timeout when anything
         fails. Raises :class:`DrainTimeoutError` if the queue is not empty by ``timeout``.
         """
-        deadline = time.monotonic() + timeout
         totals = DrainResult()
         idle = 0
-        while True:
-            poll = self.poll_once()
+
+        def drained() -> DrainResult | None:
+            nonlocal idle
+            while (poll := self.poll_once()).received:  # no pause while messages keep coming
+                totals.add(poll)
+                idle = 0
             totals.add(poll)
-            if poll.received:
-                idle = 0
-                continue
-            if self.queue_depth() == (0, 0):
-                idle += 1
-                if idle >= idle_polls:
-                    return totals
-            else:
-                idle = 0
-            if time.monotonic() >= deadline:
-                visible, in_flight = self.queue_depth()
-                raise DrainTimeoutError(
-                    f"queue {self.queue_url} not drained after {timeout}s: "
-                    f"{visible} visible, {in_flight} in flight"
-                )
-            time.sleep(poll_interval)
+            idle = idle + 1 if self.queue_depth() == (0, 0) else 0
+            return totals if idle >= idle_polls else None
+
+        try:
+            return poll_until(
+                drained, timeout=timeout, interval=poll_interval, what=f"queue {self.queue_url}"
+            )
+        except PollTimeoutError:
+            visible, in_flight = self.queue_depth()
+            raise DrainTimeoutError(
+                f"queue {self.queue_url} not drained after {timeout}s: "
+                f"{visible} visible, {in_flight} in flight"
+            ) from None
 
 
 def in_process_invoker(handler: Handler, function_name: str, *, timeout: float = 300.0) -> Invoke:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ingest.adapters.aws import DEFAULT_REGION
 from ingest.errors import IngestError, RetryableError
 from ingest_local.lambda_service import LambdaContext, load_handler
 
@@ -66,7 +67,7 @@ def _serve(handler_name: str, function_name: str, timeout: float, memory: int) -
             "message": f"{type(exc).__name__}: {exc}",
             "trace": traceback.format_exc(),
         }
-    region = os.environ.get("AWS_REGION", "us-east-1")
+    region = os.environ.get("AWS_REGION", DEFAULT_REGION)
     for line in sys.stdin:
         request = json.loads(line)
         if init_error is not None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -12,25 +10,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.domain.events import landed_objects
-from ingest.settings import FanoutSettings
 from ingest.usecases.fanout import ingest_object
-from lambdas.runtime import fanout_ports
+from lambdas.runtime import Wiring, build_fanout
 
 logger = Logger()
 metrics = Metrics()
-
-
-@cache
-def _ports() -> dict[str, Any]:
-    return fanout_ports(FanoutSettings.from_env(os.environ))
+wiring = Wiring(build_fanout)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ports = {**_ports()}
-    feeds = ports.pop("feeds")()
-    results = [ingest_object(obj, feeds=feeds, **ports) for obj in landed_objects(event)]
+    ports = wiring().ports
+    results = [ingest_object(obj, ports) for obj in landed_objects(event)]
     for result in results:
         metrics.add_metric(name=f"Files{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     return {"files": [asdict(r) for r in results]}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from functools import cache
+import functools
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,47 +18,43 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.adapters.record_sink import DynamoRecordSink
+from ingest.adapters.sqs import SqsQueue
 from ingest.settings import ProcessorSettings
 from ingest.usecases.processor import ProcessorPorts, handle_chunk_message
-from lambdas.runtime import aws_target, store_feeds_ledger
+from lambdas.runtime import Wired, Wiring, aws_target, store_feeds_ledger
 
 logger = Logger()
 metrics = Metrics()
 batch = BatchProcessor(event_type=EventType.SQS)
 
 
-@cache
-def _wiring() -> tuple[ProcessorSettings, ProcessorPorts]:
-    settings = ProcessorSettings.from_env(os.environ)
+def build(env: Mapping[str, str]) -> Wired[ProcessorSettings, ProcessorPorts]:
+    """The processor's settings and ports."""
+    settings = ProcessorSettings.from_env(env)
     store, feeds, ledger = store_feeds_ledger(settings.common)
     aws = aws_target(settings.common)
     sink = DynamoRecordSink(
         aws.client("dynamodb"), settings.records_table, writers=settings.write_threads
     )
-    return settings, ProcessorPorts(feeds, store, sink, ledger)
+    redelivery = SqsQueue(aws.client("sqs"), settings.queue_url) if settings.queue_url else None
+    return Wired(settings, ProcessorPorts(feeds, store, sink, ledger, redelivery))
 
 
-@cache
-def _sqs() -> Any:
-    return aws_target(_wiring()[0].common).client("sqs")
+wiring = Wiring(build)
 
 
 def record_handler(record: SQSRecord) -> None:
-    settings, ports = _wiring()
-
-    def retry_in(seconds: int) -> None:
-        _sqs().change_message_visibility(
-            QueueUrl=settings.queue_url,
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=seconds,
-        )
-
+    wired = wiring()
+    settings, ports = wired.settings, wired.ports
+    retry_in = None
+    if ports.redelivery is not None:
+        retry_in = functools.partial(ports.redelivery.delay, record.receipt_handle)
     result = handle_chunk_message(
         record.body,
         receive_count=int(record.attributes.approximate_receive_count),
         max_receive_count=settings.max_receive_count,
         ports=ports,
-        retry_in=retry_in if settings.queue_url else None,
+        retry_in=retry_in,
         retry_backoff_seconds=settings.retry_backoff_seconds,
     )
     metrics.add_metric(name="RowsWritten", unit=MetricUnit.Count, value=result.rows_ok)

@@ -1,20 +1,67 @@
-"""Cold-start wiring shared by the handlers: settings → clients → the core's ports."""
+"""Cold-start wiring shared by the handlers: settings → clients → the core's ports.
+
+Every handler has one :class:`Wiring`: at its first invocation (the cold start) it reads the
+function's settings from the environment and builds the ports the core calls, then keeps
+them for the container's life. A test drives a handler through the same two things: the
+environment (``reset()`` makes the next invocation a cold start again), and the ports
+(``use()`` hands the handler ready-made ones, e.g. the real adapters wrapped to inject faults).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from ingest.adapters.aws import AwsTarget
+from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.s3 import S3Store
 from ingest.adapters.sqs import SqsQueue
 from ingest.settings import CommonSettings, FanoutSettings
-from ingest.usecases.fanout import held_by_role
+from ingest.usecases.fanout import FanoutPorts, held_by_role
+
+S = TypeVar("S")
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Wired(Generic[S, P]):
+    """What one function is built from at cold start: its settings and the ports it calls."""
+
+    settings: S
+    ports: P
+
+
+class Wiring(Generic[S, P]):
+    """A function's cold start: ``build(os.environ)`` once per container, then the same."""
+
+    def __init__(self, build: Callable[[Mapping[str, str]], Wired[S, P]]) -> None:
+        self._build = build
+        self._wired: Wired[S, P] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Wired[S, P]:
+        with self._lock:
+            if self._wired is None:
+                self._wired = self._build(os.environ)
+            return self._wired
+
+    def use(self, wired: Wired[S, P]) -> None:
+        """Serve the next invocations with these settings and ports."""
+        with self._lock:
+            self._wired = wired
+
+    def reset(self) -> None:
+        """The next invocation is a cold start again (reads the environment anew)."""
+        with self._lock:
+            self._wired = None
 
 
 def aws_target(common: CommonSettings) -> AwsTarget:
-    return AwsTarget(region=common.region or "us-east-1", endpoint_url=common.endpoint_url)
+    return AwsTarget(region=common.region or DEFAULT_REGION, endpoint_url=common.endpoint_url)
 
 
 def store_feeds_ledger(common: CommonSettings) -> tuple[S3Store, CachedFeeds, Ledger]:
@@ -28,14 +75,16 @@ def store_feeds_ledger(common: CommonSettings) -> tuple[S3Store, CachedFeeds, Le
     )
 
 
-def fanout_ports(settings: FanoutSettings) -> dict[str, Any]:
-    """``ingest_object``'s keyword arguments, with ``feeds`` as the cached source to call."""
+def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
+    """FanoutFunction's and UploadEventsFunction's settings and ports."""
+    settings = FanoutSettings.from_env(env)
     store, feeds, ledger = store_feeds_ledger(settings.common)
-    return {
-        "store": store,
-        "feeds": feeds,
-        "ledger": ledger,
-        "queue": SqsQueue(aws_target(settings.common).client("sqs"), settings.queue_url),
-        "default_chunk_size": settings.chunk_size,
-        "holds_upload": held_by_role(settings.transfer_role_id),
-    }
+    ports = FanoutPorts(
+        feeds=feeds,
+        store=store,
+        queue=SqsQueue(aws_target(settings.common).client("sqs"), settings.queue_url),
+        ledger=ledger,
+        default_chunk_size=settings.chunk_size,
+        holds_upload=held_by_role(settings.transfer_role_id),
+    )
+    return Wired(settings, ports)

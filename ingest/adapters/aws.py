@@ -11,6 +11,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+#: The region when nothing says otherwise (the local stack's, and the template's samconfig).
+DEFAULT_REGION = "us-east-1"
+
 #: botocore's own retry machinery: "standard" mode retries throttling and transient errors
 #: with exponential backoff and jitter; we only raise the attempt count.
 RETRY_CONFIG = Config(
@@ -45,7 +48,7 @@ def shared_session() -> boto3.session.Session:
 class AwsTarget:
     """Where AWS calls go: real AWS (no endpoint) or a local endpoint such as moto."""
 
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     endpoint_url: str | None = None
 
     def client(self, service: str, **kwargs: Any) -> Any:

@@ -9,20 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ingest.adapters.s3 import S3Store
 from ingest.domain.feeds import FeedSet, parse_feeds
 from ingest.errors import ConfigError, ObjectNotFoundError
+from ingest.shared.uris import parse_s3_uri
 
 DEFAULT_TTL_SECONDS = 60.0
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
-        raise ConfigError(f"not an s3://bucket/key URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 class CachedFeeds:
@@ -58,9 +51,12 @@ class CachedFeeds:
         if self._uri.startswith("s3://"):
             if self._store is None:
                 raise ConfigError(f"feeds at {self._uri} need an S3 client")
-            bucket, key = split_s3_uri(self._uri)
             try:
-                return self._store.read_text(bucket, key)
+                where = parse_s3_uri(self._uri)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+            try:
+                return self._store.read_text(where.bucket, where.key)
             except ObjectNotFoundError as exc:
                 raise ConfigError(
                     f"no feeds file at {self._uri}: push one with 'ingest feeds push FILE'"

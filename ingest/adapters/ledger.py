@@ -24,29 +24,14 @@ from ingest.adapters.ledger_items import (
     ledger_item,
 )
 from ingest.adapters.ledger_uploads import record_failed_upload
+from ingest.adapters.sdk import is_condition_failure, unavailable
 from ingest.domain.files import HELD_REASON, FileEntry, FileStatus
-from ingest.errors import StaleVersionError, StorageUnavailableError
+from ingest.errors import StaleVersionError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 __all__ = ["HELD_REASON", "FileEntry", "FileStatus", "Ledger", "file_pk"]
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons") or []
-        if reasons:
-            return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
-        return "ConditionalCheckFailed" in str(exc)
-    return False
-
-
-def _translate(exc: ClientError | BotoCoreError, operation: str) -> StorageUnavailableError:
-    return StorageUnavailableError("dynamodb", operation, str(exc))
 
 
 def _same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
@@ -75,7 +60,7 @@ class Ledger:
                 ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, "GetItem") from exc
+            raise unavailable(exc, "dynamodb", "GetItem", key) from exc
         item = resp.get("Item")
         return entry_from_item(item) if item else None
 
@@ -84,7 +69,7 @@ class Ledger:
         try:
             return sorted(self._scan_files(), key=lambda e: e.key)
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, "Scan") from exc
+            raise unavailable(exc, "dynamodb", "Scan") from exc
 
     def _scan_files(self) -> Iterator[FileEntry]:
         paginator = self._db.get_paginator("scan")
@@ -343,7 +328,7 @@ class Ledger:
                     if rest.isdigit():  # a legacy prefix also matches newer markers
                         done.add(int(rest))
         except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, "Query") from exc
+            raise unavailable(exc, "dynamodb", "Query", key) from exc
         return done
 
     def mark_requeued(
@@ -430,10 +415,8 @@ class Ledger:
             request["TableName"] = self._table
         try:
             call(**request)
-        except ClientError as exc:
-            if _is_condition_failure(exc):
+        except (ClientError, BotoCoreError) as exc:
+            if is_condition_failure(exc):
                 return False
-            raise _translate(exc, operation) from exc
-        except BotoCoreError as exc:
-            raise _translate(exc, operation) from exc
+            raise unavailable(exc, "dynamodb", operation) from exc
         return True

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 from botocore.exceptions import ClientError
 
-from ingest.errors import ConfigError, StorageUnavailableError
+from ingest.adapters.sdk import error_code, unavailable
+from ingest.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_transfer.client import TransferClient
@@ -145,8 +146,8 @@ def remove_partner(
     try:
         transfer.delete_user(ServerId=server_id, UserName=name)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in USER_NOT_FOUND:
-            raise StorageUnavailableError("transfer", "DeleteUser", str(exc)) from exc
+        if error_code(exc) not in USER_NOT_FOUND:
+            raise unavailable(exc, "transfer", "DeleteUser", name) from exc
         if name not in registry:
             raise PartnerNotFoundError(f"no partner named {name!r}") from exc
     if state_dir is not None and registry.pop(name, None) is not None:
@@ -195,9 +196,9 @@ def _create_user(transfer: TransferClient, server_id: str, partner: Partner) -> 
                 ServerId=server_id, UserName=partner.name, SshPublicKeyBody=extra
             )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ResourceExistsException":
+        if error_code(exc) == "ResourceExistsException":
             raise PartnerExistsError(f"partner {partner.name!r} already exists") from exc
-        raise StorageUnavailableError("transfer", "CreateUser", str(exc)) from exc
+        raise unavailable(exc, "transfer", "CreateUser", partner.name) from exc
 
 
 def _from_user(user: dict[str, Any]) -> Partner:

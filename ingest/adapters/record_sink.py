@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ingest.adapters.sdk import error_code, error_message, unavailable
 from ingest.domain.records import RecordRow
 from ingest.errors import StorageUnavailableError
 from ingest.shared.backoff import Backoff
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 _INVALID = "ValidationException"
 #: Re-sends of UnprocessedItems: up to 8 calls, waiting at most 5 s between them.
 DEFAULT_BACKOFF = Backoff(attempts=8, base=0.05, cap=5.0)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass
@@ -178,12 +175,10 @@ class DynamoRecordSink:
                 self._sleep(self._backoff.delay(attempt))
             try:
                 resp = self._db.batch_write_item(RequestItems={self._table: requests})
-            except ClientError as exc:
-                if _code(exc) == _INVALID:
+            except (ClientError, BotoCoreError) as exc:
+                if error_code(exc) == _INVALID:
                     return self._one_by_one(batch, reject)
-                raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
-            except BotoCoreError as exc:
-                raise StorageUnavailableError("dynamodb", "BatchWriteItem", str(exc)) from exc
+                raise unavailable(exc, "dynamodb", "BatchWriteItem") from exc
             requests = list(resp.get("UnprocessedItems", {}).get(self._table, []))
             if not requests:
                 return batch.rows
@@ -199,12 +194,9 @@ class DynamoRecordSink:
         for row, item in (entry for rows in batch.entries.values() for entry in rows):
             try:
                 self._db.put_item(TableName=self._table, Item=item)
-            except ClientError as exc:
-                if _code(exc) != _INVALID:
-                    raise StorageUnavailableError("dynamodb", "PutItem", str(exc)) from exc
-                message = exc.response.get("Error", {}).get("Message", str(exc))
-                reject(row.line, f"DynamoDB refused the item: {message}", row.raw)
+            except (ClientError, BotoCoreError) as exc:
+                if error_code(exc) != _INVALID:
+                    raise unavailable(exc, "dynamodb", "PutItem") from exc
+                reject(row.line, f"DynamoDB refused the item: {error_message(exc)}", row.raw)
                 written -= 1
-            except BotoCoreError as exc:
-                raise StorageUnavailableError("dynamodb", "PutItem", str(exc)) from exc
         return written

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ingest.adapters.sdk import error_code, is_not_found, translated, unavailable
 from ingest.domain.events import ObjectInfo
 from ingest.errors import ObjectNotFoundError, StaleVersionError, StorageUnavailableError
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_BUFFER = 1024 * 1024
-_NOT_FOUND = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound", "NoSuchBucket"})
 
 
 class _BodyReader(io.RawIOBase):
@@ -51,11 +51,10 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
-def _s3_error(exc: ClientError, bucket: str, key: str, operation: str) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in _NOT_FOUND:
+def _s3_error(exc: ClientError | BotoCoreError, bucket: str, key: str, operation: str) -> Exception:
+    if is_not_found(exc):
         return ObjectNotFoundError(bucket, key)
-    return StorageUnavailableError("s3", operation, f"s3://{bucket}/{key}: {exc}")
+    return unavailable(exc, "s3", operation, f"s3://{bucket}/{key}")
 
 
 class S3Store:
@@ -70,7 +69,7 @@ class S3Store:
             kwargs["VersionId"] = version_id
         try:
             resp = self._s3.head_object(**kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise _s3_error(exc, bucket, key, "HeadObject") from exc
         return ObjectInfo(
             size=resp["ContentLength"],
@@ -106,8 +105,8 @@ class S3Store:
             kwargs["Range"] = f"bytes={start}-"
         try:
             resp = self._s3.get_object(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+        except (ClientError, BotoCoreError) as exc:
+            code = error_code(exc)
             if code == "InvalidRange":  # start is at or past the end: nothing to read
                 return io.BytesIO(b"")
             if code in ("PreconditionFailed", "412"):
@@ -126,15 +125,13 @@ class S3Store:
 
     def put_file(self, bucket: str, key: str, body: IO[bytes], content_type: str) -> None:
         """Upload a local file object (multipart when large, by boto3's transfer manager)."""
-        try:
+        with translated("s3", "PutObject", f"s3://{bucket}/{key}"):
             self._s3.upload_fileobj(body, bucket, key, ExtraArgs={"ContentType": content_type})
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError("s3", "PutObject", f"s3://{bucket}/{key}: {exc}") from exc
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every current object under ``prefix``; returns how many."""
         deleted = 0
-        try:
+        with translated("s3", "DeleteObjects", f"s3://{bucket}/{prefix}"):
             for page in self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=bucket, Prefix=prefix
             ):
@@ -144,16 +141,13 @@ class S3Store:
                 if keys:
                     self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                     deleted += len(keys)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError(
-                "s3", "DeleteObjects", f"s3://{bucket}/{prefix}: {exc}"
-            ) from exc
         return deleted
 
     def read_text(self, bucket: str, key: str) -> tuple[str, str]:
         """A small text object and its ETag (feeds config)."""
         try:
             resp = self._s3.get_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
+            body = resp["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
             raise _s3_error(exc, bucket, key, "GetObject") from exc
-        return resp["Body"].read().decode("utf-8"), resp["ETag"].strip('"')
+        return body.decode("utf-8"), resp["ETag"].strip('"')

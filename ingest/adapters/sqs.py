@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ingest.adapters.sdk import translated, unavailable
 from ingest.errors import StorageUnavailableError
+from ingest.shared.backoff import Backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 log = logging.getLogger(__name__)
+
+
+#: Entries SQS failed on its side (not the sender's fault) are sent again up to 5 times.
+SEND_BACKOFF = Backoff(attempts=5, base=0.1, cap=3.0)
 
 
 class SqsQueue:
@@ -25,12 +31,17 @@ class SqsQueue:
     MAX_BATCH = 10
 
     def __init__(
-        self, client: SQSClient, queue_url: str, *, attempts: int = 5, backoff: float = 0.2
+        self,
+        client: SQSClient,
+        queue_url: str,
+        *,
+        backoff: Backoff = SEND_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sqs = client
         self._url = queue_url
-        self._attempts = attempts
         self._backoff = backoff
+        self._sleep = sleep
 
     def send_all(self, bodies: Iterable[dict[str, Any]]) -> int:
         """Send every body as JSON; raises ``StorageUnavailableError`` if some keep failing."""
@@ -49,16 +60,25 @@ class SqsQueue:
             sent += self._send_batch(batch)
         return sent
 
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again in ``seconds`` (a retry's backoff)."""
+        with translated("sqs", "ChangeMessageVisibility"):
+            self._sqs.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+
     def _send_batch(self, bodies: list[str]) -> int:
         pending = {str(i): body for i, body in enumerate(bodies)}
-        for attempt in range(self._attempts):
+        for attempt in range(self._backoff.attempts):
+            if attempt:
+                self._sleep(self._backoff.delay(attempt))
             try:
                 resp = self._sqs.send_message_batch(
                     QueueUrl=self._url,
                     Entries=[{"Id": i, "MessageBody": body} for i, body in pending.items()],
                 )
             except (ClientError, BotoCoreError) as exc:
-                raise StorageUnavailableError("sqs", "SendMessageBatch", str(exc)) from exc
+                raise unavailable(exc, "sqs", "SendMessageBatch") from exc
             for ok in resp.get("Successful", []):
                 pending.pop(ok["Id"], None)
             failed = resp.get("Failed", [])
@@ -73,7 +93,6 @@ class SqsQueue:
                 "retrying failed SendMessageBatch entries",
                 extra={"failed": len(pending), "attempt": attempt + 1},
             )
-            time.sleep(self._backoff * 2**attempt)
         raise StorageUnavailableError(
             "sqs", "SendMessageBatch", f"{len(pending)} entries still failing after retries"
         )
@@ -112,7 +131,7 @@ class DeadLetterQueue:
                 VisibilityTimeout=60,
             ).get("Messages", [])
         except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError("sqs", "ReceiveMessage", str(exc)) from exc
+            raise unavailable(exc, "sqs", "ReceiveMessage") from exc
         return [DeadLetter(m["Body"], m["ReceiptHandle"]) for m in got]
 
     def return_to_queue(self, letters: list[DeadLetter]) -> None:
@@ -127,7 +146,7 @@ class DeadLetterQueue:
                 ],
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError("sqs", "DeleteMessageBatch", str(exc)) from exc
+            raise unavailable(exc, "sqs", "DeleteMessageBatch") from exc
         if resp.get("Failed"):
             # sent twice at worst: the processor counts a chunk once however often it comes
             log.warning("some redriven messages stay in the DLQ", extra={"failed": resp["Failed"]})
@@ -139,5 +158,5 @@ class DeadLetterQueue:
                 QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"]
             )["Attributes"]
         except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError("sqs", "GetQueueAttributes", str(exc)) from exc
+            raise unavailable(exc, "sqs", "GetQueueAttributes") from exc
         return int(attrs.get("ApproximateNumberOfMessages", 0))

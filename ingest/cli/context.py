@@ -8,8 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.adapters.aws import AwsTarget
-from ingest.cli.endpoints import DEFAULT_STATE_DIR, ENDPOINTS_FILE, Endpoints, read_endpoints
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
+from ingest.cli.endpoints import (
+    DEFAULT_STATE_DIR,
+    ENV_STATE_DIR,
+    Endpoints,
+    found_state_dir,
+    read_endpoints,
+)
 from ingest.errors import ConfigError
 
 DEFAULT_STACK = "sftp-ingest"
@@ -59,7 +67,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="talk to the local stack whose endpoints.json is in this directory "
-        f"(default: $INGEST_STATE_DIR, or ./{DEFAULT_STATE_DIR} when a stack runs there)",
+        f"(default: ${ENV_STATE_DIR}, or ./{DEFAULT_STATE_DIR} when a stack runs there)",
     )
     parser.add_argument(
         "--stack",
@@ -73,11 +81,7 @@ def resolve_deployment(args: argparse.Namespace) -> Deployment:
     """Local when a state dir is named or found, else the AWS stack's outputs."""
     state_dir: Path | None = getattr(args, "state_dir", None)
     if state_dir is None and not getattr(args, "stack", None):
-        env_dir = os.environ.get("INGEST_STATE_DIR")
-        if env_dir:
-            state_dir = Path(env_dir)
-        elif (Path(DEFAULT_STATE_DIR) / ENDPOINTS_FILE).exists():
-            state_dir = Path(DEFAULT_STATE_DIR)
+        state_dir = found_state_dir()
     if state_dir is not None:
         endpoints = read_endpoints(state_dir)
         # moto accepts any credentials; a newcomer needs no AWS account for the local stack
@@ -88,7 +92,7 @@ def resolve_deployment(args: argparse.Namespace) -> Deployment:
             endpoints=endpoints,
             state_dir=state_dir,
         )
-    region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or "us-east-1"
+    region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or DEFAULT_REGION
     aws = AwsTarget(region=region)
     return Deployment(aws=aws, resources=stack_resources(aws, args.stack or DEFAULT_STACK))
 
@@ -98,7 +102,7 @@ def stack_resources(aws: AwsTarget, stack: str) -> dict[str, str]:
     cfn = aws.client("cloudformation")
     try:
         outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-    except Exception as exc:  # botocore raises ClientError or NoCredentialsError here
+    except (ClientError, BotoCoreError) as exc:  # NoCredentialsError is a BotoCoreError
         raise ConfigError(f"cannot read the outputs of stack {stack!r}: {exc}") from exc
     return resources_from_outputs({o["OutputKey"]: o["OutputValue"] for o in outputs})
 

@@ -13,6 +13,7 @@ from ingest.adapters.ledger import Ledger
 from ingest.adapters.s3 import S3Store
 from ingest.adapters.sqs import DeadLetterQueue, SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
+from ingest.cli.output import print_table
 from ingest.domain.feeds import load_feeds
 from ingest.domain.files import FileEntry
 from ingest.usecases.recovery import redrive_dead_letters, requeue_file
@@ -85,22 +86,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         json.dump([status_json(e) for e in entries], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print_table([status_json(e) for e in entries])
-    return 0
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    """A plain aligned table of files (key, feed, status, counters, reason)."""
-    if not rows:
-        print("no files yet")
-        return
     headers = [*_COLUMNS, "reason"]
-    cells = [[str(r.get(c) if r.get(c) is not None else "") for c in headers] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
-    widths[-1] = len(headers[-1])  # the reason is last and never padded
-    print("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    rows = [[row[c] for c in headers] for row in map(status_json, entries)]
+    print_table(rows, [h.upper() for h in headers], empty="no files yet")
+    return 0
 
 
 def cmd_feeds_validate(args: argparse.Namespace) -> int:

@@ -12,6 +12,24 @@ from ingest.errors import ConfigError
 
 ENDPOINTS_FILE = "endpoints.json"
 DEFAULT_STATE_DIR = ".state"
+#: the environment variable that names the state dir when --state-dir is not given
+ENV_STATE_DIR = "INGEST_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """Where the local stack keeps its state unless told: $INGEST_STATE_DIR, else ./.state."""
+    return Path(os.environ.get(ENV_STATE_DIR) or DEFAULT_STATE_DIR)
+
+
+def found_state_dir() -> Path | None:
+    """The state dir of a local stack to talk to when none is named: $INGEST_STATE_DIR, or
+    ./.state when a stack runs there."""
+    env_dir = os.environ.get(ENV_STATE_DIR)
+    if env_dir:
+        return Path(env_dir)
+    if (Path(DEFAULT_STATE_DIR) / ENDPOINTS_FILE).exists():
+        return Path(DEFAULT_STATE_DIR)
+    return None
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from ingest.errors import InvalidEventError
+from ingest.shared.uris import parse_bucket_path
 
 TRANSFER_UPLOAD_COMPLETED = "SFTP Server File Upload Completed"
 TRANSFER_RENAME_COMPLETED = "SFTP Server File Rename Completed"
@@ -130,7 +131,8 @@ def transfer_path(detail: Mapping[str, Any], field: str) -> tuple[str, str]:
     value = detail.get(field)
     if not isinstance(value, str):
         raise InvalidEventError(f"Transfer event without {field}")
-    bucket, _, key = value.lstrip("/").partition("/")
-    if not bucket or not key:
-        raise InvalidEventError(f"{field} {value!r} is not /<bucket>/<key>")
-    return bucket, key
+    try:
+        where = parse_bucket_path(value)
+    except ValueError as exc:
+        raise InvalidEventError(f"{field}: {exc}") from None
+    return where.bucket, where.key

@@ -62,82 +62,94 @@ def held_by_role(role_id: str | None) -> Callable[[LandedObject], bool]:
     return lambda obj: (obj.principal_id or "").startswith(prefix)
 
 
-def ingest_object(
-    obj: LandedObject,
-    *,
-    feeds: FeedSet,
-    store: ObjectStore,
-    queue: MessageSender,
-    ledger: FileLedger,
-    default_chunk_size: int = DEFAULT_CHUNK_SIZE,
-    holds_upload: Callable[[LandedObject], bool] = lambda _: False,
-) -> FanoutResult:
+@dataclass(frozen=True)
+class FanoutPorts:
+    """What fanout talks to; ``feeds`` is called per object so a cache may refresh."""
+
+    feeds: Callable[[], FeedSet]
+    store: ObjectStore
+    queue: MessageSender
+    ledger: FileLedger
+    default_chunk_size: int = DEFAULT_CHUNK_SIZE
+    #: whether an object was written by an SFTP server that may leave partial files
+    #: (Transfer Family): such an object waits in RECEIVED for the server's outcome event
+    holds_upload: Callable[[LandedObject], bool] = lambda _: False
+
+
+def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
     """Plan and queue one landed object. Idempotent: a duplicate event queues nothing.
 
-    ``holds_upload`` says whether the object was written by an SFTP server that may leave
-    partial files (Transfer Family); such an object waits in RECEIVED until the server's
-    upload-completed event arrives as an ``upload_confirmed`` object.
+    A held object (see ``FanoutPorts.holds_upload``) is recorded RECEIVED and queued only when
+    it comes back as ``upload_confirmed``.
     """
     key = obj.key
     if is_temporary(key, obj.size):
         log.info("ignoring temporary or marker object", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
-
-    match = feeds.resolve(key)
+    match = ports.feeds().resolve(key)
     if match is None:
-        ledger.record_terminal(
-            key,
-            FileStatus.UNMATCHED,
-            reason="no feed matches this key",
-            size=obj.size,
-            etag=obj.etag,
-            version=obj.etag,
-        )
-        log.warning("no feed owns this key", extra={"key": key})
-        return FanoutResult(key=key, outcome=Outcome.UNMATCHED, size=obj.size)
-
-    info = _describe(obj, store)
-    # The ledger identifies a file's content by its ETag: a re-upload of identical bytes is a
-    # duplicate, a changed file is a new ingestion, and chunk messages can be checked against it.
-    version = info.etag
+        return _unmatched(obj, ports.ledger)
+    info = _describe(obj, ports.store)
     feed = match.feed
-    chunk_size = feed.chunk_size or default_chunk_size
-    held = not obj.upload_confirmed and holds_upload(obj)
+    chunk_size = feed.chunk_size or ports.default_chunk_size
+    held = not obj.upload_confirmed and ports.holds_upload(obj)
     plan = (
         FilePlan(obj.bucket, key, info, match, chunk_size, [])
         if held
-        else plan_file(obj.bucket, key, info, match=match, store=store, chunk_size=chunk_size)
+        else plan_file(obj.bucket, key, info, match=match, store=ports.store, chunk_size=chunk_size)
     )
-    chunks = plan.chunks
-    previous = ledger.get_file(key)
-    if previous is not None and previous.version not in (None, version):
-        # A new version replaces the file: its reject files must not outlive it.
-        store.delete_prefix(obj.bucket, rejects_prefix(key))
-    ingestion = ledger.start_file(
-        key=key,
-        feed=feed.name,
-        version=version,
-        etag=info.etag,
-        size=info.size,
-        chunks=len(chunks),
-        chunk_size=chunk_size,
-        version_id=info.version_id,
-        reason=HELD_REASON if held else None,
-    )
+    ingestion = _start(plan, ports, held=held)
     if not ingestion:
         log.info("duplicate event for an already queued file", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.DUPLICATE, feed=feed.name, size=info.size)
     if held:
         log.info("holding SFTP upload until the server confirms it", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.HELD, feed=feed.name, size=info.size)
-    queue.send_all(plan.messages(ingestion=ingestion))
-    ledger.mark_queued(key, version, ingestion)
+    ports.queue.send_all(plan.messages(ingestion=ingestion))
+    ports.ledger.mark_queued(key, info.etag, ingestion)
+    chunks = len(plan.chunks)
     log.info(
-        "queued file",
-        extra={"key": key, "feed": feed.name, "chunks": len(chunks), "size": info.size},
+        "queued file", extra={"key": key, "feed": feed.name, "chunks": chunks, "size": info.size}
     )
     return FanoutResult(
-        key=key, outcome=Outcome.QUEUED, feed=feed.name, chunks=len(chunks), size=info.size
+        key=key, outcome=Outcome.QUEUED, feed=feed.name, chunks=chunks, size=info.size
+    )
+
+
+def _unmatched(obj: LandedObject, ledger: FileLedger) -> FanoutResult:
+    ledger.record_terminal(
+        obj.key,
+        FileStatus.UNMATCHED,
+        reason="no feed matches this key",
+        size=obj.size,
+        etag=obj.etag,
+        version=obj.etag,
+    )
+    log.warning("no feed owns this key", extra={"key": obj.key})
+    return FanoutResult(key=obj.key, outcome=Outcome.UNMATCHED, size=obj.size)
+
+
+def _start(plan: FilePlan, ports: FanoutPorts, *, held: bool) -> str | None:
+    """Register the file version in the ledger as a new ingestion (None: a duplicate).
+
+    The ledger identifies a file's content by its ETag: a re-upload of identical bytes is a
+    duplicate, a changed file is a new ingestion, and chunk messages can be checked against it.
+    """
+    info = plan.info
+    previous = ports.ledger.get_file(plan.key)
+    if previous is not None and previous.version not in (None, info.etag):
+        # A new version replaces the file: its reject files must not outlive it.
+        ports.store.delete_prefix(plan.bucket, rejects_prefix(plan.key))
+    return ports.ledger.start_file(
+        key=plan.key,
+        feed=plan.match.feed.name,
+        version=info.etag,
+        etag=info.etag,
+        size=info.size,
+        chunks=len(plan.chunks),
+        chunk_size=plan.chunk_size,
+        version_id=info.version_id,
+        reason=HELD_REASON if held else None,
     )
 
 

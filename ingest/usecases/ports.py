@@ -45,6 +45,12 @@ class MessageSender(Protocol):
     def send_raw(self, bodies: Iterable[str]) -> int: ...
 
 
+class Redelivery(Protocol):
+    """Brings a received message back after ``seconds`` (instead of its visibility timeout)."""
+
+    def delay(self, receipt_handle: str, seconds: int) -> None: ...
+
+
 class DeadLetter(Protocol):
     """A message taken off the dead-letter queue (invisible there until returned)."""
 

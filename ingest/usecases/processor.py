@@ -33,7 +33,7 @@ from ingest.errors import (
     RowError,
     StaleVersionError,
 )
-from ingest.usecases.ports import FileLedger, ObjectStore, RecordWriter
+from ingest.usecases.ports import FileLedger, ObjectStore, RecordWriter, Redelivery
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class ProcessorPorts:
     store: ObjectStore
     sink: RecordWriter
     ledger: FileLedger
+    #: brings a failed message back after a backoff (None: the queue's visibility timeout)
+    redelivery: Redelivery | None = None
 
 
 @dataclass(frozen=True)

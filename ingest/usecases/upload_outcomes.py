@@ -21,37 +21,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 from ingest.domain.events import (
     TRANSFER_RENAME_COMPLETED,
     TRANSFER_UPLOAD_COMPLETED,
     LandedObject,
-    ObjectInfo,
     landed_objects,
     transfer_path,
 )
 from ingest.domain.files import FileStatus
 from ingest.errors import InvalidEventError, ObjectNotFoundError
-from ingest.usecases.fanout import FanoutResult
-from ingest.usecases.ports import FileLedger
+from ingest.usecases.fanout import FanoutPorts, FanoutResult, ingest_object
+from ingest.usecases.ports import FileLedger, ObjectStore
 
 TRANSFER_UPLOAD_FAILED = "SFTP Server File Upload Failed"
 TRANSFER_SOURCE = "aws.transfer"
 
 
-class ObjectHeads(Protocol):
-    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
-
-
-def handle_upload_event(
-    event: Mapping[str, Any],
-    *,
-    ingest: Callable[[LandedObject], FanoutResult],
-    ledger: FileLedger,
-    store: ObjectHeads,
-) -> dict[str, Any]:
+def handle_upload_event(event: Mapping[str, Any], ports: FanoutPorts) -> dict[str, Any]:
     """Apply one Transfer upload or rename event; returns what was done."""
+    ledger, store = ports.ledger, ports.store
+
+    def ingest(obj: LandedObject) -> FanoutResult:
+        return ingest_object(obj, ports)
+
     if event.get("source") != TRANSFER_SOURCE:
         raise InvalidEventError(f"not a Transfer Family event: source {event.get('source')!r}")
     kind = event.get("detail-type")
@@ -78,7 +72,7 @@ def _follow_rename(
     detail: Mapping[str, Any],
     ingest: Callable[[LandedObject], FanoutResult],
     ledger: FileLedger,
-    store: ObjectHeads,
+    store: ObjectStore,
 ) -> dict[str, Any]:
     _, original = transfer_path(detail, "original-file-path")
     bucket, key = transfer_path(detail, "renamed-file-path")
@@ -99,7 +93,7 @@ def _outcome(status: FileStatus | None) -> str:
     return status.value if status else "FAILED_UPLOAD_NOTED"
 
 
-def _etag_in_s3(store: ObjectHeads, bucket: str, key: str) -> str | None:
+def _etag_in_s3(store: ObjectStore, bucket: str, key: str) -> str | None:
     try:
         return store.head(bucket, key).etag
     except ObjectNotFoundError:

@@ -323,3 +323,63 @@ def test_retrieve_function_runs_the_jobs_file(
     )
     again = handler(scheduled, LambdaContext(function_name="RetrieveFunction"))
     assert again["jobs"][0]["completed"] == [] and again["jobs"][0]["skipped"] == 1
+
+
+class GoneConnector:
+    """The real service, except that one connector is gone on the managed side: its calls
+    fail with the ClientError boto3's transfer client raises (not an IngestError)."""
+
+    def __init__(self, service: BuiltinConnectorService, gone: str) -> None:
+        self._service = service
+        self._gone = gone
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._service, name)
+
+        def call(**kwargs: Any) -> Any:
+            if kwargs.get("ConnectorId") == self._gone:
+                from botocore.exceptions import ClientError
+
+                raise ClientError(
+                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no connector"}},
+                    name,
+                )
+            return real(**kwargs)
+
+        return call
+
+
+def test_one_jobs_sdk_error_does_not_stop_the_jobs_after_it(
+    aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey
+) -> None:
+    from connectors.jobs import run_jobs
+
+    drop = server.root / "later"
+    drop.mkdir()
+    (drop / "a.csv").write_text("id\n1\n")
+    connector = make_connector(aws, server, client_key)
+    jobs = [
+        RetrievalJob(
+            name="gone",
+            connector_id="c-00000000000000000",
+            remote_directory=server.path_of("later"),
+            pattern="*.csv",
+            destination="inbound/gone/orders",
+        ),
+        RetrievalJob(
+            name="fine",
+            connector_id=connector,
+            remote_directory=server.path_of("later"),
+            pattern="*.csv",
+            destination="inbound/fine/orders",
+        ),
+    ]
+    service = build_builtin_service(aws.target, LEDGER)
+    try:
+        reports = run_jobs(GoneConnector(service, "c-00000000000000000"), _ports(aws), jobs)
+    finally:
+        service.close()
+    assert [r.job for r in reports] == ["gone", "fine"]
+    assert reports[0].error and "ResourceNotFoundException" in reports[0].error
+    assert reports[1].error is None
+    assert reports[1].completed == [server.path_of("later") + "/a.csv"]

@@ -3,7 +3,6 @@ driven the way Lambda drives them (S3 event → fanout; SQS event source → pro
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
 from collections.abc import Callable, Iterator
@@ -136,27 +135,24 @@ class Pipeline:
         """
         from lambdas import processor
 
-        assert self.monkeypatch is not None
-        settings, ports = processor._wiring()
-        wired = replace(
-            ports,
-            store=store(ports.store) if store else ports.store,
-            sink=sink(ports.sink) if sink else ports.sink,
-            ledger=ledger(ports.ledger) if ledger else ports.ledger,
+        wired = processor.wiring()
+        ports = replace(
+            wired.ports,
+            store=store(wired.ports.store) if store else wired.ports.store,
+            sink=sink(wired.ports.sink) if sink else wired.ports.sink,
+            ledger=ledger(wired.ports.ledger) if ledger else wired.ports.ledger,
         )
-        # functools.cache like the handler's own wiring, so resetting the caches still works
-        self.monkeypatch.setattr(processor, "_wiring", functools.cache(lambda: (settings, wired)))
-        return wired
+        processor.wiring.use(replace(wired, ports=ports))  # reset by the fixture's teardown
+        return ports
 
     def wire_fanout(self, *, queue: Callable[[Any], Any]) -> Any:
         """Replace the fanout's queue port with a wrapper of the real one; returns it."""
         from lambdas import fanout
 
-        assert self.monkeypatch is not None
-        ports = {**fanout._ports()}
-        ports["queue"] = queue(ports["queue"])
-        self.monkeypatch.setattr(fanout, "_ports", functools.cache(lambda: ports))
-        return ports["queue"]
+        wired = fanout.wiring()
+        ports = replace(wired.ports, queue=queue(wired.ports.queue))
+        fanout.wiring.use(replace(wired, ports=ports))  # reset by the fixture's teardown
+        return ports.queue
 
     def queue_depth(self, url: str | None = None) -> int:
         """Messages in a queue (visible + in flight)."""
@@ -227,10 +223,11 @@ class Pipeline:
 
 
 def _reset_handler_caches() -> None:
-    from lambdas import fanout, processor
+    """Every handler's next invocation is a cold start (it reads the environment again)."""
+    from lambdas import fanout, processor, upload_events
 
-    fanout._ports.cache_clear()
-    processor._wiring.cache_clear()
+    for module in (fanout, processor, upload_events):
+        module.wiring.reset()
 
 
 @pytest.fixture

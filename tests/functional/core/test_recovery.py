@@ -3,7 +3,6 @@ re-queueing its missing chunk, or by redriving the DLQ, once the cause is gone."
 
 from __future__ import annotations
 
-import functools
 from typing import IO, Any
 
 import pytest
@@ -46,15 +45,10 @@ class FlakyRangeStore(S3Store):
 
 
 def _land_failing_file(pipeline, monkeypatch) -> tuple[str, FlakyRangeStore]:
-    from lambdas import processor
-
     data = "order_id,amount\n" + "".join(f"{i},{i}.25\n" for i in range(ROWS))
     key = "inbound/acme/orders/big.csv"
-    settings, ports = processor._wiring()
     store = FlakyRangeStore(pipeline.s3, bad_start=4096 - 1)  # chunk 1 reads from start - 1
-    faulty = ports.__class__(ports.feeds, store, ports.sink, ports.ledger)
-    # functools.cache, like the handler's own wiring, so the fixture can clear it
-    monkeypatch.setattr(processor, "_wiring", functools.cache(lambda: (settings, faulty)))
+    pipeline.wire_processor(store=lambda _real: store)
     pipeline.land(key, data.encode())
     pipeline.drain(timeout=60)
     return key, store

@@ -57,11 +57,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             monkeypatch.setenv(name, value)
         from lambdas import fanout, upload_events
 
-        fanout._ports.cache_clear()
-        upload_events._ports.cache_clear()
+        fanout.wiring.reset()
+        upload_events.wiring.reset()
         yield {"s3": s3, "sqs": sqs, "ddb": ddb, "queue_url": queue_url}
-        fanout._ports.cache_clear()
-        upload_events._ports.cache_clear()
+        fanout.wiring.reset()
+        upload_events.wiring.reset()
 
 
 def transfer_event(kind: str, key: str, **detail: Any) -> dict[str, Any]:
