@@ -14,6 +14,9 @@ re-raised untouched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
 
 class IngestError(Exception):
     """Base of every error this project raises on purpose."""
@@ -31,7 +34,11 @@ class PermanentError(IngestError):
 
 
 class ConfigError(PermanentError):
-    """A feeds file, setting or template value is invalid."""
+    """A feeds file, jobs file, setting or template value is invalid.
+
+    ``errors`` holds every problem found, each with its own ``feed`` (or ``job``) and
+    ``field``; an error about one problem is its own only entry.
+    """
 
     def __init__(
         self,
@@ -40,20 +47,77 @@ class ConfigError(PermanentError):
         source: str | None = None,
         feed: str | None = None,
         field: str | None = None,
+        job: str | None = None,
+        errors: Sequence[ConfigError] = (),
     ) -> None:
+        self.message = message
         self.source = source
         self.feed = feed
+        self.job = job
         self.field = field
-        where = ", ".join(
-            part
-            for part in (
-                f"file {source}" if source else "",
-                f"feed {feed!r}" if feed else "",
-                f"field {field!r}" if field else "",
-            )
-            if part
-        )
+        self.errors: list[ConfigError] = list(errors) or [self]
+        where = self.where()
         super().__init__(f"{where}: {message}" if where else message)
+
+    def where(self, *, with_source: bool = True) -> str:
+        """``file F, feed 'x', field 'y'``: as much of it as is known."""
+        parts = (
+            f"file {self.source}" if self.source and with_source else "",
+            f"feed {self.feed!r}" if self.feed else "",
+            f"job {self.job!r}" if self.job else "",
+            f"field {self.field!r}" if self.field else "",
+        )
+        return ", ".join(part for part in parts if part)
+
+    @classmethod
+    def collect(cls, problems: Sequence[Self], *, source: str | None = None) -> Self:
+        """One error for all ``problems``: the problem itself when there is just one, else an
+        error that lists each on its own line (with its feed or job and field)."""
+        if len(problems) == 1:
+            return problems[0]
+        lines = [f"{len(problems)} problems:"]
+        for problem in problems:
+            where = problem.where(with_source=False)
+            lines.append(f"  {where}: {problem.message}" if where else f"  {problem.message}")
+        return cls("\n".join(lines), source=source, errors=problems)
+
+    @staticmethod
+    def describe(error: Mapping[str, Any], label: str) -> str:
+        """One error of the schema library (pydantic's ``ErrorDetails``: ``type``, ``msg``,
+        ``input``, ``ctx``) as a sentence about ``label``, in the words of our docs."""
+        ctx = error.get("ctx") or {}
+        if isinstance(ctx.get("error"), Exception):
+            return str(ctx["error"])  # our own validators' sentences
+        kind = str(error["type"])
+        phrase = _PHRASES[kind].format(**ctx) if kind in _PHRASES else str(error["msg"])
+        text = f"{label} {phrase}" if label else phrase
+        if kind == "missing":
+            return text
+        given = repr(error.get("input"))
+        return f"{text}, got {given if len(given) <= 60 else given[:57] + '...'}"
+
+
+#: Schema error types in our words (anything else keeps the library's own sentence).
+_PHRASES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known setting",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be a string",
+    "string_too_short": "must be non-empty",
+    "too_short": "must be non-empty",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "list_type": "must be a list",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "enum": "must be one of {expected}",
+    "literal_error": "must be one of {expected}",
+}
 
 
 class SettingsError(ConfigError):

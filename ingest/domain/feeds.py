@@ -1,200 +1,312 @@
-"""Feeds: which landed files a feed owns and how to turn them into records.
+"""Feeds: the feeds file, its schema, and loading it into the validated feeds.
 
-A feeds file is YAML (see DESIGN.md and docs/feeds.md). It is validated completely at load;
-every error names the file, the feed and the field it is about.
+A feeds file is YAML (see DESIGN.md and docs/feeds.md). It is validated completely at load
+with pydantic, and every problem is reported at once; each names the file, the feed and the
+field it is about. The feeds' types (:mod:`ingest.domain.feed_types`) are re-exported here.
 """
 
 from __future__ import annotations
 
 import codecs
-import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
+from ingest.domain.feed_types import (
+    DEFAULT_MAX_COMPRESSION_RATIO,
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    DEFAULT_MAX_RECORD_SIZE,
+    MAX_RECORD_SIZE_LIMIT,
+    RESERVED_ATTRIBUTES,
+    SUPPORTED_ENCODINGS,
+    CsvOptions,
+    Feed,
+    FeedMatch,
+    FeedSet,
+    FieldSpec,
+    FieldType,
+    Format,
+    KeyTemplate,
+    glob_to_regex,
+    parse_size,
+)
 from ingest.errors import ConfigError
 
-#: Attributes every record carries; feed fields may not use these names.
-RESERVED_ATTRIBUTES = frozenset({"pk", "sk", "_feed", "_source", "_line"})
+__all__ = [
+    "DEFAULT_MAX_COMPRESSION_RATIO",
+    "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    "DEFAULT_MAX_RECORD_SIZE",
+    "MAX_RECORD_SIZE_LIMIT",
+    "RESERVED_ATTRIBUTES",
+    "SUPPORTED_ENCODINGS",
+    "CsvOptions",
+    "Feed",
+    "FeedMatch",
+    "FeedSet",
+    "FieldSpec",
+    "FieldType",
+    "Format",
+    "KeyTemplate",
+    "glob_to_regex",
+    "load_feeds",
+    "parse_feeds",
+    "parse_size",
+]
 
-#: Encodings a feed may declare (codec names as Python knows them).
-SUPPORTED_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "latin-1", "cp1252"})
+# --- the file's schema ---------------------------------------------------------------------
+# pydantic checks the whole file in one pass and reports every problem; the validators below
+# hold what a type cannot say. Values are taken as YAML typed them: `header: "yes"` is not true.
 
-#: A record (a line, or with csv.quoted_newlines the lines of one record) longer than this is
-#: a reject; the feed's ``max_record_size`` may raise it up to MAX_RECORD_SIZE_LIMIT.
-DEFAULT_MAX_RECORD_SIZE = 1024 * 1024
-MAX_RECORD_SIZE_LIMIT = 64 * 1024 * 1024
-#: A compressed file that inflates past either bound is FAILED at once (a decompression bomb).
-DEFAULT_MAX_DECOMPRESSED_SIZE = 4 * 1024**3
-DEFAULT_MAX_COMPRESSION_RATIO = 200
-
-_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]ib|b)?\s*$", re.IGNORECASE)
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class Format(StrEnum):
-    CSV = "csv"
-    JSONL = "jsonl"
-
-
-class FieldType(StrEnum):
-    STRING = "string"
-    INT = "int"
-    DECIMAL = "decimal"
-    BOOL = "bool"
-    DATE = "date"
-    TIMESTAMP = "timestamp"
+_SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
+_Text = Annotated[str, Field(min_length=1)]
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """One typed field of a record. ``source`` is the CSV column or JSON key it comes from."""
+class _Problem(ValueError):
+    """A validator's finding about another field than the one it checks."""
 
-    name: str
-    type: FieldType
-    required: bool = False
-    source: str = ""
-    date_format: str | None = None
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-@dataclass(frozen=True)
-class CsvOptions:
+def _encoding(value: str) -> str:
+    try:
+        canonical = codecs.lookup(value).name
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r}") from None
+    # codecs.lookup("latin-1").name == "iso8859-1"; normalise to the names we document
+    canonical = {"iso8859-1": "latin-1"}.get(canonical, canonical)
+    if canonical not in SUPPORTED_ENCODINGS:
+        raise ValueError(f"encoding {value!r} is not supported ({sorted(SUPPORTED_ENCODINGS)})")
+    return canonical
+
+
+def _glob(value: str) -> str:
+    if not value:
+        raise ValueError(
+            "'match' must be a non-empty glob such as 'inbound/{partner}/orders/*.csv'"
+        )
+    glob_to_regex(value)  # its ValueError says what is wrong
+    return value
+
+
+def _field_name(name: str) -> str:
+    if name in RESERVED_ATTRIBUTES:
+        raise ValueError(f"{name!r} is reserved for every record")
+    return name
+
+
+def _record_size(size: int) -> int:
+    if size > MAX_RECORD_SIZE_LIMIT:
+        raise ValueError(f"may be at most {MAX_RECORD_SIZE_LIMIT // 1024**2}MiB")
+    return size
+
+
+_Encoding = Annotated[str, AfterValidator(_encoding)]
+_Size = Annotated[int, PlainValidator(parse_size)]
+
+
+class _CsvSchema(BaseModel):
+    model_config = _SCHEMA
     delimiter: str = ","
     quotechar: str = '"'
     header: bool = True
-    columns: tuple[str, ...] = ()
-    encoding: str = "utf-8"
-    #: When true a quoted field may contain newlines, so the file cannot be split into
-    #: byte ranges and is always processed as one chunk.
+    columns: list[_Text] | None = None
+    encoding: _Encoding = "utf-8"
     quoted_newlines: bool = False
 
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        value = "\t" if value == "\\t" else value
+        if len(value) != 1 or value in "\r\n":
+            raise ValueError("'csv.delimiter' must be one character (use '\\t' for tab)")
+        return value
 
-@dataclass(frozen=True)
-class KeyTemplate:
-    """``pk``/``sk`` templates over field names and captured key parts (``{partner}``)."""
+    @field_validator("quotechar")
+    @classmethod
+    def _not_the_delimiter(cls, value: str, info: ValidationInfo) -> str:
+        if len(value) != 1 or value == info.data.get("delimiter"):
+            raise ValueError("'csv.quotechar' must be one character, not the delimiter")
+        return value
 
+    @field_validator("columns")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        if value and len(set(value)) != len(value):
+            raise ValueError("'csv.columns' has duplicate names")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_without_header(self) -> Self:
+        if not self.header and not self.columns:
+            message = "a CSV feed without a header row must declare 'csv.columns'"
+            raise _Problem(message, field="csv.columns")
+        return self
+
+    def options(self) -> CsvOptions:
+        return CsvOptions(**{**self.model_dump(), "columns": tuple(self.columns or ())})
+
+
+class _JsonlSchema(BaseModel):
+    model_config = _SCHEMA
+    encoding: _Encoding = "utf-8"
+
+
+class _KeySchema(BaseModel):
+    model_config = _SCHEMA
     pk: str
-    sk: str
+    sk: str | None = None
 
-    def placeholders(self) -> set[str]:
-        names: set[str] = set()
-        for template in (self.pk, self.sk):
-            names.update(n for _, n, _, _ in string.Formatter().parse(template) if n)
-        return names
-
-
-@dataclass(frozen=True)
-class Feed:
-    name: str
-    match: str
-    pattern: re.Pattern[str]
-    format: Format
-    key: KeyTemplate
-    fields: tuple[FieldSpec, ...]
-    csv: CsvOptions = field(default_factory=CsvOptions)
-    encoding: str = "utf-8"
-    chunk_size: int | None = None
-    max_record_size: int = DEFAULT_MAX_RECORD_SIZE
-    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
-    max_compression_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO
-
-    @property
-    def splittable(self) -> bool:
-        """Whether an uncompressed file of this feed may be split into byte ranges."""
-        return not (self.format is Format.CSV and self.csv.quoted_newlines)
-
-    @property
-    def text_encoding(self) -> str:
-        return self.csv.encoding if self.format is Format.CSV else self.encoding
+    @model_validator(mode="after")
+    def _plain_placeholders(self) -> Self:
+        for template in (self.pk, self.sk or ""):
+            try:
+                parsed = list(string.Formatter().parse(template))
+            except ValueError as exc:
+                raise ValueError(f"bad key template: {exc}") from exc
+            # Key values are strings: a format spec or conversion would fail (or mangle) every
+            # row at format time, so only plain {name} placeholders are allowed.
+            if any(n is not None and (not n or spec or conv) for _, n, spec, conv in parsed):
+                raise ValueError(f"key template {template!r}: use plain {{name}} placeholders")
+        return self
 
 
-@dataclass(frozen=True)
-class FeedMatch:
-    """A key resolved to its feed, with the parts its pattern captured."""
+class _FieldSchema(BaseModel):
+    model_config = _SCHEMA
+    type: Annotated[FieldType, Strict(False)]
+    required: bool = False
+    column: _Text | None = None
+    key: _Text | None = None
+    format: str | None = None
 
-    feed: Feed
-    captures: Mapping[str, str]
-    compressed: bool
+    @model_validator(mode="before")
+    @classmethod
+    def _type_name(cls, given: Any) -> Any:
+        """``amount: decimal`` is short for ``amount: {type: decimal}``."""
+        if isinstance(given, str):
+            return {"type": given}
+        if not isinstance(given, Mapping):
+            raise ValueError(f"must be a type name or a mapping with 'type', got {given!r}")
+        return given
 
+    @model_validator(mode="after")
+    def _format_for_dates(self) -> Self:
+        if self.format is not None and self.type not in (FieldType.DATE, FieldType.TIMESTAMP):
+            raise ValueError("'format' is a strptime pattern, for date and timestamp fields")
+        return self
 
-@dataclass(frozen=True)
-class FeedSet:
-    feeds: tuple[Feed, ...]
-    source: str = "<feeds>"
-
-    def resolve(self, key: str) -> FeedMatch | None:
-        """The first feed whose pattern matches ``key`` (``.gz`` stripped for matching)."""
-        compressed = key.endswith(".gz")
-        candidates = (key, key[:-3]) if compressed else (key,)
-        for feed in self.feeds:
-            for candidate in candidates:
-                m = feed.pattern.fullmatch(candidate)
-                if m:
-                    return FeedMatch(
-                        feed=feed,
-                        captures=m.groupdict(),
-                        compressed=compressed,
-                    )
-        return None
-
-    def get(self, name: str) -> Feed:
-        for feed in self.feeds:
-            if feed.name == name:
-                return feed
-        raise ConfigError(f"no feed named {name!r}", source=self.source)
+    def spec(self, name: str) -> FieldSpec:
+        source = self.column or self.key or name
+        return FieldSpec(name, self.type, self.required, source, self.format)
 
 
-def glob_to_regex(glob: str) -> re.Pattern[str]:
-    """Compile a key glob: ``{name}`` captures one path segment, ``*`` and ``?`` stay within a
-    segment, ``**`` crosses segments."""
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        c = glob[i]
-        if c == "{":
-            end = glob.find("}", i)
-            if end == -1:
-                raise ValueError(f"unclosed '{{' in {glob!r}")
-            name = glob[i + 1 : end]
-            if not _NAME_RE.match(name):
-                raise ValueError(f"capture name {name!r} in {glob!r} is not an identifier")
-            out.append(f"(?P<{name}>[^/]+)")
-            i = end + 1
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    return re.compile("".join(out))
+class _FeedSchema(BaseModel):
+    model_config = _SCHEMA
+    name: _Text
+    match: Annotated[str, AfterValidator(_glob)]
+    format: Annotated[Format, Strict(False)]
+    fields: dict[Annotated[_Text, AfterValidator(_field_name)], _FieldSchema]
+    csv: _CsvSchema | None = None
+    jsonl: _JsonlSchema | None = None
+    key: _KeySchema
+    chunk_size: _Size | None = None
+    max_record_size: Annotated[_Size, AfterValidator(_record_size)] | None = None
+    max_decompressed_size: _Size | None = None
+    max_compression_ratio: Annotated[int, Field(ge=1)] | None = None
+
+    # The checks across fields are field validators (on the later field, with the earlier
+    # ones in info.data) rather than one model validator, so that they still run, and report,
+    # when an unrelated field of the feed is wrong.
+    @field_validator("fields")
+    @classmethod
+    def _some_fields(cls, value: dict[str, _FieldSchema]) -> dict[str, _FieldSchema]:
+        if not value:
+            raise ValueError("'fields' must be a non-empty mapping of field name to type")
+        return value
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_fits(cls, csv: _CsvSchema | None, info: ValidationInfo) -> _CsvSchema | None:
+        fmt, fields = info.data.get("format"), info.data.get("fields")
+        if csv is None:
+            return csv
+        if fmt is not None and fmt is not Format.CSV and csv.model_fields_set:
+            raise ValueError("'csv' options given for a non-CSV feed")
+        if csv.columns and fields:
+            sources = {name: spec.spec(name).source for name, spec in fields.items()}
+            missing = {name: col for name, col in sources.items() if col not in csv.columns}
+            if missing:
+                message = f"column(s) {list(missing.values())} are not in csv.columns"
+                raise _Problem(message, field=next(iter(missing)))
+        return csv
+
+    @field_validator("key")
+    @classmethod
+    def _key_names_known(cls, key: _KeySchema, info: ValidationInfo) -> _KeySchema:
+        fields, match = info.data.get("fields"), info.data.get("match")
+        if fields is None or match is None:
+            return key  # what they are is reported already
+        known = set(fields) | set(glob_to_regex(match).groupindex)
+        unknown = sorted(KeyTemplate(key.pk, key.sk or "").placeholders() - known)
+        if unknown:
+            refs, verb = (
+                ", ".join(f"{{{n}}}" for n in unknown),
+                "is" if len(unknown) == 1 else "are",
+            )
+            raise ValueError(
+                f"key template refers to {refs}, which {verb} neither a field nor a capture of "
+                f"'match' (known: {sorted(known)})"
+            )
+        return key
+
+    def feed(self) -> Feed:
+        return Feed(
+            name=self.name,
+            match=self.match,
+            pattern=glob_to_regex(self.match),
+            format=self.format,
+            key=KeyTemplate(pk=self.key.pk, sk=self.key.sk or f"FEED#{self.name}"),
+            fields=tuple(spec.spec(name) for name, spec in self.fields.items()),
+            csv=self.csv.options() if self.csv and self.format is Format.CSV else CsvOptions(),
+            encoding=self.jsonl.encoding if self.jsonl and self.format is Format.JSONL else "utf-8",
+            chunk_size=self.chunk_size,
+            max_record_size=self.max_record_size or DEFAULT_MAX_RECORD_SIZE,
+            max_decompressed_size=self.max_decompressed_size or DEFAULT_MAX_DECOMPRESSED_SIZE,
+            max_compression_ratio=self.max_compression_ratio or DEFAULT_MAX_COMPRESSION_RATIO,
+        )
 
 
-def parse_size(value: Any) -> int:
-    """``1048576``, ``"64MiB"``, ``"512 KiB"`` → bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    if isinstance(value, int):
-        size = value
-    else:
-        m = _SIZE_RE.match(str(value))
-        if not m:
-            raise ValueError(f"not a size: {value!r} (use bytes or e.g. '64MiB')")
-        size = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
-    if size < 1:
-        raise ValueError("must be at least 1 byte")
-    return size
+class _FeedsSchema(BaseModel):
+    # other top-level keys are ignored, as they always were
+    model_config = ConfigDict(strict=True, frozen=True)
+    feeds: list[_FeedSchema]
+
+
+#: where an unknown key was found → the model that knows the allowed ones
+_OPTIONS: dict[str, type[BaseModel]] = {
+    "": _FeedSchema,
+    "fields": _FieldSchema,
+    "csv": _CsvSchema,
+    "jsonl": _JsonlSchema,
+    "key": _KeySchema,
+}
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -211,239 +323,81 @@ def load_feeds(path: str | Path) -> FeedSet:
 
 
 def parse_feeds(text: str, *, source: str = "<feeds>") -> FeedSet:
-    """Parse and validate feeds YAML text; ``source`` names it in errors."""
+    """Parse and validate feeds YAML text; ``source`` names it in errors.
+
+    Every problem is reported (a :class:`ConfigError` whose ``errors`` lists them, each with
+    its feed and field), not just the first.
+    """
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("feeds"), list):
-        raise ConfigError("expected a top-level 'feeds:' list", source=source)
-    feeds: list[Feed] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(doc["feeds"]):
-        feed = _parse_feed(raw, index=index, source=source)
-        if feed.name in seen:
-            raise ConfigError("duplicate feed name", source=source, feed=feed.name)
-        seen.add(feed.name)
-        feeds.append(feed)
-    return FeedSet(feeds=tuple(feeds), source=source)
-
-
-def _parse_feed(raw: Any, *, index: int, source: str) -> Feed:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"feed #{index + 1} must be a mapping", source=source)
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"feed #{index + 1} needs a 'name'", source=source, field="name")
-
-    def err(message: str, fld: str) -> ConfigError:
-        return ConfigError(message, source=source, feed=name, field=fld)
-
-    allowed = {
-        "name",
-        "match",
-        "format",
-        "csv",
-        "jsonl",
-        "key",
-        "fields",
-        "chunk_size",
-        "max_record_size",
-        "max_decompressed_size",
-        "max_compression_ratio",
-    }
-    unknown = set(raw) - allowed
-    if unknown:
-        raise err(f"unknown setting(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
-
-    match = raw.get("match")
-    if not isinstance(match, str) or not match:
-        raise err(
-            "'match' must be a non-empty glob such as 'inbound/{partner}/orders/*.csv'", "match"
-        )
+    entries = doc.get("feeds") if isinstance(doc, dict) else None
+    problems: list[tuple[int, ConfigError]] = []
+    schema: _FeedsSchema | None = None
     try:
-        pattern = glob_to_regex(match)
-    except ValueError as exc:
-        raise err(str(exc), "match") from exc
-    captures = set(pattern.groupindex)
-
-    try:
-        fmt = Format(raw.get("format", ""))
-    except ValueError:
-        raise err(f"'format' must be one of {[f.value for f in Format]}", "format") from None
-
-    csv_options = _parse_csv(raw.get("csv") or {}, err) if fmt is Format.CSV else CsvOptions()
-    if fmt is not Format.CSV and raw.get("csv"):
-        raise err("'csv' options given for a non-CSV feed", "csv")
-    encoding = "utf-8"
-    if fmt is Format.JSONL:
-        jsonl = raw.get("jsonl") or {}
-        if not isinstance(jsonl, Mapping):
-            raise err("'jsonl' must be a mapping", "jsonl")
-        encoding = _parse_encoding(jsonl.get("encoding", "utf-8"), err, "jsonl.encoding")
-
-    fields = _parse_fields(raw.get("fields"), err)
-    if fmt is Format.CSV and not csv_options.header and not csv_options.columns:
-        raise err("a CSV feed without a header row must declare 'csv.columns'", "csv.columns")
-    if fmt is Format.CSV and csv_options.columns:
-        missing = [f.source for f in fields if f.source not in csv_options.columns]
-        if missing:
-            raise err(f"column(s) {missing} are not in csv.columns", missing[0])
-
-    key_raw = raw.get("key")
-    if not isinstance(key_raw, Mapping) or not isinstance(key_raw.get("pk"), str):
-        raise err("'key' must be a mapping with a 'pk' template (and optionally 'sk')", "key")
-    key = KeyTemplate(pk=key_raw["pk"], sk=str(key_raw.get("sk") or f"FEED#{name}"))
-    try:
-        names = key.placeholders()
-    except ValueError as exc:
-        raise err(f"bad key template: {exc}", "key") from exc
-    for template in (key.pk, key.sk):
-        # Key values are strings: a format spec or conversion would fail (or mangle) every
-        # row at format time, so only plain {name} placeholders are allowed.
-        for _, fname, spec, conversion in string.Formatter().parse(template):
-            if fname is not None and (not fname or spec or conversion):
-                raise err(f"key template {template!r}: use plain {{name}} placeholders", "key")
-    known = {f.name for f in fields} | captures
-    for placeholder in sorted(names):
-        if placeholder not in known:
-            raise err(
-                f"key template refers to {{{placeholder}}}, which is neither a field nor a "
-                f"capture of 'match' (known: {sorted(known)})",
-                "key",
-            )
-
-    chunk_size = None
-    if raw.get("chunk_size") is not None:
-        try:
-            chunk_size = parse_size(raw["chunk_size"])
-        except ValueError as exc:
-            raise err(str(exc), "chunk_size") from exc
-    limits = _parse_limits(raw, err)
-
-    return Feed(
-        name=name,
-        match=match,
-        pattern=pattern,
-        format=fmt,
-        key=key,
-        fields=fields,
-        csv=csv_options,
-        encoding=encoding,
-        chunk_size=chunk_size,
-        **limits,
-    )
+        schema = _FeedsSchema.model_validate(doc)
+    except ValidationError as exc:
+        problems = [_problem(error, entries, source) for error in exc.errors()]
+    problems += _duplicate_names(entries, source)
+    if schema is None or problems:
+        ordered = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
+        raise ConfigError.collect(ordered, source=source)
+    return FeedSet(feeds=tuple(feed.feed() for feed in schema.feeds), source=source)
 
 
-def _parse_limits(raw: Mapping[str, Any], err: Any) -> dict[str, int]:
-    """The feed's input limits: record size, decompressed size, compression ratio."""
-    limits: dict[str, int] = {}
-    for name in ("max_record_size", "max_decompressed_size"):
-        if raw.get(name) is None:
-            continue
-        try:
-            limits[name] = parse_size(raw[name])
-        except ValueError as exc:
-            raise err(str(exc), name) from exc
-    if limits.get("max_record_size", 0) > MAX_RECORD_SIZE_LIMIT:
-        raise err(f"may be at most {MAX_RECORD_SIZE_LIMIT // 1024**2}MiB", "max_record_size")
-    ratio = raw.get("max_compression_ratio")
-    if ratio is not None:
-        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
-            raise err("must be a whole number of at least 1", "max_compression_ratio")
-        limits["max_compression_ratio"] = ratio
-    return limits
+def _feed_name(raw: Any) -> str | None:
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return name if isinstance(name, str) and name else None
 
 
-def _parse_encoding(value: Any, err: Any, fld: str) -> str:
-    try:
-        canonical = codecs.lookup(str(value)).name
-    except LookupError:
-        raise err(f"unknown encoding {value!r}", fld) from None
-    # codecs.lookup("latin-1").name == "iso8859-1"; normalise to the names we document
-    aliases = {"iso8859-1": "latin-1", "utf-8": "utf-8", "utf-8-sig": "utf-8-sig"}
-    canonical = aliases.get(canonical, canonical)
-    if canonical not in SUPPORTED_ENCODINGS:
-        raise err(f"encoding {value!r} is not supported ({sorted(SUPPORTED_ENCODINGS)})", fld)
-    return canonical
+def _duplicate_names(entries: Any, source: str) -> list[tuple[int, ConfigError]]:
+    first: dict[str, int] = {}
+    found = []
+    for index, raw in enumerate(entries if isinstance(entries, list) else []):
+        name = _feed_name(raw)
+        if name in first:
+            message = f"duplicate feed name (feeds #{first[name] + 1} and #{index + 1})"
+            found.append((index, ConfigError(message, source=source, feed=name, field="name")))
+        elif name:
+            first[name] = index
+    return found
 
 
-def _parse_csv(raw: Any, err: Any) -> CsvOptions:
-    if not isinstance(raw, Mapping):
-        raise err("'csv' must be a mapping", "csv")
-    allowed = {"delimiter", "quotechar", "header", "columns", "encoding", "quoted_newlines"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise err(f"unknown csv option(s): {', '.join(sorted(unknown))}", "csv")
-    delimiter = raw.get("delimiter", ",")
-    if delimiter == "\\t":
-        delimiter = "\t"
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\r\n":
-        raise err("'csv.delimiter' must be one character (use '\\t' for tab)", "csv.delimiter")
-    quotechar = raw.get("quotechar", '"')
-    if not isinstance(quotechar, str) or len(quotechar) != 1 or quotechar == delimiter:
-        raise err("'csv.quotechar' must be one character, not the delimiter", "csv.quotechar")
-    header = raw.get("header", True)
-    if not isinstance(header, bool):
-        raise err("'csv.header' must be true or false", "csv.header")
-    columns = raw.get("columns") or []
-    if not isinstance(columns, list) or not all(isinstance(c, str) and c for c in columns):
-        raise err("'csv.columns' must be a list of column names", "csv.columns")
-    if len(set(columns)) != len(columns):
-        raise err("'csv.columns' has duplicate names", "csv.columns")
-    quoted_newlines = raw.get("quoted_newlines", False)
-    if not isinstance(quoted_newlines, bool):
-        raise err("'csv.quoted_newlines' must be true or false", "csv.quoted_newlines")
-    return CsvOptions(
-        delimiter=delimiter,
-        quotechar=quotechar,
-        header=header,
-        columns=tuple(columns),
-        encoding=_parse_encoding(raw.get("encoding", "utf-8"), err, "csv.encoding"),
-        quoted_newlines=quoted_newlines,
-    )
+def _problem(error: ErrorDetails, entries: Any, source: str) -> tuple[int, ConfigError]:
+    """One of pydantic's errors as ours: which feed, which field, what is wrong."""
+    loc = error["loc"]
+    if len(loc) < 2 or loc[0] != "feeds":
+        return -1, ConfigError("expected a top-level 'feeds:' list", source=source)
+    index = int(loc[1])
+    field, message = _locate(error, [str(part) for part in loc[2:]])
+    feed = _feed_name(entries[index]) or f"#{index + 1}"  # a feed without a usable name
+    return index, ConfigError(message, source=source, feed=feed, field=field)
 
 
-def _parse_fields(raw: Any, err: Any) -> tuple[FieldSpec, ...]:
-    if not isinstance(raw, Mapping) or not raw:
-        raise err("'fields' must be a non-empty mapping of field name to type", "fields")
-    specs: list[FieldSpec] = []
-    for fname, given in raw.items():
-        if not isinstance(fname, str) or not fname:
-            raise err("field names must be non-empty strings", "fields")
-        if fname in RESERVED_ATTRIBUTES:
-            raise err(f"{fname!r} is reserved for every record", fname)
-        spec = {"type": given} if isinstance(given, str) else given
-        if not isinstance(spec, Mapping):
-            raise err("must be a type name or a mapping with 'type'", fname)
-        unknown = set(spec) - {"type", "required", "column", "key", "format"}
-        if unknown:
-            raise err(f"unknown option(s): {', '.join(sorted(unknown))}", fname)
-        try:
-            ftype = FieldType(spec.get("type", ""))
-        except ValueError:
-            raise err(
-                f"'type' must be one of {[t.value for t in FieldType]}, got {spec.get('type')!r}",
-                fname,
-            ) from None
-        required = spec.get("required", False)
-        if not isinstance(required, bool):
-            raise err("'required' must be true or false", fname)
-        source = spec.get("column", spec.get("key", fname))
-        if not isinstance(source, str) or not source:
-            raise err("'column'/'key' must be a non-empty string", fname)
-        date_format = spec.get("format")
-        if date_format is not None and (
-            ftype not in (FieldType.DATE, FieldType.TIMESTAMP) or not isinstance(date_format, str)
-        ):
-            raise err("'format' is a strptime pattern, for date and timestamp fields", fname)
-        specs.append(
-            FieldSpec(
-                name=fname,
-                type=ftype,
-                required=required,
-                source=source,
-                date_format=date_format,
-            )
-        )
-    return tuple(specs)
+def _locate(error: ErrorDetails, path: list[str]) -> tuple[str | None, str]:
+    """The field an error inside one feed is about (a field's name for the options of one
+    field, ``csv.<option>``, ``key`` …) and its message."""
+    if not path:
+        return None, ConfigError.describe(error, "")
+    head, rest = path[0], path[1:]
+    if error["type"] == "extra_forbidden":
+        container = head if rest else ""
+        known = ", ".join(_OPTIONS[container].model_fields)
+        what = {"": "setting", "fields": "option"}.get(container, f"{container} option")
+        field = path[1] if container == "fields" else head
+        return field, f"unknown {what} {path[-1]!r} (known: {known})"
+    if head == "name":
+        return "name", "needs a 'name' (a non-empty string)"
+    if head == "fields" and rest:
+        field, label = rest[0], ".".join(rest[1:]) or rest[0]
+        label = "the field name" if label == "[key]" else repr(label)
+    elif head in ("csv", "jsonl", "key") and rest:
+        field = "key" if head == "key" else f"{head}.{rest[0]}"
+        label = repr(".".join(rest) if head == "key" else ".".join(path))
+    else:
+        field, label = head, repr(".".join(path))
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _Problem):
+        field = cause.field
+    return field, ConfigError.describe(error, label)

@@ -136,8 +136,8 @@ def test_document_level_errors_name_the_file():
         ("feeds: {}", "top-level 'feeds:' list"),
         ("[1, 2]", "top-level 'feeds:' list"),
         ("feeds: [", "not valid YAML"),
-        ("feeds:\n  - 3\n", "feed #1 must be a mapping"),
-        ("feeds:\n  - match: x\n", "feed #1 needs a 'name'"),
+        ("feeds:\n  - 3\n", "feed '#1': must be a mapping, got 3"),
+        ("feeds:\n  - match: x\n", "feed '#1', field 'name': needs a 'name'"),
     ]:
         with pytest.raises(ConfigError, match=message) as info:
             parse_feeds(text, source="f.yaml")
@@ -147,7 +147,91 @@ def test_document_level_errors_name_the_file():
 def test_duplicate_feed_names_are_refused():
     with pytest.raises(ConfigError, match="duplicate feed name") as info:
         parse_feeds(one(BASE) + "  - " + "\n    ".join(BASE.strip().splitlines()) + "\n")
-    assert info.value.feed == "orders"
+    assert (info.value.feed, info.value.field) == ("orders", "name")
+    assert "feeds #1 and #2" in str(info.value)
+
+
+MISTAKES = """
+feeds:
+  - name: orders
+    match: "inbound/{partner}/orders/*.csv"
+    format: xml
+    key: {pk: "ORDER#{order}"}
+    chunk_size: 12 furlongs
+    colour: red
+    fields: {order_id: string}
+  - name: events
+    match: "inbound/{partner}/events/*.jsonl"
+    format: jsonl
+    key: {pk: "EVENT#{event_id}"}
+    csv: {header: true}
+    fields:
+      event_id: {type: string, requird: true}
+      amount: {type: money}
+  - match: "inbound/{partner}/x/*.csv"
+    format: csv
+    key: {pk: "X#{id}"}
+    fields: {id: string}
+  - name: orders
+    match: "inbound/{partner}/more/*.csv"
+    format: csv
+    key: {pk: "O#{id}"}
+    fields: {id: string}
+"""
+
+
+def test_a_file_with_several_mistakes_reports_every_one():
+    with pytest.raises(ConfigError) as info:
+        parse_feeds(MISTAKES, source="conf/feeds.yaml")
+    err = info.value
+    found = [(e.source, e.feed, e.field) for e in err.errors]
+    assert found == [
+        ("conf/feeds.yaml", "orders", "format"),
+        ("conf/feeds.yaml", "orders", "key"),
+        ("conf/feeds.yaml", "orders", "chunk_size"),
+        ("conf/feeds.yaml", "orders", "colour"),
+        ("conf/feeds.yaml", "events", "event_id"),
+        ("conf/feeds.yaml", "events", "amount"),
+        ("conf/feeds.yaml", "events", "csv"),
+        ("conf/feeds.yaml", "#3", "name"),
+        ("conf/feeds.yaml", "orders", "name"),
+    ]
+    lines = str(err).splitlines()
+    assert lines[0] == "file conf/feeds.yaml: 9 problems:"
+    assert len(lines) == 1 + len(err.errors)
+    for line, problem in zip(lines[1:], err.errors, strict=True):
+        assert line == f"  feed {problem.feed!r}, field {problem.field!r}: {problem.message}"
+    for needle in [
+        "'format' must be one of 'csv' or 'jsonl', got 'xml'",
+        "key template refers to {order}",
+        "not a size: '12 furlongs'",
+        "unknown setting 'colour'",
+        "unknown option 'requird'",
+        "'type' must be one of",
+        "'csv' options given for a non-CSV feed",
+        "needs a 'name'",
+        "duplicate feed name (feeds #1 and #4)",
+    ]:
+        assert needle in str(err), needle
+
+
+def test_checks_across_fields_still_run_when_another_field_is_wrong():
+    # the key template is checked against the fields even though chunk_size is wrong, and
+    # the columns against the fields even though the feed has an unknown setting
+    body = BASE.replace("ORDER#{order_id}", "ORDER#{nope}") + "chunk_size: lots\n"
+    body += "csv: {header: false, columns: [a]}\ncolour: red\n"
+    with pytest.raises(ConfigError) as info:
+        parse_feeds(one(body), source="f.yaml")
+    fields = sorted(e.field for e in info.value.errors)
+    assert fields == ["chunk_size", "colour", "key", "order_id"]
+    assert all(e.feed == "orders" and e.source == "f.yaml" for e in info.value.errors)
+
+
+def test_one_mistake_is_the_error_itself():
+    with pytest.raises(ConfigError) as info:
+        parse_feeds(one(BASE.replace("format: csv", "format: xml")), source="f.yaml")
+    assert info.value.errors == [info.value]
+    assert "\n" not in str(info.value)
 
 
 def test_fields_must_be_a_non_empty_mapping():

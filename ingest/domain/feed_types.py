@@ -1,0 +1,194 @@
+"""The validated feeds: what a feed owns and how its files become records.
+
+These are the types the rest of the code works with. They come out of a feeds file through
+:mod:`ingest.domain.feeds` (``load_feeds`` / ``parse_feeds``), which also re-exports them:
+import them from there.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ingest.errors import ConfigError
+
+#: Attributes every record carries; feed fields may not use these names.
+RESERVED_ATTRIBUTES = frozenset({"pk", "sk", "_feed", "_source", "_line"})
+
+#: Encodings a feed may declare (codec names as Python knows them).
+SUPPORTED_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "latin-1", "cp1252"})
+
+#: A record (a line, or with csv.quoted_newlines the lines of one record) longer than this is
+#: a reject; the feed's ``max_record_size`` may raise it up to MAX_RECORD_SIZE_LIMIT.
+DEFAULT_MAX_RECORD_SIZE = 1024 * 1024
+MAX_RECORD_SIZE_LIMIT = 64 * 1024 * 1024
+#: A compressed file that inflates past either bound is FAILED at once (a decompression bomb).
+DEFAULT_MAX_DECOMPRESSED_SIZE = 4 * 1024**3
+DEFAULT_MAX_COMPRESSION_RATIO = 200
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]ib|b)?\s*$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Format(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    INT = "int"
+    DECIMAL = "decimal"
+    BOOL = "bool"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One typed field of a record. ``source`` is the CSV column or JSON key it comes from."""
+
+    name: str
+    type: FieldType
+    required: bool = False
+    source: str = ""
+    date_format: str | None = None
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    delimiter: str = ","
+    quotechar: str = '"'
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+    #: When true a quoted field may contain newlines, so the file cannot be split into
+    #: byte ranges and is always processed as one chunk.
+    quoted_newlines: bool = False
+
+
+@dataclass(frozen=True)
+class KeyTemplate:
+    """``pk``/``sk`` templates over field names and captured key parts (``{partner}``)."""
+
+    pk: str
+    sk: str
+
+    def placeholders(self) -> set[str]:
+        names: set[str] = set()
+        for template in (self.pk, self.sk):
+            names.update(n for _, n, _, _ in string.Formatter().parse(template) if n)
+        return names
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    match: str
+    pattern: re.Pattern[str]
+    format: Format
+    key: KeyTemplate
+    fields: tuple[FieldSpec, ...]
+    csv: CsvOptions = field(default_factory=CsvOptions)
+    encoding: str = "utf-8"
+    chunk_size: int | None = None
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
+    max_compression_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO
+
+    @property
+    def splittable(self) -> bool:
+        """Whether an uncompressed file of this feed may be split into byte ranges."""
+        return not (self.format is Format.CSV and self.csv.quoted_newlines)
+
+    @property
+    def text_encoding(self) -> str:
+        return self.csv.encoding if self.format is Format.CSV else self.encoding
+
+
+@dataclass(frozen=True)
+class FeedMatch:
+    """A key resolved to its feed, with the parts its pattern captured."""
+
+    feed: Feed
+    captures: Mapping[str, str]
+    compressed: bool
+
+
+@dataclass(frozen=True)
+class FeedSet:
+    feeds: tuple[Feed, ...]
+    source: str = "<feeds>"
+
+    def resolve(self, key: str) -> FeedMatch | None:
+        """The first feed whose pattern matches ``key`` (``.gz`` stripped for matching)."""
+        compressed = key.endswith(".gz")
+        candidates = (key, key[:-3]) if compressed else (key,)
+        for feed in self.feeds:
+            for candidate in candidates:
+                m = feed.pattern.fullmatch(candidate)
+                if m:
+                    return FeedMatch(
+                        feed=feed,
+                        captures=m.groupdict(),
+                        compressed=compressed,
+                    )
+        return None
+
+    def get(self, name: str) -> Feed:
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise ConfigError(f"no feed named {name!r}", source=self.source)
+
+
+def glob_to_regex(glob: str) -> re.Pattern[str]:
+    """Compile a key glob: ``{name}`` captures one path segment, ``*`` and ``?`` stay within a
+    segment, ``**`` crosses segments."""
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "{":
+            end = glob.find("}", i)
+            if end == -1:
+                raise ValueError(f"unclosed '{{' in {glob!r}")
+            name = glob[i + 1 : end]
+            if not _NAME_RE.match(name):
+                raise ValueError(f"capture name {name!r} in {glob!r} is not an identifier")
+            out.append(f"(?P<{name}>[^/]+)")
+            i = end + 1
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out))
+
+
+def parse_size(value: Any) -> int:
+    """``1048576``, ``"64MiB"``, ``"512 KiB"`` → bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        m = _SIZE_RE.match(str(value))
+        if not m:
+            raise ValueError(f"not a size: {value!r} (use bytes or e.g. '64MiB')")
+        size = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
+    if size < 1:
+        raise ValueError("must be at least 1 byte")
+    return size
