@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
 from connectors.jobs import ConnectorApi, JobPorts, JobReport, load_jobs, run_jobs, settle
 from connectors.status import FileRecord, FileTransferStatus, StatusStore
-from ingest.errors import (
-    ConfigError,
-    InvalidEventError,
-    SettingsError,
-    StorageUnavailableError,
-)
+from ingest.errors import ConfigError, InvalidEventError, StorageUnavailableError
+from ingest.settings import REGION, SETTINGS, Required, read_env
 
 #: Who moves the files: our asyncssh engine inside the function (builtin), or the Transfer
 #: Family service (managed). "local" is the old name of builtin, kept for deployed stacks.
@@ -37,36 +33,38 @@ def engine_name(value: str) -> str:
     return ENGINE_ALIASES.get(value, value)
 
 
-@dataclass(frozen=True)
-class ConnectorSettings:
+def _engine(value: str) -> str:
+    engine = engine_name(value)
+    if engine not in ENGINES:
+        raise ValueError(
+            f"CONNECTOR_ENGINE must be one of {ENGINES} (or 'local', the old name of "
+            f"{BUILTIN}), got {value!r}"
+        )
+    return engine
+
+
+class ConnectorSettings(BaseModel):
     """Environment of the connector functions, validated once at cold start."""
 
-    bucket: str
-    ledger_table: str
-    retrievals_uri: str
-    engine: str = BUILTIN
-    region: str = "us-east-1"
+    model_config = SETTINGS
+    bucket: Required = Field(alias="LANDING_BUCKET")
+    ledger_table: Required = Field(alias="LEDGER_TABLE")
+    #: by default the jobs file next to the feeds, in the landing bucket
+    retrievals_uri: str = Field("", alias="RETRIEVALS_URI", validate_default=True)
+    engine: Annotated[str, AfterValidator(_engine)] = Field(BUILTIN, alias="CONNECTOR_ENGINE")
+    region: str = Field("us-east-1", validation_alias=REGION)
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
-    endpoint_url: str | None = None
+    endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
+
+    @field_validator("retrievals_uri")
+    @classmethod
+    def _next_to_the_feeds(cls, uri: str, info: ValidationInfo) -> str:
+        return uri or f"s3://{info.data.get('bucket', '')}/config/retrievals.yaml"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectorSettings:
-        """Read and check the variables the template sets."""
-        missing = [k for k in ("LANDING_BUCKET", "LEDGER_TABLE") if not env.get(k)]
-        if missing:
-            raise SettingsError(f"missing environment variables: {', '.join(missing)}")
-        engine = engine_name(env.get("CONNECTOR_ENGINE", BUILTIN))
-        if engine not in ENGINES:
-            raise SettingsError(f"CONNECTOR_ENGINE must be one of {ENGINES}, got {engine!r}")
-        bucket = env["LANDING_BUCKET"]
-        return cls(
-            bucket=bucket,
-            ledger_table=env["LEDGER_TABLE"],
-            retrievals_uri=env.get("RETRIEVALS_URI") or f"s3://{bucket}/config/retrievals.yaml",
-            engine=engine,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-        )
+        """Read and check the variables the template sets; every bad one is reported."""
+        return read_env(cls, env)
 
 
 def read_jobs_file(s3: Any, uri: str) -> str | None:
