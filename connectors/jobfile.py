@@ -2,15 +2,19 @@
 
 A job names a connector, a remote directory, a filename pattern, the landing prefix of a feed
 and what to do with a remote file once it is safely in S3 (``leave``, ``delete`` or
-``move_to: DIR``). See docs/connectors.md for the format.
+``move_to: DIR``). See docs/connectors.md for the format. The file is checked with pydantic,
+and every problem is reported at once, each naming the file, the job and the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from ingest.errors import ConfigError
 
@@ -28,71 +32,110 @@ class RetrievalJob:
     move_to: str | None = None
 
 
+_SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
+_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _MoveTo(BaseModel):
+    model_config = _SCHEMA
+    move_to: _Text
+
+
+class _JobSchema(BaseModel):
+    model_config = _SCHEMA
+    name: _Text
+    connector_id: _Text
+    remote_directory: _Text
+    pattern: str = "*"
+    destination: _Text
+    after_success: Literal["leave", "delete"] | _MoveTo = "leave"
+
+    @field_validator("destination")
+    @classmethod
+    def _a_feed_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value.startswith("inbound/"):
+            raise ValueError("must be a feed prefix under inbound/ (e.g. inbound/acme/orders)")
+        return value
+
+    def job(self) -> RetrievalJob:
+        move = self.after_success if isinstance(self.after_success, _MoveTo) else None
+        return RetrievalJob(
+            name=self.name,
+            connector_id=self.connector_id,
+            remote_directory=self.remote_directory,
+            destination=self.destination,
+            pattern=self.pattern,
+            after_success="move" if move else str(self.after_success),
+            move_to=move.move_to if move else None,
+        )
+
+
+class _JobsSchema(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)
+    retrievals: list[_JobSchema]
+
+
 def load_jobs(text: str, source: str = "retrievals.yaml") -> list[RetrievalJob]:
-    """Parse and validate ``retrievals.yaml``; errors name the file, job and field."""
+    """Parse and validate ``retrievals.yaml``; every problem is reported (a ConfigError whose
+    ``errors`` lists them), each naming the file, the job and the field."""
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
     entries = data.get("retrievals") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise ConfigError("must have a top-level 'retrievals:' list", source=source)
-    jobs: list[RetrievalJob] = []
-    for i, entry in enumerate(entries):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        where = str(name or f"#{i + 1}")
-        if not isinstance(entry, dict):
-            raise ConfigError("each retrieval must be a mapping", source=source, feed=where)
+    problems: list[tuple[int, ConfigError]] = []
+    schema: _JobsSchema | None = None
+    try:
+        schema = _JobsSchema.model_validate(data)
+    except ValidationError as exc:
+        seen: set[tuple[int, str]] = set()  # after_success's two shapes answer for one mistake
+        for error in exc.errors():
+            index, problem = _problem(error, entries, source)
+            if (index, str(problem)) not in seen:
+                seen.add((index, str(problem)))
+                problems.append((index, problem))
+    problems += _duplicate_names(entries, source)
+    if schema is None or problems:
+        ordered = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
+        raise ConfigError.collect(ordered, source=source)
+    return [job.job() for job in schema.retrievals]
 
-        def need(key: str, entry: dict[str, Any] = entry, where: str = where) -> str:
-            value = entry.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(
-                    "is required (a non-empty string)", source=source, feed=where, field=key
-                )
-            return value.strip()
 
-        unknown = set(entry) - {
-            "name",
-            "connector_id",
-            "remote_directory",
-            "pattern",
-            "destination",
-            "after_success",
-        }
-        if unknown:
-            raise ConfigError(f"unknown keys {sorted(unknown)}", source=source, feed=where)
-        after = entry.get("after_success", "leave")
-        move_to = None
-        if isinstance(after, dict) and set(after) == {"move_to"}:
-            move_to, after = str(after["move_to"]), "move"
-        elif after not in ("leave", "delete"):
-            raise ConfigError(
-                "must be leave, delete or {move_to: DIR}",
-                source=source,
-                feed=where,
-                field="after_success",
-            )
-        destination = need("destination").strip("/")
-        if not destination.startswith("inbound/"):
-            raise ConfigError(
-                "must be a feed prefix under inbound/ (e.g. inbound/acme/orders)",
-                source=source,
-                feed=where,
-                field="destination",
-            )
-        jobs.append(
-            RetrievalJob(
-                name=need("name"),
-                connector_id=need("connector_id"),
-                remote_directory=need("remote_directory"),
-                destination=destination,
-                pattern=str(entry.get("pattern", "*")),
-                after_success=str(after),
-                move_to=move_to,
-            )
-        )
-    names = [j.name for j in jobs]
-    if len(set(names)) != len(names):
-        raise ConfigError("job names must be unique", source=source)
-    return jobs
+def _job_name(raw: Any) -> str | None:
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def _duplicate_names(entries: Any, source: str) -> list[tuple[int, ConfigError]]:
+    first: dict[str, int] = {}
+    found = []
+    for index, raw in enumerate(entries if isinstance(entries, list) else []):
+        name = _job_name(raw)
+        if name in first:
+            message = f"job names must be unique (jobs #{first[name] + 1} and #{index + 1})"
+            found.append((index, ConfigError(message, source=source, job=name, field="name")))
+        elif name:
+            first[name] = index
+    return found
+
+
+def _problem(error: ErrorDetails, entries: Any, source: str) -> tuple[int, ConfigError]:
+    """One of pydantic's errors as ours: which job, which field, what is wrong."""
+    loc = error["loc"]
+    if len(loc) < 2 or loc[0] != "retrievals":
+        return -1, ConfigError("must have a top-level 'retrievals:' list", source=source)
+    index, path = int(loc[1]), [str(part) for part in loc[2:]]
+    job = _job_name(entries[index]) or f"#{index + 1}"  # a job without a usable name
+    if not path:
+        message = ConfigError.describe(error, "each retrieval")
+        return index, ConfigError(message, source=source, job=job)
+    field = path[0]
+    if error["type"] == "extra_forbidden" and len(path) == 1:
+        known = ", ".join(_JobSchema.model_fields)
+        message = f"unknown key {field!r} (known keys: {known})"
+    elif field == "after_success":
+        message = "must be leave, delete or {move_to: DIR}"
+    else:
+        message = ConfigError.describe(error, repr(field))
+    return index, ConfigError(message, source=source, job=job, field=field)

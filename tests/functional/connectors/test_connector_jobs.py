@@ -185,7 +185,7 @@ retrievals:
         (
             "retrievals:\n  - {name: x, connector_id: c-1, remote_directory: /o, destination: "
             "inbound/a/b, patern: '*.csv'}",
-            "unknown keys",
+            "unknown key 'patern'",
         ),
     ],
 )
