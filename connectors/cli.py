@@ -35,7 +35,12 @@ def register(subparsers: Any) -> None:
         "connectors", help="SFTP connectors: pull from / push to partners' SFTP servers"
     )
     sub = top.add_subparsers(dest="connectors_command", required=True, metavar="SUBCOMMAND")
+    _register_create(sub)
+    _register_admin(sub)
+    _register_transfers(sub)
 
+
+def _register_create(sub: Any) -> None:
     p = sub.add_parser("create", help="create a connector; prints its id")
     p.add_argument("--url", required=True, help="sftp://HOST[:PORT]")
     p.add_argument("--user", required=True, help="login name on the partner's server")
@@ -57,6 +62,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--logging-role", help="LoggingRole ARN (default: the stack's)")
     _common(p, _create)
 
+
+def _register_admin(sub: Any) -> None:
     p = sub.add_parser("list", help="list connectors")
     p.add_argument("--json", action="store_true")
     _common(p, _list)
@@ -79,6 +86,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("connector_id")
     _common(p, _test, engine=True)
 
+
+def _register_transfers(sub: Any) -> None:
     p = sub.add_parser("transfer", help="retrieve or send files (1-10 per call) and wait")
     p.add_argument("connector_id")
     what = p.add_mutually_exclusive_group(required=True)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors.errors import ConnectorNotFoundError
 from connectors.hostkeys import HostKeyPolicy
-from ingest.errors import ConfigError, StorageUnavailableError
+from ingest.adapters.sdk import error_code, is_not_found, translated, unavailable
+from ingest.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -68,13 +69,15 @@ def parse_sftp_url(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def _aws_error(exc: ClientError, operation: str, connector_id: str | None = None) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "")
+def _aws_error(
+    exc: ClientError | BotoCoreError, operation: str, connector_id: str | None = None
+) -> Exception:
+    code = error_code(exc)
     if code == "ResourceNotFoundException" and connector_id:
         return ConnectorNotFoundError(connector_id)
     if code in ("ValidationException", "InvalidRequestException", "InvalidParameterException"):
         return ConfigError(f"{operation} refused: {exc}")
-    return StorageUnavailableError("transfer", operation, str(exc))
+    return unavailable(exc, "transfer", operation, connector_id or "")
 
 
 def create_connector(
@@ -104,10 +107,8 @@ def create_connector(
     else:
         body["Password"] = password or ""
     name = f"{SECRET_PREFIX}{uuid.uuid4().hex[:12]}"
-    try:
+    with translated("secretsmanager", "CreateSecret", name):
         secret_arn = secrets.create_secret(Name=name, SecretString=json.dumps(body))["ARN"]
-    except ClientError as exc:
-        raise StorageUnavailableError("secretsmanager", "CreateSecret", str(exc)) from exc
     kwargs: dict[str, Any] = {
         "Url": url,
         "AccessRole": access_role,
@@ -121,8 +122,9 @@ def create_connector(
         kwargs["LoggingRole"] = logging_role
     try:
         return transfer.create_connector(**kwargs)["ConnectorId"]
-    except ClientError as exc:
-        secrets.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
+    except (ClientError, BotoCoreError) as exc:
+        with translated("secretsmanager", "DeleteSecret", secret_arn):
+            secrets.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
         raise _aws_error(exc, "CreateConnector") from exc
 
 
@@ -130,7 +132,7 @@ def describe_connector(transfer: TransferClient, connector_id: str) -> Connector
     """A connector's configuration, or :class:`ConnectorNotFoundError`."""
     try:
         found = transfer.describe_connector(ConnectorId=connector_id)["Connector"]
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise _aws_error(exc, "DescribeConnector", connector_id) from exc
     sftp: dict[str, Any] = dict(found.get("SftpConfig") or {})
     if not sftp.get("UserSecretId"):
@@ -152,20 +154,14 @@ def describe_connector(transfer: TransferClient, connector_id: str) -> Connector
 
 def list_connectors(transfer: TransferClient) -> list[dict[str, str]]:
     """``[{ConnectorId, Url, Arn}]`` of every connector."""
-    out: list[dict[str, str]] = []
-    kwargs: dict[str, Any] = {}
-    while True:
-        try:
-            page = transfer.list_connectors(**kwargs)
-        except ClientError as exc:
-            raise _aws_error(exc, "ListConnectors") from exc
-        out.extend(
+    try:
+        return [
             {"ConnectorId": c["ConnectorId"], "Url": c.get("Url", ""), "Arn": c["Arn"]}
+            for page in transfer.get_paginator("list_connectors").paginate()
             for c in page.get("Connectors", [])
-        )
-        if not page.get("NextToken"):
-            return out
-        kwargs["NextToken"] = page["NextToken"]
+        ]
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error(exc, "ListConnectors") from exc
 
 
 def delete_connector(
@@ -175,24 +171,21 @@ def delete_connector(
     config = describe_connector(transfer, connector_id)
     try:
         transfer.delete_connector(ConnectorId=connector_id)
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         raise _aws_error(exc, "DeleteConnector", connector_id) from exc
     if SECRET_PREFIX in config.user_secret_id:
-        try:
+        with translated("secretsmanager", "DeleteSecret", config.user_secret_id):
             secrets.delete_secret(SecretId=config.user_secret_id, ForceDeleteWithoutRecovery=True)
-        except ClientError as exc:
-            raise StorageUnavailableError("secretsmanager", "DeleteSecret", str(exc)) from exc
 
 
 def load_credentials(secrets: SecretsManagerClient, secret_id: str) -> Credentials:
     """Read ``{"Username", "PrivateKey" | "Password"}`` from Secrets Manager."""
     try:
         raw = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
+    except (ClientError, BotoCoreError) as exc:
+        if is_not_found(exc):
             raise ConfigError(f"connector secret {secret_id} does not exist") from exc
-        raise StorageUnavailableError("secretsmanager", "GetSecretValue", str(exc)) from exc
+        raise unavailable(exc, "secretsmanager", "GetSecretValue", secret_id) from exc
     try:
         data = json.loads(raw)
         username = data["Username"]

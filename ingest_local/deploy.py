@@ -199,7 +199,30 @@ def describe_deployment(
     """Read the deployed functions and event sources back from moto."""
     cfn = aws.shared_client("cloudformation")
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    physical, types = _resources(cfn, stack_name, prepared)
+    functions = _functions(aws.shared_client("lambda"), types, physical)
+    sqs = aws.shared_client("sqs")
+    return DeployedStack(
+        stack_name=stack_name,
+        region=aws.region,
+        endpoint_url=aws.endpoint_url or "",
+        outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        physical_ids=physical,
+        resource_types=types,
+        functions=functions,
+        s3_notifications=_s3_notifications(prepared, physical, functions),
+        sqs_mappings=_sqs_mappings(aws.shared_client("lambda"), sqs, functions),
+        rules=_rules(aws.shared_client("events"), prepared, physical, types, functions),
+        emulated={lid: v["Ref"] for lid, v in prepared.emulated.items()},
+        async_configs=_async_configs(sqs, prepared, physical, functions),
+        not_emulated=prepared.not_emulated,
+    )
+
+
+def _resources(
+    cfn: Any, stack_name: str, prepared: PreparedTemplate
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Physical ids and types of every resource, the emulated ones included."""
     physical: dict[str, str] = {}
     types: dict[str, str] = {}
     for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
@@ -209,9 +232,12 @@ def describe_deployment(
     for lid, values in prepared.emulated.items():
         physical[lid] = values["Ref"]
         types[lid] = prepared.emulated_types[lid]
-    cfn_template = prepared.template
+    return physical, types
 
-    lam = aws.shared_client("lambda")
+
+def _functions(
+    lam: Any, types: dict[str, str], physical: dict[str, str]
+) -> dict[str, FunctionSpec]:
     functions: dict[str, FunctionSpec] = {}
     for lid, rtype in types.items():
         if rtype != "AWS::Lambda::Function":
@@ -228,10 +254,13 @@ def describe_deployment(
             timeout=int(conf.get("Timeout", 3)),
             memory=int(conf.get("MemorySize", 128)),
         )
-    by_arn = {f.arn: lid for lid, f in functions.items()}
-    by_name = {f.name: lid for lid, f in functions.items()}
+    return functions
 
-    s3_notifications = [
+
+def _s3_notifications(
+    prepared: PreparedTemplate, physical: dict[str, str], functions: dict[str, FunctionSpec]
+) -> list[S3Notification]:
+    return [
         S3Notification(
             function=fn,
             bucket=physical[bucket_lid],
@@ -243,19 +272,19 @@ def describe_deployment(
         if (fn := function_of(conf.get("Function"))) in functions
     ]
 
-    sqs = aws.shared_client("sqs")
+
+def _sqs_mappings(lam: Any, sqs: Any, functions: dict[str, FunctionSpec]) -> list[SqsMapping]:
     mappings: list[SqsMapping] = []
     for lid, spec in functions.items():
         for m in lam.list_event_source_mappings(FunctionName=spec.name)["EventSourceMappings"]:
             arn = m["EventSourceArn"]
             if not arn.startswith("arn:aws:sqs:"):
                 continue
-            url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
             mappings.append(
                 SqsMapping(
                     function=lid,
                     queue_arn=arn,
-                    queue_url=url,
+                    queue_url=sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"],
                     batch_size=int(m.get("BatchSize", 10)),
                     batching_window=float(m.get("MaximumBatchingWindowInSeconds", 0)),
                     report_batch_item_failures="ReportBatchItemFailures"
@@ -265,18 +294,23 @@ def describe_deployment(
                     enabled=m.get("State", "Enabled") == "Enabled",
                 )
             )
+    return mappings
 
+
+def _rules(
+    events: Any,
+    prepared: PreparedTemplate,
+    physical: dict[str, str],
+    types: dict[str, str],
+    functions: dict[str, FunctionSpec],
+) -> list[RuleTarget]:
+    by_arn = {f.arn: lid for lid, f in functions.items()}
+    by_name = {f.name: lid for lid, f in functions.items()}
     rules: list[RuleTarget] = []
-    events = aws.shared_client("events")
-    for lid, rtype in types.items():
-        if rtype != "AWS::Events::Rule":
-            continue
-        props = cfn_template["Resources"].get(lid, {}).get("Properties", {})
-        bus = (
-            props.get("EventBusName", "default")
-            if isinstance(props.get("EventBusName"), str)
-            else "default"
-        )
+    for lid in (lid for lid, rtype in types.items() if rtype == "AWS::Events::Rule"):
+        props = prepared.template["Resources"].get(lid, {}).get("Properties", {})
+        bus = props.get("EventBusName") if isinstance(props.get("EventBusName"), str) else None
+        bus = bus or "default"
         name = physical[lid].rsplit("/", 1)[-1].rsplit("|", 1)[-1]
         rule = events.describe_rule(Name=name, EventBusName=bus)
         for target in events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]:
@@ -296,29 +330,22 @@ def describe_deployment(
                     enabled=rule.get("State", "ENABLED") == "ENABLED",
                 )
             )
-    return DeployedStack(
-        stack_name=stack_name,
-        region=aws.region,
-        endpoint_url=aws.endpoint_url or "",
-        outputs=outputs,
-        physical_ids=physical,
-        resource_types=types,
-        functions=functions,
-        s3_notifications=s3_notifications,
-        sqs_mappings=mappings,
-        rules=rules,
-        emulated={lid: v["Ref"] for lid, v in prepared.emulated.items()},
-        async_configs={
-            fn: AsyncConfig(
-                conf.max_retries,
-                sqs.get_queue_url(QueueName=physical[conf.on_failure].rsplit("/", 1)[-1])[
-                    "QueueUrl"
-                ]
-                if conf.on_failure in physical
-                else "",
-            )
-            for fn, conf in prepared.async_configs.items()
-            if fn in functions
-        },
-        not_emulated=prepared.not_emulated,
-    )
+    return rules
+
+
+def _async_configs(
+    sqs: Any,
+    prepared: PreparedTemplate,
+    physical: dict[str, str],
+    functions: dict[str, FunctionSpec],
+) -> dict[str, AsyncConfig]:
+    def queue_url(lid: str) -> str:
+        if lid not in physical:
+            return ""
+        return str(sqs.get_queue_url(QueueName=physical[lid].rsplit("/", 1)[-1])["QueueUrl"])
+
+    return {
+        fn: AsyncConfig(conf.max_retries, queue_url(conf.on_failure))
+        for fn, conf in prepared.async_configs.items()
+        if fn in functions
+    }

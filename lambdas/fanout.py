@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.domain.events import landed_objects
 from ingest.usecases.fanout import ingest_object
-from lambdas.runtime import Wiring, build_fanout
+from lambdas.runtime import Wiring, build_fanout, function_logger
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 wiring = Wiring(build_fanout)
 

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -21,9 +21,9 @@ from ingest.adapters.record_sink import DynamoRecordSink
 from ingest.adapters.sqs import SqsQueue
 from ingest.settings import ProcessorSettings
 from ingest.usecases.processor import ProcessorPorts, handle_chunk_message
-from lambdas.runtime import Wired, Wiring, aws_target, store_feeds_ledger
+from lambdas.runtime import Wired, Wiring, aws_target, function_logger, store_feeds_ledger
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 batch = BatchProcessor(event_type=EventType.SQS)
 

@@ -9,11 +9,15 @@ environment (``reset()`` makes the next invocation a cold start again), and the 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
@@ -25,6 +29,24 @@ from ingest.usecases.fanout import FanoutPorts, held_by_role
 
 S = TypeVar("S")
 P = TypeVar("P")
+
+#: The packages whose ``logging.getLogger(__name__)`` lines belong in a function's log.
+CORE_LOGGERS = frozenset({"ingest", "connectors"})
+
+
+def function_logger() -> Logger:
+    """The function's Powertools logger, with the core's loggers routed through it.
+
+    The core logs with the standard library (it never imports Powertools' Logger). Without
+    this, Lambda's root handler would drop their INFO lines and their ``extra`` fields would
+    never reach the JSON: now each core line is a JSON object in the function's log, at the
+    function's level (``POWERTOOLS_LOG_LEVEL``), with its ``extra`` keys and its logger name.
+    """
+    logger = Logger()
+    for name in CORE_LOGGERS:
+        logging.getLogger(name)  # so that the copy below finds the package's logger
+    copy_config_to_registered_loggers(source_logger=logger, include=set(CORE_LOGGERS))
+    return logger
 
 
 @dataclass(frozen=True)

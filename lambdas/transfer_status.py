@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from connectors.usecases import ConnectorSettings, consume_status_event
 from connectors.wiring import ConnectorPorts, build_connector_ports
-from lambdas.runtime import Wired, Wiring
+from lambdas.runtime import Wired, Wiring, function_logger
 
-logger = Logger()
+logger = function_logger()
 
 
 def build(env: Mapping[str, str]) -> Wired[ConnectorSettings, ConnectorPorts]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.usecases.upload_outcomes import handle_upload_event
-from lambdas.runtime import Wiring, build_fanout
+from lambdas.runtime import Wiring, build_fanout, function_logger
 
-logger = Logger()
+logger = function_logger()
 wiring = Wiring(build_fanout)
 
 

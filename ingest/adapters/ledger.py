@@ -22,16 +22,15 @@ from ingest.adapters.ledger_items import (
     entry_from_item,
     file_pk,
     ledger_item,
+    new_file_item,
 )
 from ingest.adapters.ledger_uploads import record_failed_upload
 from ingest.adapters.sdk import is_condition_failure, unavailable
-from ingest.domain.files import HELD_REASON, FileEntry, FileStatus
+from ingest.domain.files import FileEntry, FileStatus
 from ingest.errors import StaleVersionError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-__all__ = ["HELD_REASON", "FileEntry", "FileStatus", "Ledger", "file_pk"]
 
 
 def _same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
@@ -104,31 +103,24 @@ class Ledger:
         overwritten with a new ingestion, so a fanout that died before queueing is redone and
         the chunk messages it may have sent are dropped as stale.
         """
-        now = self.clock()
         ingestion = secrets.token_hex(8)
-        values: dict[str, Any] = {
-            "pk": file_pk(key),
-            "sk": FILE_SK,
-            "key": key,
-            "feed": feed,
-            "version": version,
-            "ingestion": ingestion,
-            "etag": etag,
-            "size": size,
-            "chunks": chunks,
-            "chunks_done": 0,
-            "rows_ok": 0,
-            "rows_rejected": 0,
-            "status": FileStatus.RECEIVED,
-            "received_at": now,
-            "updated_at": now,
-            "reason": reason,
-            "chunk_size": chunk_size,
-            "version_id": version_id,
-        }
+        item = new_file_item(
+            key,
+            FileStatus.RECEIVED,
+            now=self.clock(),
+            feed=feed,
+            version=version,
+            ingestion=ingestion,
+            etag=etag,
+            size=size,
+            chunks=chunks,
+            reason=reason,
+            chunk_size=chunk_size,
+            version_id=version_id,
+        )
         started = self.write(
             "PutItem",
-            Item=ledger_item(values),
+            Item=item,
             ConditionExpression="attribute_not_exists(pk) OR version <> :v OR #s = :received",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
@@ -156,25 +148,17 @@ class Ledger:
         feed: str | None = None,
     ) -> None:
         """Record a file that ends without processing: UNMATCHED, PARTIAL or IGNORED."""
-        now = self.clock()
-        values: dict[str, Any] = {
-            "pk": file_pk(key),
-            "sk": FILE_SK,
-            "key": key,
-            "status": status,
-            "reason": reason,
-            "chunks": 0,
-            "chunks_done": 0,
-            "rows_ok": 0,
-            "rows_rejected": 0,
-            "received_at": now,
-            "updated_at": now,
-            "etag": etag,
-            "version": version,
-            "feed": feed,
-            "size": size,
-        }
-        self.write("PutItem", Item=ledger_item(values))
+        item = new_file_item(
+            key,
+            status,
+            now=self.clock(),
+            reason=reason,
+            etag=etag,
+            version=version,
+            feed=feed,
+            size=size,
+        )
+        self.write("PutItem", Item=item)
 
     def record_failed_upload(
         self, key: str, *, reason: str, size: int | None, object_etag: str | None
@@ -212,41 +196,35 @@ class Ledger:
         """
         now = self.clock()
         same, same_values = _same_file(ingestion)
+        marker = {
+            "pk": file_pk(key),
+            "sk": chunk_sk(version, ingestion, index),
+            "rows_ok": rows_ok,
+            "rows_rejected": rows_rejected,
+            "done_at": now,
+        }
+        counters = {
+            "TableName": self._table,
+            "Key": {"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
+            "UpdateExpression": "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one "
+            "SET updated_at = :now",
+            "ConditionExpression": same,
+            "ExpressionAttributeValues": {
+                **{":ok": attr(rows_ok), ":bad": attr(rows_rejected), ":one": attr(1)},
+                **{":now": attr(now), ":v": attr(version), **same_values},
+            },
+        }
         counted = self.write(
             "TransactWriteItems",
             TransactItems=[
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": {
-                            "pk": attr(file_pk(key)),
-                            "sk": attr(chunk_sk(version, ingestion, index)),
-                            "rows_ok": attr(rows_ok),
-                            "rows_rejected": attr(rows_rejected),
-                            "done_at": attr(now),
-                        },
+                        "Item": ledger_item(marker),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": {"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
-                        "UpdateExpression": (
-                            "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one "
-                            "SET updated_at = :now"
-                        ),
-                        "ConditionExpression": same,
-                        "ExpressionAttributeValues": {
-                            ":ok": attr(rows_ok),
-                            ":bad": attr(rows_rejected),
-                            ":one": attr(1),
-                            ":now": attr(now),
-                            ":v": attr(version),
-                            **same_values,
-                        },
-                    }
-                },
+                {"Update": counters},
             ],
         )
         if counted:

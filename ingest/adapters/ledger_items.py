@@ -57,3 +57,22 @@ def entry_from_item(item: Mapping[str, Any]) -> FileEntry:
 def ledger_item(values: Mapping[str, Any]) -> dict[str, Any]:
     """A whole ledger item in DynamoDB's wire format (``None`` values left out)."""
     return {name: attr(v) for name, v in values.items() if v is not None}
+
+
+def new_file_item(key: str, status: str, *, now: float, **fields: Any) -> dict[str, Any]:
+    """A FILE item in the wire format: a fresh entry with zeroed counters, plus ``fields``
+    (``None`` values left out)."""
+    values: dict[str, Any] = {
+        "pk": file_pk(key),
+        "sk": FILE_SK,
+        "key": key,
+        "status": status,
+        "chunks": 0,
+        "chunks_done": 0,
+        "rows_ok": 0,
+        "rows_rejected": 0,
+        "received_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    return ledger_item(values)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ingest.adapters.dynamo import attr
-from ingest.adapters.ledger_items import FILE_SK, file_pk, ledger_item
+from ingest.adapters.ledger_items import new_file_item
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.errors import StorageUnavailableError
 
@@ -87,32 +87,24 @@ def _replace_with_partial(
     size: int | None,
     etag: str | None,
 ) -> bool:
-    now = ledger.clock()
-    values: dict[str, Any] = {
-        "pk": file_pk(key),
-        "sk": FILE_SK,
-        "key": key,
-        "status": FileStatus.PARTIAL,
-        "reason": reason,
-        "chunks": 0,
-        "chunks_done": 0,
-        "rows_ok": 0,
-        "rows_rejected": 0,
-        "received_at": now,
-        "updated_at": now,
+    item = new_file_item(
+        key,
+        FileStatus.PARTIAL,
+        now=ledger.clock(),
+        reason=reason,
         # the partial object's own ETag: a late S3 event for it is then a duplicate
-        "version": etag,
-        "etag": etag,
-        "feed": entry.feed if entry else None,
-        "size": size,
-    }
+        version=etag,
+        etag=etag,
+        feed=entry.feed if entry else None,
+        size=size,
+    )
     if entry is None:
-        return ledger.write("PutItem", Item=ledger_item(values), ConditionExpression=_NEW)
+        return ledger.write("PutItem", Item=item, ConditionExpression=_NEW)
     # only if the entry is still what was read: else the caller reads it again
     seen = "version = :old" if entry.version else "attribute_not_exists(version)"
     return ledger.write(
         "PutItem",
-        Item=ledger_item(values),
+        Item=item,
         ConditionExpression=f"{seen} AND #s = :s",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={

@@ -1,5 +1,9 @@
 """Normalise the events that announce a landed object into ``LandedObject`` values.
 
+The envelopes are read with Powertools' event data classes (``S3EventRecord``,
+``SQSRecord``, ``SNSEventRecord``, ``S3EventBridgeNotificationEvent``); Transfer Family's
+events have none, and are read here by their documented fields.
+
 Accepted shapes:
 * an S3 notification (``Records[].s3``), as S3 invokes the function directly;
 * the same notification wrapped in SQS (``Records[].body``), optionally inside SNS;
@@ -16,6 +20,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes.s3_event import (
+    S3EventBridgeNotificationEvent,
+    S3EventRecord,
+)
+from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ingest.errors import InvalidEventError
 from ingest.shared.uris import parse_bucket_path
@@ -59,12 +70,13 @@ def landed_objects(event: Mapping[str, Any]) -> Iterator[LandedObject]:
         raise InvalidEventError(f"not an S3, SQS or EventBridge event: keys {sorted(event)}")
     for record in records:
         if "s3" in record:
-            if str(record.get("eventName", "ObjectCreated")).startswith("ObjectCreated"):
-                yield _from_s3_record(record)
+            s3_record = S3EventRecord(record)
+            if s3_record.event_name.startswith("ObjectCreated"):
+                yield _from_s3_record(s3_record)
         elif "body" in record:
-            yield from landed_objects(_json(record["body"]))
+            yield from landed_objects(_json(SQSRecord(record).body))
         elif "Sns" in record:
-            yield from landed_objects(_json(record["Sns"]["Message"]))
+            yield from landed_objects(_json(SNSEventRecord(record).sns.message))
         else:
             raise InvalidEventError(f"unrecognised record: keys {sorted(record)}")
 
@@ -81,16 +93,15 @@ def _json(text: str) -> Mapping[str, Any]:
     return value
 
 
-def _from_s3_record(record: Mapping[str, Any]) -> LandedObject:
+def _from_s3_record(record: S3EventRecord) -> LandedObject:
     try:
-        s3 = record["s3"]
-        obj = s3["object"]
+        obj = record.s3.get_object
         return LandedObject(
-            bucket=s3["bucket"]["name"],
-            key=unquote_plus(obj["key"]),
-            size=obj.get("size"),
-            etag=(obj.get("eTag") or obj.get("etag") or "").strip('"') or None,
-            version_id=obj.get("versionId"),
+            bucket=record.s3.bucket.name,
+            key=unquote_plus(obj.key),  # S3 notifications URL-encode keys (spaces as +)
+            size=obj.raw_event.get("size"),
+            etag=(obj.raw_event.get("eTag") or obj.raw_event.get("etag") or "").strip('"') or None,
+            version_id=obj.version_id,
             principal_id=(record.get("userIdentity") or {}).get("principalId"),
         )
     except (KeyError, TypeError) as exc:
@@ -102,14 +113,14 @@ def _from_eventbridge(event: Mapping[str, Any]) -> Iterator[LandedObject]:
     kind = event["detail-type"]
     try:
         if kind == "Object Created":
-            obj = detail["object"]
+            created = S3EventBridgeNotificationEvent(dict(event)).detail
             yield LandedObject(
-                bucket=detail["bucket"]["name"],
-                key=obj["key"],
-                size=obj.get("size"),
-                etag=obj.get("etag"),
-                version_id=obj.get("version-id"),
-                principal_id=detail.get("requester"),
+                bucket=created.bucket.name,
+                key=created.object.raw_event["key"],  # not URL-encoded, unlike S3's own
+                size=created.object.raw_event.get("size"),
+                etag=created.object.raw_event.get("etag"),
+                version_id=created.object.raw_event.get("version-id"),
+                principal_id=created.raw_event.get("requester"),
             )
         elif kind == TRANSFER_UPLOAD_COMPLETED:
             bucket, key = transfer_path(detail, "file-path")

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ingest.domain.feeds import Feed, FeedSet, Format
+from ingest.domain.feeds import Feed, FeedMatch, FeedSet, Format
 from ingest.domain.files import FileEntry
 from ingest.domain.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
 from ingest.domain.inflate import InflateLimits, open_gzip
@@ -174,6 +174,40 @@ def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
 
 
 def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
+    match = _current_feed(msg, ports)
+    ports.ledger.mark_processing(msg.key, msg.version, msg.ingestion_id)
+    rows_ok, rows_rejected = _write_chunk(msg, match, ports)
+    counted = ports.ledger.complete_chunk(
+        msg.key,
+        msg.version,
+        msg.index,
+        rows_ok=rows_ok,
+        rows_rejected=rows_rejected,
+        ingestion=msg.ingestion_id,
+    )
+    finished = ports.ledger.finish_if_complete(msg.key, msg.version, msg.ingestion_id)
+    log.info(
+        "chunk done",
+        extra={
+            "key": msg.key,
+            "chunk": msg.index,
+            "rows_ok": rows_ok,
+            "rows_rejected": rows_rejected,
+            "redelivery": not counted,
+        },
+    )
+    return ChunkResult(
+        key=msg.key,
+        index=msg.index,
+        rows_ok=rows_ok,
+        rows_rejected=rows_rejected,
+        counted=counted,
+        finished=finished,
+    )
+
+
+def _current_feed(msg: ChunkMessage, ports: ProcessorPorts) -> FeedMatch:
+    """The chunk's feed, once the ledger confirms the chunk is of the current ingestion."""
     entry = ports.ledger.get_file(msg.key)
     ingestion = msg.ingestion_id
     if entry is None or (entry.version, entry.ingestion) != (msg.version, ingestion):
@@ -182,77 +216,65 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
             f"{f'{entry.version} (ingestion {entry.ingestion})' if entry else 'no version'}, "
             f"this chunk is of {msg.version} (ingestion {ingestion})"
         )
-    feeds = ports.feeds()
-    match = feeds.resolve(msg.key)
+    match = ports.feeds().resolve(msg.key)
     if match is None or match.feed.name != msg.feed:
         raise PermanentError(f"{msg.key}: feed {msg.feed!r} no longer owns this key")
-    feed = match.feed
-    ports.ledger.mark_processing(msg.key, msg.version, ingestion)
+    return match
 
+
+def _write_chunk(msg: ChunkMessage, match: FeedMatch, ports: ProcessorPorts) -> tuple[int, int]:
+    """Parse the chunk, write its good rows, upload its rejects: (rows written, rejected)."""
     rejects = RejectFile()
     with ExitStack() as stack:
         stack.callback(rejects.close)
-        records = _records(ports.store, msg, feed, stack)
-
-        last_line = 0
-
-        def rows() -> Iterator[RecordRow]:
-            nonlocal last_line
-            for record in records:
-                last_line = record.line
-                if record.error is not None or record.values is None:
-                    rejects.add(record.line, record.error or "unparseable", record.raw)
-                    continue
-                try:
-                    item = build_item(
-                        feed,
-                        record.values,
-                        captures=match.captures,
-                        source_uri=msg.source_uri,
-                        line=record.line,
-                    )
-                except RowError as exc:
-                    rejects.add(record.line, exc.reason, record.raw)
-                    continue
-                yield RecordRow(record.line, record.raw, item)
-
+        rows = _Rows(_records(ports.store, msg, match.feed, stack), msg, match, rejects)
         try:
-            rows_ok = ports.sink.write(rows(), rejects.add)
+            rows_ok = ports.sink.write(rows, rejects.add)
         except Exception as exc:
             # Items before the failure may already be in the table: say so in the reason.
             # A successful retry rewrites them (keys are deterministic) and counts them once.
-            exc.add_note(f"stopped at line {last_line}; rows before it may have been written")
+            exc.add_note(f"stopped at line {rows.last_line}; rows before it may have been written")
             raise
         if rejects.count:
             rejects.upload(ports.store, msg.bucket, rejects_key(msg.key, msg.index))
+    return rows_ok, rejects.count
 
-    counted = ports.ledger.complete_chunk(
-        msg.key,
-        msg.version,
-        msg.index,
-        rows_ok=rows_ok,
-        rows_rejected=rejects.count,
-        ingestion=ingestion,
-    )
-    finished = ports.ledger.finish_if_complete(msg.key, msg.version, ingestion)
-    log.info(
-        "chunk done",
-        extra={
-            "key": msg.key,
-            "chunk": msg.index,
-            "rows_ok": rows_ok,
-            "rows_rejected": rejects.count,
-            "redelivery": not counted,
-        },
-    )
-    return ChunkResult(
-        key=msg.key,
-        index=msg.index,
-        rows_ok=rows_ok,
-        rows_rejected=rejects.count,
-        counted=counted,
-        finished=finished,
-    )
+
+class _Rows:
+    """The chunk's records as items to write; the bad ones go to the reject file instead."""
+
+    def __init__(
+        self,
+        records: Iterator[ParsedRecord],
+        msg: ChunkMessage,
+        match: FeedMatch,
+        rejects: RejectFile,
+    ) -> None:
+        self._records = records
+        self._msg = msg
+        self._match = match
+        self._rejects = rejects
+        self.last_line = 0
+
+    def __iter__(self) -> Iterator[RecordRow]:
+        feed, captures = self._match.feed, self._match.captures
+        for record in self._records:
+            self.last_line = record.line
+            if record.error is not None or record.values is None:
+                self._rejects.add(record.line, record.error or "unparseable", record.raw)
+                continue
+            try:
+                item = build_item(
+                    feed,
+                    record.values,
+                    captures=captures,
+                    source_uri=self._msg.source_uri,
+                    line=record.line,
+                )
+            except RowError as exc:
+                self._rejects.add(record.line, exc.reason, record.raw)
+                continue
+            yield RecordRow(record.line, record.raw, item)
 
 
 def retry_delay(receive_count: int, *, base: int, max_receive_count: int) -> int | None:

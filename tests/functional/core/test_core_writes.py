@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -135,13 +135,28 @@ def test_a_failed_chunk_comes_back_after_the_backoff_not_the_queue_timeout(pipel
         def write(self, rows: Any, reject: Any) -> int:
             raise StorageUnavailableError("dynamodb", "BatchWriteItem", "injected throttling")
 
-    pipeline.wire_processor(sink=lambda _real: Throttled())
+    class Recorded:
+        """The real redelivery port, recording what it was asked."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+            self.delays: list[int] = []
+
+        def delay(self, receipt_handle: str, seconds: int) -> None:
+            self.delays.append(seconds)
+            self.real.delay(receipt_handle, seconds)
+
+    ports = pipeline.wire_processor(sink=lambda _real: Throttled())
+    from lambdas import processor
+
+    recorded = Recorded(ports.redelivery)
+    wired = processor.wiring()
+    processor.wiring.use(replace(wired, ports=replace(wired.ports, redelivery=recorded)))
     pipeline.land("inbound/acme/orders/slow.csv", b"order_id,amount\n1,1.00\n")
     source = pipeline.event_source()
     first = source.poll_once()
     assert (first.received, first.failed) == (1, 1)
-    time.sleep(1.5)  # past the test queue's own 1 s visibility timeout
-    assert source.poll_once().received == 0
+    assert recorded.delays == [30]  # the first retry's backoff, not the queue's 1 s
     attrs = pipeline.sqs.get_queue_attributes(
         QueueUrl=pipeline.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
