@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import base64
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ingest.shared.polling import PollTimeoutError, poll_until
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
+    """Call ``probe`` until it returns something truthy and return that (the one wait of the
+    tests, on :func:`ingest.shared.polling.poll_until`); an ``AssertionError`` naming
+    ``what`` when ``timeout`` seconds pass first."""
+    try:
+        return poll_until(probe, timeout=timeout, interval=0.05, what=what)
+    except PollTimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def create_pk_sk_table(ddb: Any, name: str) -> None:
