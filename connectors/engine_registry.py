@@ -24,12 +24,13 @@ CONFIG_TTL = 30.0
 
 
 class EngineRegistry:
-    """Engines by connector id; used from one event loop."""
+    """Engines by connector id; used from one event loop. ``describe`` and ``build`` are
+    the owner's: both make blocking calls, which the owner runs through its bridge."""
 
     def __init__(
         self,
         describe: Callable[[str], Awaitable[ConnectorConfig]],
-        build: Callable[[ConnectorConfig], TransferEngine],
+        build: Callable[[ConnectorConfig], Awaitable[TransferEngine]],
         *,
         ttl: float = CONFIG_TTL,
     ) -> None:
@@ -82,8 +83,7 @@ class EngineRegistry:
                 return cached
             if cached:
                 await self._retire(cached[1])
-            # building reads the connector's secret: a blocking call, kept off the loop
-            engine = await asyncio.to_thread(self._build, config)
+            engine = await self._build(config)
             self._current[connector_id] = (config, engine)
             return config, engine
 

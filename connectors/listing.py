@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,12 +9,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.errors import FileTransferError
 from connectors.request_rules import join_key
-from connectors.status import iso_now
+from ingest.adapters.publisher import iso_now
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
     from connectors.status import StatusPublisher
+    from ingest.shared.aio import Bridge
 
 
 class Lister(Protocol):
@@ -128,24 +128,25 @@ class ListingRun:
 
 
 async def list_into_s3(
-    run: ListingRun, engine: Lister, s3: S3Client, publisher: StatusPublisher
+    run: ListingRun, engine: Lister, s3: S3Client, publisher: StatusPublisher, bridge: Bridge
 ) -> dict[str, str]:
-    """Run one listing: the JSON output file to S3, then its Completed or Failed event."""
+    """Run one listing: the JSON output file to S3, then its Completed or Failed event
+    (the blocking calls through ``bridge``)."""
     try:
         listing = await engine.list_directory(run.remote_directory_path, run.max_items)
     except FileTransferError as exc:
         run.end_time = iso_now()
         run.failure_code, run.failure_message = exc.failure_code, exc.failure_message
-        await _publish(run, publisher)
+        await _publish(run, publisher, bridge)
         raise
     body = json.dumps(listing.to_json()).encode()
-    await asyncio.to_thread(s3.put_object, Bucket=run.output_bucket, Key=run.output_key, Body=body)
+    await bridge.run(s3.put_object, Bucket=run.output_bucket, Key=run.output_key, Body=body)
     run.listing, run.end_time = listing, iso_now()
-    await _publish(run, publisher)
+    await _publish(run, publisher, bridge)
     return {"ListingId": run.listing_id, "OutputFileName": run.output_name}
 
 
-async def _publish(run: ListingRun, publisher: StatusPublisher) -> None:
-    await asyncio.to_thread(
+async def _publish(run: ListingRun, publisher: StatusPublisher, bridge: Bridge) -> None:
+    await bridge.run(
         publisher.publish_event, run.detail_type(), run.event_detail(), run.connector_arn
     )

@@ -19,7 +19,6 @@ import posixpath
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,23 +30,22 @@ from connectors.listing import ListingRun, list_into_s3
 from connectors.request_rules import (
     DEFAULT_LISTING_ITEMS,
     MAX_LISTING_ITEMS,
-    MAX_PATHS_PER_CALL,
     check_paths,
     join_key,
     split_s3_path,
 )
 from connectors.sftp import Endpoint, SessionPool, open_session
 from connectors.status import (
-    EVENT_SOURCE,
     FileRecord,
     FileTransferStatus,
     StatusFlusher,
     StatusPublisher,
     StatusStore,
-    iso_now,
 )
 from connectors.transfer_engine import TransferEngine
+from ingest.adapters.publisher import iso_now
 from ingest.errors import IngestError
+from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -88,19 +86,19 @@ class BuiltinConnectorService:
         self.files_per_connection = files_per_connection
         self.engine_options = dict(engine_options or {})
         self.endpoint_options = dict(endpoint_options or {})
+        # The service's own blocking calls (describe, secret, status writes, publishing, a
+        # listing's output) are small ones; each engine has a bridge for its S3 data calls.
+        self._bridge = Bridge(name="connector-aws")
         self._engines = EngineRegistry(
-            lambda connector_id: asyncio.to_thread(
+            lambda connector_id: self._bridge.run(
                 describe_connector, self.ports.transfer, connector_id
             ),
-            self._new_engine,
+            # building reads the connector's secret: a blocking call, kept off the loop
+            lambda config: self._bridge.run(self._new_engine, config),
         )
         # Sessions belong to one event loop: the sync API runs everything on this one, so
         # connections are reused across calls (and across warm Lambda invocations).
         self._loop = asyncio.new_event_loop()
-        # blocking AWS calls of many concurrent files run on these threads
-        self._loop.set_default_executor(
-            ThreadPoolExecutor(max_workers=32, thread_name_prefix="aws")
-        )
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
@@ -119,6 +117,7 @@ class BuiltinConnectorService:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+        self._bridge.close(wait=False)
 
     def __enter__(self) -> BuiltinConnectorService:
         return self
@@ -220,7 +219,15 @@ class BuiltinConnectorService:
             for record in records:
                 record.bucket = bucket
                 record.key = join_key(prefix, posixpath.basename(record.file_path))
-        flusher = StatusFlusher(self.ports.store, records)
+        await self._run_files(engine, records, progress)
+        return records
+
+    async def _run_files(
+        self, engine: TransferEngine, records: list[FileRecord], progress: FileProgress | None
+    ) -> None:
+        """Every file of a borrowed engine's call to its final state, then the engine back
+        and the final states stored and published."""
+        flusher = StatusFlusher(self.ports.store, records, bridge=self._bridge)
         flushing = asyncio.ensure_future(flusher.run())
         try:
             await asyncio.gather(*(self._run_file(engine, r, flusher, progress) for r in records))
@@ -230,8 +237,7 @@ class BuiltinConnectorService:
             flusher.stop.set()
             flusher.changed.set()
             await flushing
-        await asyncio.to_thread(self._finish, records)
-        return records
+        await self._bridge.run(self._finish, records)
 
     @staticmethod
     async def _run_file(
@@ -332,7 +338,9 @@ class BuiltinConnectorService:
             output_prefix=prefix,
         )
         try:
-            return await list_into_s3(run, engine, self.ports.s3, self.ports.publisher)
+            return await list_into_s3(
+                run, engine, self.ports.s3, self.ports.publisher, self._bridge
+            )
         finally:
             await self._engines.give_back(engine)
 
@@ -372,10 +380,11 @@ class BuiltinConnectorService:
 
     async def check_connection(self, connector_id: str) -> dict[str, Any]:
         """Connect and authenticate once; report the presented host key."""
-        config = await asyncio.to_thread(describe_connector, self.ports.transfer, connector_id)
+        config = await self._bridge.run(describe_connector, self.ports.transfer, connector_id)
         result: dict[str, Any] = {"ConnectorId": connector_id}
+        endpoint = await self._bridge.run(self._endpoint, config)  # reads the secret
         try:
-            session = await open_session(self._endpoint(config))
+            session = await open_session(endpoint)
         except FileTransferError as exc:
             result.update(Status="ERROR", StatusMessage=str(exc))
             return result
@@ -388,13 +397,3 @@ class BuiltinConnectorService:
         finally:
             session.close()
         return result
-
-
-__all__ = [
-    "EVENT_SOURCE",
-    "MAX_PATHS_PER_CALL",
-    "BuiltinConnectorService",
-    "ServicePorts",
-    "join_key",
-    "split_s3_path",
-]

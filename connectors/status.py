@@ -9,7 +9,9 @@ AWS's connector log field names (DESIGN.md contract). Its final state is
 * sent to EventBridge as ``SFTP Connector File Retrieve|Send Completed|Failed``.
 
 AWS reserves ``aws.*`` event sources for itself, so our engine's events carry
-``EVENT_SOURCE``; the template's rule matches both that and ``aws.transfer``.
+``EVENT_SOURCE``; the template's rule matches both that and ``aws.transfer``
+(:data:`ingest.adapters.publisher.TRANSFER_EVENT_SOURCE`). Logs and events go out through
+the one publisher, :class:`ingest.adapters.publisher.Publisher`.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from ingest.adapters.dynamo import attr, from_item
+from ingest.adapters.publisher import Event, Publisher, iso_now
 from ingest.errors import IngestError, StorageUnavailableError
+from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENT_SOURCE = "sftp-ingest.connectors"
-AWS_EVENT_SOURCE = "aws.transfer"
 TRANSFER_PK = "TRANSFER#"
 
 #: every field of a final file record (failure-* only on FAILED), for tests and docs.
@@ -67,12 +69,6 @@ class FileTransferStatus(StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
-
-
-def iso_now(clock: float | None = None) -> str:
-    """UTC timestamp with microseconds, as AWS's connector logs write them."""
-    moment = datetime.fromtimestamp(time.time() if clock is None else clock, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -275,11 +271,7 @@ class StatusPublisher:
         source: str = EVENT_SOURCE,
         event_bus: str = "default",
     ) -> None:
-        self._logs = logs
-        self._events = events
-        self._source = source
-        self._bus = event_bus
-        self._ready: set[tuple[str, str]] = set()
+        self._publisher = Publisher(logs, events, source=source, event_bus=event_bus)
 
     def publish(self, record: FileRecord) -> None:
         """Log one final record and send its event."""
@@ -293,65 +285,23 @@ class StatusPublisher:
         """
         if not records:
             return
-        group = f"/aws/transfer/{records[0].connector_id}"
-        stream = records[0].connector_id
-        self._ensure_stream(group, stream)
+        connector_id = records[0].connector_id
         now = int(time.time() * 1000)
-        try:
-            self._logs.put_log_events(
-                logGroupName=group,
-                logStreamName=stream,
-                logEvents=[
-                    {"timestamp": now, "message": json.dumps(r.log_event(), sort_keys=True)}
-                    for r in records
-                ],
-            )
-            for start in range(0, len(records), 10):  # PutEvents takes 10 entries a call
-                self._events.put_events(
-                    Entries=[
-                        {
-                            "Source": self._source,
-                            "DetailType": r.detail_type(),
-                            "Detail": json.dumps(r.event_detail()),
-                            "Resources": [r.connector_arn],
-                            "EventBusName": self._bus,
-                        }
-                        for r in records[start : start + 10]
-                    ]
-                )
-        except ClientError as exc:
-            raise StorageUnavailableError("logs/events", "publish", str(exc)) from exc
+        self._publisher.put_logs(
+            f"/aws/transfer/{connector_id}",
+            connector_id,
+            [
+                {"timestamp": now, "message": json.dumps(r.log_event(), sort_keys=True)}
+                for r in records
+            ],
+        )
+        self._publisher.put_events(
+            [Event(r.detail_type(), r.event_detail(), r.connector_arn) for r in records]
+        )
 
     def publish_event(self, detail_type: str, detail: dict[str, Any], resource: str) -> None:
         """One EventBridge event of ours (a directory listing's outcome)."""
-        try:
-            self._events.put_events(
-                Entries=[
-                    {
-                        "Source": self._source,
-                        "DetailType": detail_type,
-                        "Detail": json.dumps(detail),
-                        "Resources": [resource],
-                        "EventBusName": self._bus,
-                    }
-                ]
-            )
-        except ClientError as exc:
-            raise StorageUnavailableError("events", "PutEvents", str(exc)) from exc
-
-    def _ensure_stream(self, group: str, stream: str) -> None:
-        if (group, stream) in self._ready:
-            return
-        for stream_name in (None, stream):
-            try:
-                if stream_name is None:
-                    self._logs.create_log_group(logGroupName=group)
-                else:
-                    self._logs.create_log_stream(logGroupName=group, logStreamName=stream_name)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceAlreadyExistsException":
-                    raise StorageUnavailableError("logs", "CreateLogStream", str(exc)) from exc
-        self._ready.add((group, stream))
+        self._publisher.put_events([Event(detail_type, detail, resource)])
 
 
 class StatusFlusher:
@@ -363,8 +313,16 @@ class StatusFlusher:
     within ``interval`` seconds. States in the store only ever move forward.
     """
 
-    def __init__(self, store: StatusStore, records: list[FileRecord], interval: float = 0.25):
+    def __init__(
+        self,
+        store: StatusStore,
+        records: list[FileRecord],
+        *,
+        bridge: Bridge,
+        interval: float = 0.25,
+    ) -> None:
         self.store = store
+        self._bridge = bridge
         self.records = records
         self.interval = interval
         self.changed = asyncio.Event()
@@ -389,7 +347,7 @@ class StatusFlusher:
             if due:
                 self._written.update({r.index: r.status for r in due})
                 try:
-                    await asyncio.to_thread(self.store.save_many, due)
+                    await self._bridge.run(self.store.save_many, due)
                 except IngestError:
                     log.exception("could not record the running states of a transfer")
 

@@ -6,10 +6,11 @@
   ``(parts_in_flight + 1) x part_size`` per file. Files up to one part go up with a single
   ``PutObject``. Either way the object only becomes visible when it is complete
   (``CompleteMultipartUpload`` / ``PutObject``), so the S3 trigger never sees half a file.
-* A dropped connection is retried with exponential backoff on a fresh connection, and the
-  retrieve resumes at the first byte not yet in S3, provided the remote file's size and
-  mtime are unchanged (else it starts over). The byte count is verified against the remote
-  size before completing and against the object's ``ContentLength`` after.
+* A dropped connection is retried on a fresh connection with the shared backoff
+  (:data:`CONNECTION_RETRIES`, full jitter), and the retrieve resumes at the first byte not
+  yet in S3, provided the remote file's size and mtime are unchanged (else it starts over).
+  The byte count is verified against the remote size before completing and against the
+  object's ``ContentLength`` after.
 * Send: the S3 object (pinned to its ETag) is streamed into ``.<name>.ingest-part`` on the
   server, its size checked, then renamed into place, so the partner never sees half a file
   either. A dropped send resumes from what reached the server, less the last pipeline window;
@@ -21,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import posixpath
-import random
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -38,6 +37,8 @@ from connectors.errors import (
 from connectors.listing import Listing, ListingEntry
 from connectors.sftp import Session, SessionPool, classify
 from ingest.adapters.multipart import MIB, S3_MIN_PART_SIZE, MultipartUpload
+from ingest.shared.aio import Bridge
+from ingest.shared.backoff import Backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -56,17 +57,8 @@ SFTP_MAX_REQUESTS = 64
 SEND_RESUME_REWIND = SFTP_MAX_REQUESTS * SFTP_BLOCK_SIZE
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter for connection-level failures."""
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before ``attempt`` (1-based retry number)."""
-        return float(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+#: Connection-level failures: 4 attempts in all, up to 1, 2, 4 s before the retries.
+CONNECTION_RETRIES = Backoff(attempts=4, base=0.5, cap=8.0)
 
 
 @dataclass
@@ -100,8 +92,7 @@ class TransferEngine:
         *,
         part_size: int = DEFAULT_PART_SIZE,
         parts_in_flight: int = 4,
-        retry: RetryPolicy | None = None,
-        executor: ThreadPoolExecutor | None = None,
+        retry: Backoff = CONNECTION_RETRIES,
     ) -> None:
         if part_size < S3_MIN_PART_SIZE:
             raise ValueError("part_size must be at least 5 MiB (S3's multipart minimum)")
@@ -109,20 +100,16 @@ class TransferEngine:
         self.s3 = s3
         self.part_size = part_size
         self.parts_in_flight = max(1, parts_in_flight)
-        self.retry = retry or RetryPolicy()
-        # boto3 is blocking: S3 calls run on threads so SFTP reads keep flowing meanwhile.
-        self._executor = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3")
-        self._own_executor = executor is None
+        self.retry = retry
+        # boto3 is blocking: S3 calls go through a bridge so SFTP reads keep flowing. Its data
+        # calls are bounded by the pool: every file under way has parts_in_flight at most.
+        files = pool.max_connections * pool.files_per_connection
+        self._bridge = Bridge(files * self.parts_in_flight, name="connector-s3")
 
     async def close(self) -> None:
         """Close the pool's sessions and the engine's threads."""
         await self.pool.close()
-        if self._own_executor:
-            self._executor.shutdown(wait=False)
-
-    async def _s3(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(**kwargs))
+        self._bridge.close(wait=False)
 
     async def _with_retries(self, op: Callable[[Session], Awaitable[T]], *, missing_code: str) -> T:
         attempt = 0
@@ -147,7 +134,7 @@ class TransferEngine:
         self, remote_path: str, bucket: str, key: str, progress: Progress | None = None
     ) -> int:
         """Copy one remote file to ``s3://bucket/key``; returns the byte count."""
-        job = _Retrieval(MultipartUpload(self.s3, bucket, key, executor=self._executor))
+        job = _Retrieval(MultipartUpload(self.s3, bucket, key, bridge=self._bridge))
         state: dict[str, Any] = {}
 
         async def attempt(session: Session) -> int:
@@ -160,10 +147,10 @@ class TransferEngine:
             raise
         if not job.in_parts:
             return size  # one PutObject of exactly ``size`` bytes, checked before the put
-        head = await self._s3(self.s3.head_object, Bucket=bucket, Key=key)
+        head = await self._bridge.run(self.s3.head_object, Bucket=bucket, Key=key)
         if head["ContentLength"] != size:
             # Cannot happen unless S3 lost bytes; don't leave a wrong object to be ingested.
-            await self._s3(self.s3.delete_object, Bucket=bucket, Key=key)
+            await self._bridge.run(self.s3.delete_object, Bucket=bucket, Key=key)
             raise PermanentFileTransferError(
                 "SIZE_MISMATCH",
                 f"s3://{bucket}/{key} has {head['ContentLength']} bytes, the remote file {size}",
@@ -272,7 +259,7 @@ class TransferEngine:
     ) -> int:
         """Copy ``s3://bucket/key`` to ``remote_path``; returns the byte count."""
         try:
-            head = await self._s3(self.s3.head_object, Bucket=bucket, Key=key)
+            head = await self._bridge.run(self.s3.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
@@ -313,7 +300,7 @@ class TransferEngine:
         if sent:
             get["Range"] = f"bytes={sent}-"
         try:
-            body = (await self._s3(self.s3.get_object, **get))["Body"]
+            body = (await self._bridge.run(self.s3.get_object, **get))["Body"]
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             failure = {
@@ -332,10 +319,10 @@ class TransferEngine:
                 max_requests=SFTP_MAX_REQUESTS,
             ) as remote:
                 job.temp_written = True
-                chunk = await self._s3(body.read, amt=self.part_size)
+                chunk = await self._bridge.run(body.read, amt=self.part_size)
                 while chunk:
                     # Read the next piece from S3 while this one is written over SFTP.
-                    nxt = asyncio.ensure_future(self._s3(body.read, amt=self.part_size))
+                    nxt = asyncio.ensure_future(self._bridge.run(body.read, amt=self.part_size))
                     try:
                         await asyncio.wait_for(remote.write(chunk, sent), timeout)
                     except BaseException:
@@ -380,7 +367,8 @@ class TransferEngine:
             return
         except asyncssh.SFTPOpUnsupported:
             pass
-        with _suppress_sftp():
+        # the target may not exist (or the connection may already be gone)
+        with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
             await session.sftp.remove(final)
         await session.sftp.rename(temp, final)
 
@@ -429,16 +417,3 @@ class TransferEngine:
             await self._rename(session, source, target)
 
         await self._with_retries(attempt, missing_code="REMOTE_FILE_NOT_FOUND")
-
-
-class _suppress_sftp:
-    """Ignore cleanup failures (the connection may already be gone)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(
-            exc[0],  # type: ignore[arg-type]
-            asyncssh.Error | OSError | TimeoutError,
-        )

@@ -3,8 +3,8 @@
 The SFTP gateway (bytes pushed in by a client) and the connector engine (bytes pulled from
 a partner's server) both stream into S3 the same way, through :class:`MultipartUpload`:
 
-* boto3 is blocking, so every call runs on an executor thread and the event loop keeps
-  moving SSH packets meanwhile;
+* boto3 is blocking, so every call runs through the owner's
+  :class:`~ingest.shared.aio.Bridge` and the event loop keeps moving SSH packets meanwhile;
 * every part carries a CRC32 checksum (``ChecksumAlgorithm=CRC32``, as the AWS SDKs'
   transfer managers send it): S3 checks each part on arrival and stores a composite checksum
   for the object. Without one, S3 (and moto) compute a full-object CRC64 at completion;
@@ -16,24 +16,21 @@ a partner's server) both stream into S3 the same way, through :class:`MultipartU
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.config import Config
 
 from ingest.adapters.aws import RETRY_CONFIG
+from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-
-T = TypeVar("T")
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MIB = 1024 * 1024
 #: S3's smallest part (except the last one).
 S3_MIN_PART_SIZE = 5 * MIB
-CHECKSUM_ALGORITHM = "CRC32"
+CHECKSUM_ALGORITHM: Final = "CRC32"
 
 #: The parts' integrity is carried by their CRC32 header (and TLS in AWS), so SigV4 does not
 #: hash the payload again. botocore already skips that hash over HTTPS when a checksum is
@@ -47,13 +44,13 @@ STREAMING_S3_CONFIG = RETRY_CONFIG.merge(
 class MultipartUpload:
     """One object being uploaded in parts; safe to share between asyncio tasks."""
 
-    def __init__(self, s3: S3Client, bucket: str, key: str, *, executor: Executor) -> None:
+    def __init__(self, s3: S3Client, bucket: str, key: str, *, bridge: Bridge) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.key = key
-        self._executor = executor
+        self._bridge = bridge
         self.upload_id: str | None = None
-        self._parts: dict[int, dict[str, Any]] = {}  # part number -> CompleteMultipartUpload entry
+        self._parts: dict[int, CompletedPartTypeDef] = {}  # part number -> its Complete… entry
 
     @property
     def started(self) -> bool:
@@ -62,7 +59,7 @@ class MultipartUpload:
     async def start(self) -> None:
         """``CreateMultipartUpload`` (once)."""
         if self.upload_id is None:
-            resp = await self.call(
+            resp = await self._bridge.run(
                 self._s3.create_multipart_upload,
                 Bucket=self.bucket,
                 Key=self.key,
@@ -74,13 +71,13 @@ class MultipartUpload:
         """``UploadPart``; the part counts once S3 has acknowledged it."""
         if self.upload_id is None:
             raise RuntimeError("upload_part before start")
-        resp = await self.call(
+        resp = await self._bridge.run(
             self._s3.upload_part,
             Bucket=self.bucket,
             Key=self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=body,
+            Body=cast(bytes, body),  # botocore sends any bytes-like object; no copy
             ChecksumAlgorithm=CHECKSUM_ALGORITHM,
         )
         self._parts[number] = {
@@ -102,7 +99,9 @@ class MultipartUpload:
 
     async def complete(self) -> dict[str, Any]:
         """``CompleteMultipartUpload`` with every acknowledged part; the object appears."""
-        resp = await self.call(
+        if self.upload_id is None:
+            raise RuntimeError("complete before start")
+        resp = await self._bridge.run(
             self._s3.complete_multipart_upload,
             Bucket=self.bucket,
             Key=self.key,
@@ -114,7 +113,7 @@ class MultipartUpload:
 
     async def put_object(self, body: bytes) -> dict[str, Any]:
         """A file too small for parts: one ``PutObject`` (with the same checksum)."""
-        resp = await self.call(
+        resp = await self._bridge.run(
             self._s3.put_object,
             Bucket=self.bucket,
             Key=self.key,
@@ -129,14 +128,9 @@ class MultipartUpload:
             return
         upload_id, self.upload_id = self.upload_id, None
         self._parts.clear()
-        await self.call(
+        await self._bridge.run(
             self._s3.abort_multipart_upload,
             Bucket=self.bucket,
             Key=self.key,
             UploadId=upload_id,
         )
-
-    async def call(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        """Run one blocking boto3 call on the executor."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(**kwargs))

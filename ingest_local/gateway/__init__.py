@@ -8,7 +8,6 @@ into the landing bucket, and logs and emits events the way Transfer Family does.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import asyncssh
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
+from ingest.adapters.publisher import TRANSFER_EVENT_SOURCE, Publisher
+from ingest.shared.aio import Bridge
 from ingest_local.gateway.audit import Audit
 from ingest_local.gateway.auth import AuthGuard, SessionLimiter
 from ingest_local.gateway.buffers import BufferBudget
@@ -79,7 +80,6 @@ class Gateway:
     host_keys: list[Any]
     services: Services
     _server: Any
-    _executor: ThreadPoolExecutor
 
     def unlock(self, ip: str | None = None) -> list[str]:
         """Lift the lockout of source address ``ip`` (of all if None) and forget its failed
@@ -100,27 +100,29 @@ class Gateway:
                 break  # the bucket's lifecycle rule reaps any multipart upload left behind
             await asyncio.sleep(0.05)
         await services.audit.close()
-        self._executor.shutdown(wait=True)
+        services.bridge.close()
 
 
-def _services(config: GatewayConfig, executor: ThreadPoolExecutor) -> Services:
+def _services(config: GatewayConfig) -> Services:
     """The gateway-wide ports and bookkeeping, built from the config."""
     limits = config.limits
     aws = config.aws
+    # Every UploadPart in flight holds a part buffer charged to the memory budget, so the
+    # budget bounds the gateway's data calls (the bridge's sizing rule).
+    bridge = Bridge(limits.buffer_budget_bytes // limits.part_size, name="sftp-gateway")
     server_arn = f"arn:aws:transfer:{aws.region}:{config.account_id}:server/{config.server_id}"
     audit = Audit(
-        aws.client("logs"),
-        aws.client("events"),
+        Publisher(aws.client("logs"), aws.client("events"), source=TRANSFER_EVENT_SOURCE),
         log_group=config.log_group or f"/aws/transfer/{config.server_id}",
         server_arn=server_arn,
-        executor=executor,
+        bridge=bridge,
     )
     return Services(
         s3=aws.client("s3", config=STREAMING_S3_CONFIG),
         transfer=aws.client("transfer"),
         ledger=Ledger(aws.client("dynamodb"), config.ledger_table),
         audit=audit,
-        executor=executor,
+        bridge=bridge,
         guard=AuthGuard(
             max_failures=limits.max_auth_failures,
             window=limits.failure_window,
@@ -144,9 +146,7 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
     """Start the gateway; host keys are created in ``config.state_dir`` on first use."""
     keys = load_or_create_host_keys(config.state_dir)
     limits = config.limits
-    # Each upload keeps at most parts_in_flight S3 calls busy; the rest serve metadata calls.
-    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-gateway")
-    services = _services(config, executor)
+    services = _services(config)
     await services.audit.start()
 
     # No sftp_factory: GatewaySSHServer.session_requested opens SFTP channels itself (so it
@@ -176,5 +176,4 @@ async def start_gateway(config: GatewayConfig) -> Gateway:
         host_keys=keys,
         services=services,
         _server=server,
-        _executor=executor,
     )

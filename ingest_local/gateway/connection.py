@@ -256,10 +256,9 @@ class GatewaySSHServer(asyncssh.SSHServer):
 
     async def _lookup(self, username: str) -> TransferUser | None:
         svc = self._svc
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                svc.executor, describe_user, svc.transfer, svc.server_id, svc.bucket, username
+            return await svc.bridge.run(
+                describe_user, svc.transfer, svc.server_id, svc.bucket, username
             )
         except ClientError as exc:
             self._error(username, f"user lookup failed: {exc}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.adapters.ledger import Ledger
+from ingest.shared.aio import Bridge
 from ingest_local.gateway.audit import Audit
 from ingest_local.gateway.buffers import BufferBudget
 from ingest_local.gateway.paths import LogicalRoot
@@ -81,7 +81,8 @@ class Services:
     transfer: TransferClient
     ledger: Ledger
     audit: Audit
-    executor: Executor
+    #: every blocking call (S3, Transfer, CloudWatch) of every session runs through this
+    bridge: Bridge
     guard: AuthGuard
     sessions: SessionLimiter  # authenticated connections per user
     logins: SessionLimiter  # connections still logging in, per source address

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncssh
 
+from ingest.adapters.publisher import iso_now
 from ingest_local.gateway import store
-from ingest_local.gateway.audit import iso_now
 from ingest_local.gateway.handles import DownloadHandle, UploadHandle, attrs_of
 from ingest_local.gateway.paths import PathRefused, ResolvedPath
 from ingest_local.gateway.sftp_core import SFTPSessionCore

@@ -15,8 +15,8 @@ from typing import Any
 import asyncssh
 from asyncssh import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
 
+from ingest.adapters.publisher import iso_now
 from ingest_local.gateway import store
-from ingest_local.gateway.audit import iso_now
 from ingest_local.gateway.context import Services, Session
 from ingest_local.gateway.handles import FILE_MODE, DownloadHandle, UploadHandle
 from ingest_local.gateway.namespace import NamespaceServer
@@ -101,7 +101,7 @@ class GatewaySFTPServer(NamespaceServer):
             self._svc.s3,
             self._root.bucket,
             target.key,
-            executor=self._svc.executor,
+            bridge=self._svc.bridge,
             part_size=limits.part_size,
             max_in_flight=limits.parts_in_flight,
             max_ahead=limits.max_ahead,

@@ -4,15 +4,14 @@ calls on worker threads, and the common fields of Transfer's events."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import asyncssh
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ingest.adapters.publisher import iso_now
 from ingest_local.gateway import store
-from ingest_local.gateway.audit import iso_now
 from ingest_local.gateway.context import Services, Session
 from ingest_local.gateway.paths import PathRefused, ResolvedPath, resolve
 from ingest_local.gateway.users import describe_user, revoked
@@ -56,9 +55,9 @@ class SFTPSessionCore(asyncssh.SFTPServer):
         )
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
+        """A blocking call of this session, through the gateway's bridge."""
         try:
-            return await loop.run_in_executor(self._svc.executor, fn, *args)
+            return await self._svc.bridge.run(fn, *args)
         finally:
             self._session.touch()  # a slow S3 call is not idleness
 

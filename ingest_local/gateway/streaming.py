@@ -1,7 +1,7 @@
 """Streaming an SFTP upload straight into S3, with bounded memory.
 
 Bytes are gathered into parts of ``part_size`` (≥ 8 MiB); each full part goes to
-``UploadPart`` on a worker thread while the client keeps sending. At most
+``UploadPart`` on a bridge thread while the client keeps sending. At most
 ``max_in_flight`` parts are uploading at once: when that many are busy, ``write`` waits,
 which stops the SFTP session from reading more packets, so the SSH window pushes back on
 the client. Memory per upload is therefore at most about
@@ -19,11 +19,11 @@ connector engine.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from ingest.adapters.multipart import MIB, MultipartUpload
+from ingest.shared.aio import Bridge
 from ingest_local.gateway.buffers import BufferBudget, BufferBudgetExhausted
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class StreamingUpload:
         bucket: str,
         key: str,
         *,
-        executor: Executor,
+        bridge: Bridge,
         part_size: int = MIN_PART_SIZE,
         max_in_flight: int = 10,
         max_ahead: int = MIN_PART_SIZE,
@@ -63,7 +63,7 @@ class StreamingUpload:
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
-        self._upload = MultipartUpload(s3, bucket, key, executor=executor)
+        self._upload = MultipartUpload(s3, bucket, key, bridge=bridge)
         self.bucket = bucket
         self.key = key
         self._part_size = part_size

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -82,17 +81,6 @@ class PartnerKeys:
         return paramiko.Ed25519Key.from_private_key(
             io.StringIO(self.key.export_private_key("openssh").decode())
         )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy (and return that), or fail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def known_hosts_file(gw: GatewayThread, tmp_path: Path) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gateway_kit import (
     openssh_sftp,
     paramiko_sftp,
 )
+from support_aws import wait_for
 
 from ingest_local.gateway import Limits
 
@@ -109,15 +109,14 @@ def test_session_limit_per_user(
         assert first.listdir("/") == []
     finally:
         first.close()
-    deadline = time.monotonic() + 10
-    while True:  # the first session's slot is freed once its connection is gone
+
+    def log_in() -> paramiko.SFTPClient | None:
         try:
-            again = paramiko_sftp(gw, acme)
-            break
+            return paramiko_sftp(gw, acme)
         except (paramiko.SSHException, EOFError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            return None  # the first session's slot is freed once its connection is gone
+
+    again = wait_for(log_in, timeout=10, what="the freed session slot")
     assert again.listdir("/") == []
     again.close()
     errors = _activities(world, gw, "ERROR")

@@ -16,8 +16,8 @@ from gateway_kit import (
     log_entries,
     openssh_sftp,
     paramiko_sftp,
-    wait_for,
 )
+from support_aws import wait_for
 
 from ingest_local.gateway import Limits
 
@@ -77,7 +77,7 @@ def test_failed_logins_lock_the_address_out(
     with pytest.raises(paramiko.AuthenticationException):
         paramiko_sftp(gw, stranger)
     # each failed login is counted when its connection ends, just after the client gave up
-    wait_for(lambda: gw.gateway.services.guard.is_locked(LOCALHOST), what="the lockout")
+    wait_for(lambda: gw.gateway.services.guard.is_locked(LOCALHOST), what="the lockout", timeout=30)
     # now even the right key from the same address is turned away
     proc = openssh_sftp(gw, acme, "ls\n", tmp_path, check=False)
     assert proc.returncode == 255
@@ -112,12 +112,13 @@ def test_a_connection_out_of_attempts_is_cut_off_and_counts_once(
     wait_for(
         lambda: any("without authenticating" in m for m in auth_failures(world, gw)),
         what="the failed login",
+        timeout=30,
     )
     assert not gw.gateway.services.guard.is_locked(LOCALHOST)  # one failed login, not three
     openssh_sftp(gw, acme, "ls\n", tmp_path, identities=offered[2:])  # one wrong key: fine
     proc = openssh_sftp(gw, acme, "ls\n", tmp_path, identities=offered, check=False)
     assert proc.returncode == 255
-    wait_for(lambda: gw.gateway.services.guard.is_locked(LOCALHOST), what="the lockout")
+    wait_for(lambda: gw.gateway.services.guard.is_locked(LOCALHOST), what="the lockout", timeout=30)
     assert "too many authentication failures (3)" in auth_failures(world, gw)
 
 
@@ -132,13 +133,17 @@ def test_connections_logging_in_at_once_are_capped_per_address(
     logins = gw.gateway.services.logins
     silent = [socket.create_connection((LOCALHOST, gw.port), timeout=30) for _ in range(2)]
     try:
-        wait_for(lambda: logins.active(LOCALHOST) == 2, what="two connections logging in")
+        wait_for(
+            lambda: logins.active(LOCALHOST) == 2, what="two connections logging in", timeout=30
+        )
         proc = openssh_sftp(gw, acme, "ls\n", tmp_path, check=False)
         assert proc.returncode == 255
     finally:
         for sock in silent:
             sock.close()
-    wait_for(lambda: logins.active(LOCALHOST) == 0, what="the silent connections to end")
+    wait_for(
+        lambda: logins.active(LOCALHOST) == 0, what="the silent connections to end", timeout=30
+    )
     openssh_sftp(gw, acme, "ls\n", tmp_path)
     gw.flush()
     errors = [e for e in log_entries(world) if e["activity-type"] == "ERROR"]

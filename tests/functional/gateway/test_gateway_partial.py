@@ -20,8 +20,8 @@ from gateway_kit import (
     log_entries,
     openssh_sftp,
     paramiko_sftp,
-    wait_for,
 )
+from support_aws import wait_for
 
 from ingest.adapters.ledger import Ledger
 from ingest.domain.files import FileStatus
@@ -37,7 +37,7 @@ def assert_nothing_landed(world: AwsWorld, key: str) -> None:
 
 def assert_partial_recorded(world: AwsWorld, gw: GatewayThread, key: str) -> dict[str, Any]:
     ledger = Ledger(world.client("dynamodb"), world.ledger_table)
-    entry = wait_for(lambda: ledger.get_file(key), what="the ledger entry")
+    entry = wait_for(lambda: ledger.get_file(key), timeout=30, what="the ledger entry")
     assert entry.status == FileStatus.PARTIAL
     assert entry.reason
     assert entry.rows_ok == 0
@@ -87,6 +87,7 @@ def test_killing_openssh_mid_upload_leaves_no_object(
     try:
         wait_for(  # at least one 8 MiB part is in S3: we are mid-upload
             lambda: s3.list_multipart_uploads(Bucket=world.bucket, Prefix=key).get("Uploads"),
+            timeout=30,
             what="the multipart upload to start",
         )
     finally:

@@ -20,8 +20,8 @@ from gateway_kit import (
     known_hosts_file,
     log_entries,
     paramiko_sftp,
-    wait_for,
 )
+from support_aws import wait_for
 
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.partners import remove_partner
@@ -69,8 +69,12 @@ def test_a_removed_partner_is_refused_at_its_next_operation(
         with pytest.raises(PermissionError, match="access revoked: the user no longer exists"):
             OPERATIONS[operation](first)
         # removal ends the partner's sessions: this one, and the other one too
-        wait_for(lambda: is_ended(first) and is_ended(second), what="the sessions to end")
-        wait_for(lambda: gw.gateway.services.sessions.active("acme") == 0, what="the slots")
+        wait_for(
+            lambda: is_ended(first) and is_ended(second), what="the sessions to end", timeout=30
+        )
+        wait_for(
+            lambda: gw.gateway.services.sessions.active("acme") == 0, what="the slots", timeout=30
+        )
     finally:
         first.close()
         second.close()
@@ -101,7 +105,7 @@ def test_a_partner_whose_login_key_was_removed_is_refused(
         )
         with pytest.raises(PermissionError, match="the key this session logged in with"):
             OPERATIONS[operation](client)
-        wait_for(lambda: is_ended(client), what="the session to end")
+        wait_for(lambda: is_ended(client), what="the session to end", timeout=30)
     finally:
         client.close()
 
@@ -143,10 +147,10 @@ def test_an_idle_session_is_closed_and_frees_its_slot(
     idle = paramiko_sftp(gw, acme)
     try:
         assert idle.listdir("/") == []
-        wait_for(lambda: is_ended(idle), what="the idle session to be closed")
+        wait_for(lambda: is_ended(idle), what="the idle session to be closed", timeout=30)
     finally:
         idle.close()
-    wait_for(lambda: gw.gateway.services.sessions.active("acme") == 0, what="the slot")
+    wait_for(lambda: gw.gateway.services.sessions.active("acme") == 0, what="the slot", timeout=30)
     again = paramiko_sftp(gw, acme)  # the only slot is free again
     try:
         assert again.listdir("/") == []
@@ -190,9 +194,9 @@ def test_a_client_that_stops_answering_is_dropped_by_keepalives(
         start_new_session=True,
     )
     try:
-        wait_for(lambda: sessions.active("acme") == 1, what="the session to start")
+        wait_for(lambda: sessions.active("acme") == 1, what="the session to start", timeout=30)
         os.killpg(proc.pid, signal.SIGSTOP)  # still connected, but answers nothing
-        wait_for(lambda: sessions.active("acme") == 0, what="the keepalives to give up")
+        wait_for(lambda: sessions.active("acme") == 0, what="the keepalives to give up", timeout=30)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         os.killpg(proc.pid, signal.SIGCONT)

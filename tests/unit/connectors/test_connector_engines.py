@@ -25,7 +25,7 @@ def registry(configs: dict[str, str], built: list[Engine], ttl: float) -> Engine
         await asyncio.sleep(0.01)  # a slow DescribeConnector: calls overlap here
         return configs[connector_id]
 
-    def build(config: Any) -> Any:
+    async def build(config: Any) -> Any:
         engine = Engine(config)
         built.append(engine)
         return engine

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from ingest.shared.aio import Bridge
 from ingest_local.gateway.streaming import StreamingUpload, UploadError
 
 MIB = 1024 * 1024
@@ -26,8 +26,11 @@ class RecordingS3:
 
 def run(scenario: Any) -> Any:
     async def main() -> Any:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return await scenario(pool)
+        bridge = Bridge()
+        try:
+            return await scenario(bridge)
+        finally:
+            bridge.close()
 
     return asyncio.run(main())
 
@@ -35,8 +38,8 @@ def run(scenario: Any) -> Any:
 def test_rewriting_a_parked_offset_replaces_it_instead_of_counting_twice() -> None:
     s3 = RecordingS3()
 
-    async def scenario(pool: ThreadPoolExecutor) -> int:
-        upload = StreamingUpload(s3, "b", "k", executor=pool)  # type: ignore[arg-type]
+    async def scenario(bridge: Bridge) -> int:
+        upload = StreamingUpload(s3, "b", "k", bridge=bridge)  # type: ignore[arg-type]
         for n in range(9):  # the same parked 1 MiB block, nine times (a client retrying)
             await upload.write(MIB, bytes([n]) * MIB)
         assert upload.bytes_received == MIB
@@ -49,8 +52,8 @@ def test_rewriting_a_parked_offset_replaces_it_instead_of_counting_twice() -> No
 
 
 def test_parked_writes_beyond_the_window_are_still_refused() -> None:
-    async def scenario(pool: ThreadPoolExecutor) -> str:
-        upload = StreamingUpload(RecordingS3(), "b", "k", executor=pool)  # type: ignore[arg-type]
+    async def scenario(bridge: Bridge) -> str:
+        upload = StreamingUpload(RecordingS3(), "b", "k", bridge=bridge)  # type: ignore[arg-type]
         for n in range(8):  # eight 1 MiB blocks at different offsets fill the 8 MiB window
             await upload.write(MIB + n, b"x" * MIB)
         with pytest.raises(UploadError) as info:
