@@ -20,6 +20,10 @@ from rich.progress import (
 from rich.table import Table
 
 
+#: the width of "no limit": a table piped elsewhere keeps each row on one line
+_UNBOUNDED = 100_000
+
+
 def print_table(
     rows: Iterable[Sequence[Any]],
     columns: Sequence[str],
@@ -27,8 +31,14 @@ def print_table(
     empty: str = "nothing yet",
     out: IO[str] | None = None,
 ) -> None:
-    """A table of ``rows`` under ``columns`` (``None`` shows as blank); ``empty`` if none."""
-    console = Console(file=out, highlight=False, soft_wrap=True)
+    """A table of ``rows`` under ``columns`` (``None`` shows as blank); ``empty`` if none.
+
+    On a terminal it fits the terminal's width; piped into a file or another program, cells
+    are never wrapped or cut (one line per row, for grep and the like).
+    """
+    console = Console(file=out, highlight=False)
+    if not console.is_terminal:
+        console = Console(file=out, highlight=False, width=_UNBOUNDED)
     table = Table(*columns, box=None, header_style="bold", pad_edge=False)
     count = 0
     for row in rows:

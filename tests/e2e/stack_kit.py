@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from support_aws import wait_for
 
 from ingest.adapters.ledger import Ledger
 
@@ -140,15 +141,13 @@ class RunningStack:
     def wait_for_file(self, key: str, *, timeout: float = 120) -> dict[str, Any]:
         """The file's ``ingest status --json`` entry once the ledger shows it terminal."""
         ledger = Ledger(self.client("dynamodb"), self.resources["ledger_table"])
-        deadline = time.monotonic() + timeout
-        entry = None
         # Poll the ledger directly (cheap), then read the answer through the CLI contract.
-        while time.monotonic() < deadline:
-            entry = ledger.get_file(key)
-            if entry is not None and entry.status in TERMINAL:
-                return next(f for f in self.status() if f["key"] == key)
-            time.sleep(0.3)
-        raise AssertionError(f"{key} not terminal after {timeout}s: {entry}")
+        wait_for(
+            lambda: (e := ledger.get_file(key)) is not None and e.status in TERMINAL,
+            timeout=timeout,
+            what=f"{key} to be terminal",
+        )
+        return next(f for f in self.status() if f["key"] == key)
 
     def stop(self, timeout: float = 60, sig: signal.Signals = signal.SIGTERM) -> int:
         """SIGTERM (as a supervisor would) or SIGINT (Ctrl-C); returns the exit code."""
@@ -180,14 +179,17 @@ def launch(state_dir: Path, *args: str, timeout: float = 180) -> RunningStack:
     )
     log.close()
     stack = RunningStack(state_dir, process)
-    deadline = time.monotonic() + timeout
-    while not endpoints.exists():
+
+    def ready() -> bool:
         if process.poll() is not None:
             output = (state_dir / "ingest-up.log").read_text()
             raise AssertionError(f"ingest up exited {process.returncode}:\n{output}")
-        if time.monotonic() > deadline:
-            stack.stop()
-            raise AssertionError(f"ingest up wrote no endpoints.json within {timeout}s")
-        time.sleep(0.2)
+        return endpoints.exists()
+
+    try:
+        wait_for(ready, timeout=timeout, what="ingest up to write endpoints.json")
+    except AssertionError:
+        stack.stop()
+        raise
     stack.endpoints = json.loads(endpoints.read_text())
     return stack

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import asyncssh
 import pytest
 from stack_kit import RunningStack
+from support_aws import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional" / "connectors"))
 from connector_fixtures import start_sshd
@@ -81,14 +81,12 @@ def test_scheduled_retrieval_lands_and_is_ingested(
         assert entry["rows_ok"] == len(ORDERS.read_text().splitlines()) - 1
         # the engine's EventBridge event reached TransferStatusFunction through the rule
         status_log = local_stack.state_dir / "logs" / "TransferStatusFunction.log"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def consumed() -> bool:
             text = status_log.read_text() if status_log.exists() else ""
-            if "pulled-orders.csv" in text and "COMPLETED" in text:
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"no status event consumed; log:\n{text[-2000:]}")
+            return "pulled-orders.csv" in text and "COMPLETED" in text
+
+        wait_for(consumed, timeout=60, what="TransferStatusFunction to consume the event")
 
         # moved out of the outbox after success; the unmatched file stays
         assert sorted(p.name for p in outbox.iterdir()) == ["notes.txt"]

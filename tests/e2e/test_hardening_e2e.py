@@ -5,7 +5,6 @@ DynamoDB would refuse are rejects while other partners' files go on."""
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import asyncssh
 import paramiko
 from stack_kit import RunningStack
+from support_aws import wait_for
 from test_gateway_e2e import count_records, partner
 
 from ingest.adapters.ledger import Ledger
@@ -49,16 +49,6 @@ def paramiko_session(stack: RunningStack, user: str, key: Path) -> Iterator[Any]
         transport.close()
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     local_stack: RunningStack, tmp_path: Path
 ) -> None:
@@ -81,7 +71,8 @@ def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     ledger = Ledger(local_stack.client("dynamodb"), local_stack.resources["ledger_table"])
     entry = wait_for(
         lambda: (e := ledger.get_file(key)) is not None and e.failed_upload and e,
-        "the failed upload to be noted",
+        timeout=60,
+        what="the failed upload to be noted",
     )
     assert (entry.status, entry.rows_ok, entry.version) == ("PROCESSED", 3, done["etag"])
     assert entry.failed_upload["bytes"] == 20
@@ -115,7 +106,8 @@ def test_a_version_sent_again_is_processed_again(local_stack: RunningStack, tmp_
         local_stack.sftp_batch([f"put {local} orders/daily.csv"], user=name, key=key_file)
         entry = wait_for(
             functools.partial(processed_anew, ledger, key, previous),
-            f"version {n} to be processed",
+            timeout=60,
+            what=f"version {n} to be processed",
         )
         previous = entry.ingestion
     assert (entry.rows_ok, entry.chunks_done, entry.chunks) == (4, 1, 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from urllib.parse import unquote_plus
 import boto3
 import pytest
 from moto.s3 import notifications
+from support_aws import wait_for
 
 from ingest.adapters.aws import AwsTarget
 from ingest_local import runtime as runtime_module
@@ -49,15 +49,17 @@ def seen(deployed: DeployedStack, marker: str, *, at_least: int, timeout: float 
     """The events the sandboxed handler recorded under seen/<marker>/, waiting for some."""
     s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
     bucket = deployed.physical_ids["SeenBucket"]
-    deadline = time.monotonic() + timeout
-    while True:
-        keys = [
-            o["Key"]
-            for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"seen/{marker}/").get("Contents", [])
-        ]
-        if len(keys) >= at_least or time.monotonic() > deadline:
-            return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
-        time.sleep(0.2)
+
+    def keys() -> list[str]:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"seen/{marker}/").get("Contents", [])
+        return [o["Key"] for o in listed]
+
+    found = wait_for(
+        lambda: (k := keys()) and len(k) >= at_least and k,
+        timeout=timeout,
+        what=f"{at_least} events seen by {marker}",
+    )
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in found]
 
 
 def test_deploy_reads_functions_and_event_sources(deployed: DeployedStack) -> None:
@@ -189,12 +191,13 @@ def test_async_failures_are_retried_then_sent_to_the_on_failure_destination(
             Entries=[{"Source": "test.uploads", "DetailType": "U", "Detail": '{"explode": true}'}]
         )
         sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
-        failures: list[Any] = []
-        deadline = time.monotonic() + 30
-        while not failures and time.monotonic() < deadline:
-            failures = sqs.receive_message(
+        failures = wait_for(
+            lambda: sqs.receive_message(
                 QueueUrl=deployed.outputs["EventFailuresUrl"], WaitTimeSeconds=1
-            ).get("Messages", [])
+            ).get("Messages"),
+            timeout=30,
+            what="the failed event on the on-failure destination",
+        )
         rt.wait_idle(30)
     finally:
         rt.stop()
@@ -223,12 +226,13 @@ def test_async_failures_without_destination_are_parked_locally(
             Bucket=deployed.physical_ids["SeenBucket"], Key="inbound/explode.csv", Body=b"x"
         )
         sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
-        parked: list[Any] = []
-        deadline = time.monotonic() + 30
-        while not parked and time.monotonic() < deadline:
-            parked = sqs.receive_message(
-                QueueUrl=rt.failed_events_queue_url, WaitTimeSeconds=1
-            ).get("Messages", [])
+        parked = wait_for(
+            lambda: sqs.receive_message(QueueUrl=rt.failed_events_queue_url, WaitTimeSeconds=1).get(
+                "Messages"
+            ),
+            timeout=30,
+            what="the failed event parked locally",
+        )
     finally:
         rt.stop()
     assert len(seen(deployed, "s3", at_least=3)) == 3  # Lambda's default: two retries

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from support_aws import wait_for
 
 from ingest_local.worker import FunctionCrashError, FunctionWorker
 
@@ -36,10 +36,11 @@ def test_close_stops_a_running_invocation_at_once(tmp_path: Path) -> None:
     thread = threading.Thread(target=invoke, daemon=True)
     thread.start()
     log = tmp_path / "sleepy.log"
-    deadline = time.monotonic() + 30
-    while "START RequestId: req-1" not in (log.read_text() if log.exists() else ""):
-        assert time.monotonic() < deadline, "the invocation never started"
-        time.sleep(0.05)
+    wait_for(
+        lambda: log.exists() and "START RequestId: req-1" in log.read_text(),
+        timeout=30,
+        what="the invocation to start",
+    )
 
     closed = threading.Thread(target=worker.close, daemon=True)
     closed.start()
