@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 
 def status_json(entry: FileEntry) -> dict[str, Any]:
-    """The ``ingest status --json`` contract of DESIGN.md, plus the failure reason."""
+    """The ``ingest status --json`` contract (docs/contracts.md), with the failure reason."""
     data = entry.to_json()
     return {
         "key": data["key"],

@@ -1,4 +1,4 @@
-"""``<state-dir>/endpoints.json``: how tools find a running local stack (a DESIGN contract)."""
+"""``<state-dir>/endpoints.json``: how tools find a running local stack (docs/contracts.md)."""
 
 from __future__ import annotations
 
