@@ -210,7 +210,6 @@ class LocalStack:
             aws=self.aws,
             bucket=resources["bucket"],
             server_id=resources["server_id"],
-            ledger_table=resources["ledger_table"],
             state_dir=self.state_dir,
             host=self.options.host,
             port=self.options.sftp_port,

@@ -15,7 +15,6 @@ from typing import Any
 import asyncssh
 
 from ingest.adapters.aws import AwsTarget
-from ingest.adapters.ledger import Ledger
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
 from ingest.adapters.publisher import TRANSFER_EVENT_SOURCE, Publisher
 from ingest.shared.aio import Bridge
@@ -62,7 +61,6 @@ class GatewayConfig:
     aws: AwsTarget
     bucket: str
     server_id: str
-    ledger_table: str
     state_dir: Path
     host: str = "127.0.0.1"
     port: int = 0
@@ -87,8 +85,8 @@ class Gateway:
         return self.services.guard.clear(ip)
 
     async def close(self, timeout: float = 30.0) -> None:
-        """Stop listening, end every session (unfinished uploads are aborted and recorded
-        as PARTIAL), flush the logs and events."""
+        """Stop listening, end every session (unfinished uploads are aborted, and each
+        sends its Upload Failed event), flush the logs and events."""
         self._server.close()
         await self._server.wait_closed()
         services = self.services
@@ -120,7 +118,6 @@ def _services(config: GatewayConfig) -> Services:
     return Services(
         s3=aws.client("s3", config=STREAMING_S3_CONFIG),
         transfer=aws.client("transfer"),
-        ledger=Ledger(aws.client("dynamodb"), config.ledger_table),
         audit=audit,
         bridge=bridge,
         guard=AuthGuard(

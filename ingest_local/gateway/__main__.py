@@ -1,7 +1,7 @@
 """Run the gateway alone in its own process (used by the memory test and bench/gateway.py).
 
-``python -m ingest_local.gateway --endpoint-url URL --bucket B --server-id S --ledger-table T
---state-dir DIR`` prints one JSON line ``{"port": N, "host_key_fingerprints": [...],
+``python -m ingest_local.gateway --endpoint-url URL --bucket B --server-id S --state-dir DIR``
+prints one JSON line ``{"port": N, "host_key_fingerprints": [...],
 "pid": P}`` once it listens, then serves until SIGTERM/SIGINT.
 """
 
@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ingest.adapters.aws import AwsTarget
+from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest_local.gateway import GatewayConfig, Limits, start_gateway
 
 
@@ -25,7 +25,6 @@ async def _serve(args: argparse.Namespace) -> None:
             aws=AwsTarget(region=args.region, endpoint_url=args.endpoint_url),
             bucket=args.bucket,
             server_id=args.server_id,
-            ledger_table=args.ledger_table,
             state_dir=args.state_dir,
             host=args.host,
             port=args.port,
@@ -54,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments and serve until signalled."""
     parser = argparse.ArgumentParser(prog="python -m ingest_local.gateway")
     parser.add_argument("--endpoint-url", required=True)
-    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--server-id", required=True)
-    parser.add_argument("--ledger-table", required=True)
+    # Accepted and ignored: the gateway writes no ledger (its events do, through the stack's
+    # UploadEventsFunction). bench/gateway.py still passes it.
+    parser.add_argument("--ledger-table", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

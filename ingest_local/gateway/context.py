@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ingest.adapters.ledger import Ledger
 from ingest.shared.aio import Bridge
 from ingest_local.gateway.audit import Audit
 from ingest_local.gateway.buffers import BufferBudget
@@ -79,7 +78,6 @@ class Services:
 
     s3: S3Client
     transfer: TransferClient
-    ledger: Ledger
     audit: Audit
     #: every blocking call (S3, Transfer, CloudWatch) of every session runs through this
     bridge: Bridge

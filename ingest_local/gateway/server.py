@@ -3,7 +3,9 @@
 Every client path goes through :func:`ingest_local.gateway.paths.resolve`; refusals are
 ``SFTPPermissionDenied`` and are logged. Files being written stream to S3 through
 :class:`StreamingUpload`; the client's close returns only once the object exists, and an
-upload that never gets its close (disconnect, kill) is aborted and recorded as PARTIAL.
+upload that never gets its close (disconnect, kill) is aborted and ends with Transfer's
+``SFTP Server File Upload Failed`` event. As in AWS, that event is what records it PARTIAL
+in the ledger (``UploadEventsFunction``); the gateway itself never writes the ledger.
 """
 
 from __future__ import annotations
@@ -200,7 +202,8 @@ class GatewaySFTPServer(NamespaceServer):
         self._log(
             "PARTIAL_CLOSE", path=handle.path.physical, message=reason, **{"bytes-in": received}
         )
-        await self._io(self._record_failed_upload, handle.path.key, reason, received)
+        # The event is the only record, as Transfer's is in AWS: UploadEventsFunction turns it
+        # into the ledger's PARTIAL. Writing the ledger here too recorded every cut-off twice.
         self._svc.audit.upload_event(
             completed=False,
             detail={
@@ -209,17 +212,6 @@ class GatewaySFTPServer(NamespaceServer):
                 "failure-code": "PARTIAL_UPLOAD",
                 "failure-message": reason,
             },
-        )
-
-    def _record_failed_upload(self, key: str, reason: str, size: int) -> None:
-        # The cut-off upload was discarded, so S3 holds what it held before (or nothing):
-        # the ledger keeps what it knows about that object.
-        current = store.head_file(self._svc.s3, self._root.bucket, key)
-        self._svc.ledger.record_failed_upload(
-            key,
-            reason=reason,
-            size=size,
-            object_etag=current.etag if current is not None else None,
         )
 
     def _event_detail(self, handle: UploadHandle, size: int) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def moto_endpoint(_aws_env: None) -> Iterator[str]:
 
 @pytest.fixture
 def _base_resources(moto_endpoint: str) -> AwsTarget:
-    """The bucket and ledger table, created when missing.
+    """The bucket and ledger table (which the gateway must leave alone), created when missing.
 
     The moto server runs in this process, and moto's backends are process-wide: a test
     elsewhere that ends a ``mock_aws()`` block resets them, so they are checked per test.
@@ -101,7 +101,6 @@ def start_gw(world: AwsWorld, host_key_dir: Path) -> Iterator[Callable[..., Gate
             aws=world.aws,
             bucket=bucket or world.bucket,
             server_id=world.server_id,
-            ledger_table=world.ledger_table,
             state_dir=host_key_dir,
             limits=limits or Limits(),
         )

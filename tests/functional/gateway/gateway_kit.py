@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import subprocess
 import threading
 import zlib
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncssh
 import paramiko
+from support_aws import wait_for
 
 from ingest.adapters.aws import AwsTarget
 from ingest_local.gateway import Gateway, GatewayConfig, start_gateway
@@ -60,7 +62,9 @@ class GatewayThread:
         return self.gateway.port
 
     def flush(self) -> None:
-        self.call(self.gateway.services.audit.flush())
+        """Ship the logs and events queued so far (a stopped gateway shipped them at close)."""
+        if self._thread.is_alive():
+            self.call(self.gateway.services.audit.flush())
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -176,7 +180,8 @@ def transfer_events(
     world: AwsWorld, detail_types: tuple[str, ...] = UPLOAD_EVENTS
 ) -> Callable[[], list[dict[str, Any]]]:
     """Route this server's Transfer events of ``detail_types`` (as the template's rule does)
-    to an SQS queue through EventBridge, and return a function that reads them back."""
+    to an SQS queue through EventBridge, and return a function that reads them back (every
+    event delivered so far, each call)."""
     sqs = world.client("sqs")
     events = world.client("events")
     name = f"transfer-{world.server_id}-{zlib.crc32('|'.join(detail_types).encode()):08x}"
@@ -196,14 +201,15 @@ def transfer_events(
     )
     events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
 
+    got: list[dict[str, Any]] = []
+
     def read() -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = []
         while True:
             msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
                 "Messages", []
             )
             if not msgs:
-                return got
+                return list(got)
             for m in msgs:
                 got.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
@@ -219,3 +225,73 @@ def log_entries(world: AwsWorld, server_id: str | None = None) -> list[dict[str,
     for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
         entries += [json.loads(e["message"]) for e in page["events"]]
     return entries
+
+
+#: Every detail field of the gateway's (and Transfer's) SFTP Server File Upload Failed event.
+UPLOAD_FAILED_FIELDS = frozenset(
+    {
+        "status-code",
+        "failure-code",
+        "failure-message",
+        "protocol",
+        "bytes",
+        "file-path",
+        "server-id",
+        "username",
+        "session-id",
+        "client-ip",
+        "start-timestamp",
+        "end-timestamp",
+    }
+)
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def wait_for_upload_failed(
+    gw: GatewayThread,
+    read_events: Callable[[], list[dict[str, Any]]],
+    world: AwsWorld,
+    key: str,
+    *,
+    bucket: str | None = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """The one ``SFTP Server File Upload Failed`` event of ``key`` (read through
+    :func:`transfer_events`), checked against Transfer's shape; returns its detail."""
+    path = f"/{bucket or world.bucket}/{key}"
+
+    def probe() -> list[dict[str, Any]]:
+        gw.flush()
+        return [e for e in read_events() if e["detail"].get("file-path") == path]
+
+    found = wait_for(probe, timeout=timeout, what=f"the Upload Failed event of {path}")
+    assert len(found) == 1, found
+    event = found[0]
+    assert event["source"] == "aws.transfer"
+    assert event["detail-type"] == "SFTP Server File Upload Failed"
+    assert event["resources"] == [
+        f"arn:aws:transfer:{REGION}:123456789012:server/{world.server_id}"
+    ]
+    detail: dict[str, Any] = event["detail"]
+    assert set(detail) == UPLOAD_FAILED_FIELDS, sorted(detail)
+    assert (detail["status-code"], detail["failure-code"]) == ("FAILED", "PARTIAL_UPLOAD")
+    assert detail["failure-message"]
+    assert (detail["protocol"], detail["server-id"]) == ("SFTP", world.server_id)
+    assert detail["username"] == key.split("/")[1]  # inbound/<partner>/...
+    assert detail["client-ip"] == "127.0.0.1"
+    assert re.fullmatch(r"[0-9a-f]{16}", detail["session-id"])
+    assert TIMESTAMP.fullmatch(detail["start-timestamp"])
+    assert TIMESTAMP.fullmatch(detail["end-timestamp"])
+    assert detail["start-timestamp"] <= detail["end-timestamp"]
+    assert isinstance(detail["bytes"], int)
+    return detail
+
+
+def ledger_items_of(world: AwsWorld, key: str) -> list[dict[str, Any]]:
+    """Every item of the ledger table that names ``key`` anywhere."""
+    items = []
+    for page in (
+        world.client("dynamodb").get_paginator("scan").paginate(TableName=world.ledger_table)
+    ):
+        items += [i for i in page.get("Items", []) if key in json.dumps(i)]
+    return items

@@ -17,10 +17,9 @@ from gateway_kit import (
     log_entries,
     openssh_sftp,
     paramiko_sftp,
+    transfer_events,
+    wait_for_upload_failed,
 )
-
-from ingest.adapters.ledger import Ledger
-from ingest.domain.files import FileStatus
 
 
 def keys(world: AwsWorld, prefix: str) -> list[str]:
@@ -132,6 +131,7 @@ def test_random_access_writes_are_refused_and_spoil_the_upload(
     gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld, tmp_path: Path
 ) -> None:
     partner = make_partner("acme")
+    read_events = transfer_events(world)
     s3 = world.client("s3")
     s3.put_object(Bucket=world.bucket, Key="inbound/acme/keep.bin", Body=b"the original\n")
 
@@ -171,11 +171,9 @@ def test_random_access_writes_are_refused_and_spoil_the_upload(
     body = s3.get_object(Bucket=world.bucket, Key="inbound/acme/keep.bin")["Body"].read()
     assert body == b"the original\n"
     assert s3.list_multipart_uploads(Bucket=world.bucket).get("Uploads", []) == []
-    ledger = Ledger(world.client("dynamodb"), world.ledger_table)
     for name in cases:
-        entry = ledger.get_file(f"inbound/acme/{name}")
-        assert entry is not None
-        assert entry.status == FileStatus.PARTIAL
+        detail = wait_for_upload_failed(gw, read_events, world, f"inbound/acme/{name}")
+        assert "an earlier write was refused" in detail["failure-message"]
 
     async def append() -> str:
         async with (

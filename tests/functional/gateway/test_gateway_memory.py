@@ -51,8 +51,6 @@ def gateway_process(world: AwsWorld, tmp_path: Path) -> Iterator[dict[str, objec
             world.bucket,
             "--server-id",
             world.server_id,
-            "--ledger-table",
-            world.ledger_table,
             "--state-dir",
             str(tmp_path / "gw-state"),
         ],

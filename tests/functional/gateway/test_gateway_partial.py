@@ -1,4 +1,8 @@
-"""Uploads that never finish leave nothing in S3 and end as PARTIAL in the ledger."""
+"""Uploads that never finish leave nothing in S3 and end with Transfer's Upload Failed event.
+
+As in AWS, that event is the only record the gateway makes: UploadEventsFunction turns it
+into the ledger's PARTIAL (tests/e2e/test_gateway_e2e.py follows it through the whole
+stack). The gateway itself leaves the ledger table alone."""
 
 from __future__ import annotations
 
@@ -17,14 +21,14 @@ from gateway_kit import (
     GatewayThread,
     PartnerKeys,
     known_hosts_file,
+    ledger_items_of,
     log_entries,
     openssh_sftp,
     paramiko_sftp,
+    transfer_events,
+    wait_for_upload_failed,
 )
 from support_aws import wait_for
-
-from ingest.adapters.ledger import Ledger
-from ingest.domain.files import FileStatus
 
 
 def assert_nothing_landed(world: AwsWorld, key: str) -> None:
@@ -35,20 +39,25 @@ def assert_nothing_landed(world: AwsWorld, key: str) -> None:
     assert uploads == [], "the multipart upload was aborted"
 
 
-def assert_partial_recorded(world: AwsWorld, gw: GatewayThread, key: str) -> dict[str, Any]:
-    ledger = Ledger(world.client("dynamodb"), world.ledger_table)
-    entry = wait_for(lambda: ledger.get_file(key), timeout=30, what="the ledger entry")
-    assert entry.status == FileStatus.PARTIAL
-    assert entry.reason
-    assert entry.rows_ok == 0
-    gw.flush()
+def assert_partial_sent(
+    world: AwsWorld,
+    gw: GatewayThread,
+    read_events: Callable[[], list[dict[str, Any]]],
+    key: str,
+) -> dict[str, Any]:
+    """The cut-off upload's Upload Failed event and PARTIAL_CLOSE line, and no ledger write;
+    returns the log line."""
+    detail = wait_for_upload_failed(gw, read_events, world, key)
+    assert detail["bytes"] > 0
+    assert ledger_items_of(world, key) == [], "the gateway wrote the ledger itself"
     partial = [
         e
         for e in log_entries(world)
         if e["activity-type"] == "PARTIAL_CLOSE" and e["path"] == f"/{world.bucket}/{key}"
     ]
     assert len(partial) == 1
-    assert partial[0]["bytes-in"] > 0
+    assert partial[0]["bytes-in"] == detail["bytes"]
+    assert partial[0]["message"] == detail["failure-message"]
     return partial[0]
 
 
@@ -56,6 +65,7 @@ def test_killing_openssh_mid_upload_leaves_no_object(
     gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld, tmp_path: Path
 ) -> None:
     partner = make_partner("acme")
+    read_events = transfer_events(world)
     src = tmp_path / "huge.csv"
     with src.open("wb") as fh:
         fh.write(os.urandom(1024 * 1024) * 160)
@@ -94,8 +104,9 @@ def test_killing_openssh_mid_upload_leaves_no_object(
         os.killpg(proc.pid, signal.SIGKILL)  # sftp and its ssh child, like a crash
         proc.wait(10)
 
-    entry = assert_partial_recorded(world, gw, key)
+    entry = assert_partial_sent(world, gw, read_events, key)
     assert entry["bytes-in"] < src.stat().st_size
+    assert "session ended" in entry["message"]
     assert_nothing_landed(world, key)
 
 
@@ -103,13 +114,14 @@ def test_disconnect_without_close_is_partial(
     gw: GatewayThread, make_partner: Callable[..., PartnerKeys], world: AwsWorld
 ) -> None:
     partner = make_partner("globex")
+    read_events = transfer_events(world)
     client = paramiko_sftp(gw, partner)
     fh = client.open("orders.csv", "wb")
     fh.write(b"order_id,amount\n" + b"1,2\n" * 1000)
     fh.flush()
     client.close()  # ends the session with the file still open
     key = "inbound/globex/orders.csv"
-    assert_partial_recorded(world, gw, key)
+    assert_partial_sent(world, gw, read_events, key)
     assert_nothing_landed(world, key)
 
 
@@ -122,6 +134,7 @@ def test_s3_failure_is_reported_on_close(
     missing = "gw-no-such-bucket"
     gw = start_gw(bucket=missing)
     partner = make_partner("initech", bucket=missing)
+    read_events = transfer_events(world)
 
     async def upload_with_asyncssh() -> None:
         # paramiko ignores errors on close; asyncssh and OpenSSH report them
@@ -146,11 +159,11 @@ def test_s3_failure_is_reported_on_close(
     proc = openssh_sftp(gw, partner, f"put {src} x.csv\n", tmp_path, check=False)
     assert proc.returncode != 0
     assert "close remote: Failure" in proc.stderr  # OpenSSH prints the status, not the text
-    ledger = Ledger(world.client("dynamodb"), world.ledger_table)
-    entry = ledger.get_file("inbound/initech/data.csv")
-    assert entry is not None
-    assert entry.status == FileStatus.PARTIAL
-    assert "NoSuchBucket" in (entry.reason or "")
+    key = "inbound/initech/data.csv"
+    detail = wait_for_upload_failed(gw, read_events, world, key, bucket=missing)
+    assert "NoSuchBucket" in detail["failure-message"]
+    assert detail["bytes"] == len(b"a,b\n1,2\n")
+    assert ledger_items_of(world, key) == []
 
 
 def test_stopping_the_gateway_aborts_open_uploads(
@@ -160,14 +173,16 @@ def test_stopping_the_gateway_aborts_open_uploads(
 ) -> None:
     gw = start_gw()
     client = paramiko_sftp(gw, make_partner("hooli"))
+    read_events = transfer_events(world)
     fh = client.open("inflight.csv", "wb")
     fh.write(b"a,b\n" * 100_000)
     fh.flush()
     gw.stop()  # like Ctrl-C on `ingest up` while a partner is uploading
     key = "inbound/hooli/inflight.csv"
-    entry = Ledger(world.client("dynamodb"), world.ledger_table).get_file(key)
-    assert entry is not None
-    assert entry.status == FileStatus.PARTIAL
+    # close() returns once the event is shipped: no waiting for it
+    detail = wait_for_upload_failed(gw, read_events, world, key, timeout=0)
+    assert detail["bytes"] > 0
+    assert ledger_items_of(world, key) == []
     assert_nothing_landed(world, key)
     partial = [e for e in log_entries(world) if e["activity-type"] == "PARTIAL_CLOSE"]
     assert [e["path"] for e in partial] == [f"/{world.bucket}/{key}"]

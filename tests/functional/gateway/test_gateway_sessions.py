@@ -20,12 +20,12 @@ from gateway_kit import (
     known_hosts_file,
     log_entries,
     paramiko_sftp,
+    transfer_events,
+    wait_for_upload_failed,
 )
 from support_aws import wait_for
 
-from ingest.adapters.ledger import Ledger
 from ingest.adapters.partners import remove_partner
-from ingest.domain.files import FileStatus
 from ingest_local.gateway import Limits
 
 
@@ -117,6 +117,7 @@ def test_an_upload_open_when_the_partner_is_removed_does_not_land(
     tmp_path: Path,
 ) -> None:
     acme = make_partner("acme")
+    read_events = transfer_events(world)
 
     async def upload() -> str:
         async with asyncssh_connect(gw, acme, tmp_path) as conn, conn.start_sftp_client() as sftp:
@@ -132,9 +133,9 @@ def test_an_upload_open_when_the_partner_is_removed_does_not_land(
     assert asyncio.run(upload()) == "access revoked: the user no longer exists"
     listed = world.client("s3").list_objects_v2(Bucket=world.bucket, Prefix="inbound/acme/")
     assert listed.get("Contents", []) == []
-    entry = Ledger(world.client("dynamodb"), world.ledger_table).get_file("inbound/acme/late.csv")
-    assert entry is not None
-    assert entry.status == FileStatus.PARTIAL
+    detail = wait_for_upload_failed(gw, read_events, world, "inbound/acme/late.csv")
+    assert detail["failure-message"] == "access revoked: the user no longer exists"
+    assert detail["bytes"] == len(b"id\n1\n")
 
 
 def test_an_idle_session_is_closed_and_frees_its_slot(
