@@ -186,8 +186,6 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
             BUCKET,
             "--server-id",
             server_id,
-            "--ledger-table",
-            LEDGER,
             "--state-dir",
             str(work / "state"),
             "--parts-in-flight",

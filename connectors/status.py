@@ -1,7 +1,7 @@
 """Transfer status: the per-file record, its store, and its CloudWatch / EventBridge events.
 
 Each file of a transfer goes ``QUEUED → IN_PROGRESS → COMPLETED | FAILED``. The record uses
-AWS's connector log field names (DESIGN.md contract). Its final state is
+AWS's connector log field names (a contract: docs/contracts.md). Its final state is
 
 * kept in the ledger table (``pk = TRANSFER#<transfer-id>``, ``sk = FILE#<file-path>``) for
   ``list_file_transfer_results``;
@@ -10,7 +10,7 @@ AWS's connector log field names (DESIGN.md contract). Its final state is
 
 AWS reserves ``aws.*`` event sources for itself, so our engine's events carry
 ``EVENT_SOURCE``; the template's rule matches both that and ``aws.transfer``
-(:data:`ingest.adapters.publisher.TRANSFER_EVENT_SOURCE`). Logs and events go out through
+(:data:`ingest.domain.events.TRANSFER_EVENT_SOURCE`). Logs and events go out through
 the one publisher, :class:`ingest.adapters.publisher.Publisher`.
 """
 

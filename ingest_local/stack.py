@@ -23,7 +23,7 @@ import asyncssh
 from moto.server import ThreadedMotoServer
 
 import ingest
-from ingest.adapters.aws import AwsTarget
+from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.partners import PartnerExistsError, add_partner, restore_partners
 from ingest.cli.context import FAKE_CREDENTIALS, resources_from_outputs
 from ingest.cli.endpoints import (
@@ -66,7 +66,7 @@ class StackOptions:
     host: str = "127.0.0.1"
     sftp_port: int = 0
     aws_port: int = 0
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     stack_name: str = DEFAULT_STACK_NAME
     parameters: dict[str, str] = field(default_factory=dict)
     demo_partner: bool = False

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The ``source`` of Transfer Family's own events (AWS reserves ``aws.*`` for its services).
-TRANSFER_EVENT_SOURCE = "aws.transfer"
 #: PutLogEvents and PutEvents limits on entries per call.
 MAX_LOG_EVENTS_PER_CALL = 10_000
 MAX_EVENTS_PER_CALL = 10

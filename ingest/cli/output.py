@@ -19,7 +19,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-
 #: the width of "no limit": a table piped elsewhere keeps each row on one line
 _UNBOUNDED = 100_000
 

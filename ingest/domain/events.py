@@ -32,7 +32,11 @@ from ingest.errors import InvalidEventError
 from ingest.shared.uris import parse_bucket_path
 
 TRANSFER_UPLOAD_COMPLETED = "SFTP Server File Upload Completed"
+TRANSFER_UPLOAD_FAILED = "SFTP Server File Upload Failed"
 TRANSFER_RENAME_COMPLETED = "SFTP Server File Rename Completed"
+TRANSFER_RENAME_FAILED = "SFTP Server File Rename Failed"
+#: the ``source`` of every Transfer Family event (and of the local gateway's)
+TRANSFER_EVENT_SOURCE = "aws.transfer"
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ from dataclasses import asdict
 from typing import Any
 
 from ingest.domain.events import (
+    TRANSFER_EVENT_SOURCE,
     TRANSFER_RENAME_COMPLETED,
     TRANSFER_UPLOAD_COMPLETED,
+    TRANSFER_UPLOAD_FAILED,
     LandedObject,
     landed_objects,
     transfer_path,
@@ -35,9 +37,6 @@ from ingest.errors import InvalidEventError, ObjectNotFoundError
 from ingest.usecases.fanout import FanoutPorts, FanoutResult, ingest_object
 from ingest.usecases.ports import FileLedger, ObjectStore
 
-TRANSFER_UPLOAD_FAILED = "SFTP Server File Upload Failed"
-TRANSFER_SOURCE = "aws.transfer"
-
 
 def handle_upload_event(event: Mapping[str, Any], ports: FanoutPorts) -> dict[str, Any]:
     """Apply one Transfer upload or rename event; returns what was done."""
@@ -46,7 +45,7 @@ def handle_upload_event(event: Mapping[str, Any], ports: FanoutPorts) -> dict[st
     def ingest(obj: LandedObject) -> FanoutResult:
         return ingest_object(obj, ports)
 
-    if event.get("source") != TRANSFER_SOURCE:
+    if event.get("source") != TRANSFER_EVENT_SOURCE:
         raise InvalidEventError(f"not a Transfer Family event: source {event.get('source')!r}")
     kind = event.get("detail-type")
     detail = event.get("detail") or {}

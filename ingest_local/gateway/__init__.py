@@ -16,7 +16,8 @@ import asyncssh
 
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
-from ingest.adapters.publisher import TRANSFER_EVENT_SOURCE, Publisher
+from ingest.adapters.publisher import Publisher
+from ingest.domain.events import TRANSFER_EVENT_SOURCE
 from ingest.shared.aio import Bridge
 from ingest_local.gateway.audit import Audit
 from ingest_local.gateway.auth import AuthGuard, SessionLimiter

@@ -56,9 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=DEFAULT_REGION)
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--server-id", required=True)
-    # Accepted and ignored: the gateway writes no ledger (its events do, through the stack's
-    # UploadEventsFunction). bench/gateway.py still passes it.
-    parser.add_argument("--ledger-table", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

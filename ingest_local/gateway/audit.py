@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ingest.adapters.publisher import Event, Publisher
-from ingest.domain.events import TRANSFER_RENAME_COMPLETED, TRANSFER_UPLOAD_COMPLETED
+from ingest.domain.events import (
+    TRANSFER_RENAME_COMPLETED,
+    TRANSFER_RENAME_FAILED,
+    TRANSFER_UPLOAD_COMPLETED,
+    TRANSFER_UPLOAD_FAILED,
+)
 from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
@@ -32,8 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ingest.gateway")
 
-UPLOAD_FAILED = "SFTP Server File Upload Failed"
-RENAME_FAILED = "SFTP Server File Rename Failed"
 FLUSH_SECONDS = 0.25
 
 
@@ -83,11 +86,11 @@ class Audit:
 
     def upload_event(self, *, completed: bool, detail: dict[str, Any]) -> None:
         """Queue a Transfer ``SFTP Server File Upload Completed|Failed`` event."""
-        self.event(TRANSFER_UPLOAD_COMPLETED if completed else UPLOAD_FAILED, detail)
+        self.event(TRANSFER_UPLOAD_COMPLETED if completed else TRANSFER_UPLOAD_FAILED, detail)
 
     def rename_event(self, *, completed: bool, detail: dict[str, Any]) -> None:
         """Queue a Transfer ``SFTP Server File Rename Completed|Failed`` event."""
-        self.event(TRANSFER_RENAME_COMPLETED if completed else RENAME_FAILED, detail)
+        self.event(TRANSFER_RENAME_COMPLETED if completed else TRANSFER_RENAME_FAILED, detail)
 
     def event(self, detail_type: str, detail: dict[str, Any]) -> None:
         """Queue one ``aws.transfer`` event for this server (None values are left out)."""

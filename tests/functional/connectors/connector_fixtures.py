@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import asyncssh
 import pytest
 from moto import mock_aws
-from support_aws import create_pk_sk_table
+from support_aws import create_pk_sk_table, wait_for
 
 from connectors.config import create_connector
 from connectors.service import BuiltinConnectorService
@@ -85,16 +84,16 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited: {proc.stderr.read().decode() if proc.stderr else ''}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"sshd did not listen on {port}")
+            return False
+
+    wait_for(listening, timeout=timeout, what=f"sshd to listen on {port}")
 
 
 @dataclass

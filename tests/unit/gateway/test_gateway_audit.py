@@ -11,7 +11,8 @@ import asyncio
 import threading
 from typing import Any
 
-from ingest.adapters.publisher import TRANSFER_EVENT_SOURCE, Publisher
+from ingest.adapters.publisher import Publisher
+from ingest.domain.events import TRANSFER_EVENT_SOURCE
 from ingest.shared.aio import Bridge
 from ingest_local.gateway.audit import Audit
 
