@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+from connectors.usecases import ConnectorSettings
+from connectors.wiring import ConnectorPorts, build_connector_ports
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
@@ -110,3 +112,9 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
         holds_upload=held_by_role(settings.transfer_role_id),
     )
     return Wired(settings, ports)
+
+
+def build_connector_function(env: Mapping[str, str]) -> Wired[ConnectorSettings, ConnectorPorts]:
+    """RetrieveFunction's and TransferStatusFunction's settings and ports."""
+    settings = ConnectorSettings.from_env(env)
+    return Wired(settings, build_connector_ports(settings))

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from connectors.usecases import ConnectorSettings, consume_status_event
-from connectors.wiring import ConnectorPorts, build_connector_ports
-from lambdas.runtime import Wired, Wiring, function_logger
+from connectors.usecases import consume_status_event
+from lambdas.runtime import Wiring, build_connector_function, function_logger
 
 logger = function_logger()
 
 
-def build(env: Mapping[str, str]) -> Wired[ConnectorSettings, ConnectorPorts]:
-    """Store, connector API and ports, built once per container (cold start)."""
-    settings = ConnectorSettings.from_env(env)
-    return Wired(settings, build_connector_ports(settings))
-
-
-wiring = Wiring(build)
+wiring = Wiring(build_connector_function)
 
 
 @logger.inject_lambda_context
