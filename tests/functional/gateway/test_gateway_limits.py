@@ -17,6 +17,7 @@ from gateway_kit import (
     paramiko_sftp,
 )
 
+from ingest.shared.polling import poll_until_async
 from ingest_local.gateway import Limits
 
 MIB = 1024 * 1024
@@ -87,9 +88,16 @@ def test_a_write_beyond_the_memory_budget_waits_for_memory(
             await b.write(b"b\n")  # the budget (two part buffers) is spent
             c = await second.open("c.csv", "wb")
             blocked = asyncio.ensure_future(c.write(b"c\n"))
-            while budget.waiting == 0:  # the write is parked on the budget
+
+            def parked() -> bool:
+                if budget.waiting:
+                    return True
                 assert not blocked.done()
-                await asyncio.sleep(0.02)
+                return False
+
+            await poll_until_async(
+                parked, timeout=30, interval=0.02, what="the write to wait on the budget"
+            )
             await a.close()  # gives its buffer back: the waiting write goes on
             await blocked
             await b.close()
@@ -151,14 +159,17 @@ def test_sftp_channels_past_the_cap_are_refused(
             assert await two.listdir("/") == [".", ".."]
             one.exit()
             await one.wait_closed()
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:  # the freed slot is usable once the server has seen the close
+
+            async def reopened() -> asyncssh.SFTPClient | None:
                 try:
-                    three = await conn.start_sftp_client()
-                    break
+                    return await conn.start_sftp_client()
                 except asyncssh.ChannelOpenError:
-                    assert asyncio.get_running_loop().time() < deadline
-                    await asyncio.sleep(0.05)
+                    return None
+
+            # the freed slot is usable once the server has seen the close
+            three = await poll_until_async(
+                reopened, timeout=30, interval=0.05, what="the freed SFTP channel slot"
+            )
             assert await three.listdir("/") == [".", ".."]
             return refused.value.reason
 
