@@ -14,7 +14,8 @@ Side by side in one run, against the same moto server (its own process), each pa
 * **rclone**: OpenSSH ``sftp`` → ``rclone serve sftp`` over the same moto bucket.
 
 Prints MB/s (median and best) with ratios to the substrate, the gateway's RSS growth, the CPU
-each path used, and the path's CPU floor on this machine (``bench/cpu_floor.py``).
+each path used, and the path's CPU floor on this machine (``bench/cpu_floor.py``). The servers
+are started in ``bench/gateway_rig.py``.
 Usage: ``python bench/gateway.py [--size-mib 256] [--runs 3] [--skip-rclone]``.
 """
 
@@ -34,28 +35,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 from cpu_floor import cpu_floor, floor_line, serial_complete_seconds, tree_cpu
-from sftp_servers import (
-    CIPHER,
-    free_port,
-    known_hosts_for,
-    sftp_put,
-    start_json_child,
-    start_rclone,
-    start_sshd,
-    wait_port,
-)
+from gateway_rig import BUCKET, REGION, Rig, start_rig
+from sftp_servers import CIPHER, sftp_put
 
-from ingest.adapters.multipart import STREAMING_S3_CONFIG
 from ingest_local.gateway import Limits
 
-ROOT = Path(__file__).resolve().parent.parent
-REGION = "us-east-1"
-BUCKET = "bench-landing-123456789012"
-LEDGER = "bench-ledger"
-ROLE = "arn:aws:iam::123456789012:role/bench-TransferUserRole"
+Upload = Callable[[str], None]
 
 
 def rss_bytes(pid: int) -> int:
@@ -126,155 +113,90 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]) -> int:
-    import asyncssh
-
-    from ingest.adapters.partners import add_partner
-
-    size = args.size_mib * 1024 * 1024
-    src = work / "payload.bin"
-    with src.open("wb") as fh:
-        chunk = os.urandom(1024 * 1024)
-        for _ in range(args.size_mib):
-            fh.write(chunk)
-
-    moto_port = free_port()
-    procs.append(
-        subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-    )
-    wait_port(moto_port)
-    moto_pid = procs[-1].pid
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    # the same client settings the gateway uses, so both sides do the same work per byte
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, config=STREAMING_S3_CONFIG)
-    s3.create_bucket(Bucket=BUCKET)
-    # versioned like the template's landing bucket (rclone also needs real version ids:
-    # moto answers its HEAD ?versionId=null on an unversioned bucket with 400)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
-    ddb.create_table(
-        TableName=LEDGER,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-    )
-    transfer = boto3.client("transfer", endpoint_url=endpoint, region_name=REGION)
-    server_id = transfer.create_server(Domain="S3", Protocols=["SFTP"])["ServerId"]
-
-    user_key = asyncssh.generate_private_key("ssh-ed25519")
-    key_path = work / "id_ed25519"
-    user_key.write_private_key(str(key_path))
-    key_path.chmod(0o600)
-    pub = user_key.export_public_key("openssh").decode()
-    add_partner(transfer, server_id, BUCKET, "bench", pub, role=ROLE, state_dir=work / "state")
-
-    info = start_json_child(
-        [
-            sys.executable,
-            "-m",
-            "ingest_local.gateway",
-            "--endpoint-url",
-            endpoint,
-            "--bucket",
-            BUCKET,
-            "--server-id",
-            server_id,
-            "--state-dir",
-            str(work / "state"),
-            "--parts-in-flight",
-            str(args.parts_in_flight),
-        ],
-        procs,
-        ROOT,
-    )
-    gw_port = info["port"]
-    host_pubs = [
-        (work / "state" / f"{n}.pub").read_text()
-        for n in ("ssh_host_ed25519_key", "ssh_host_rsa_key")
-    ]
-    gw_known = known_hosts_for(gw_port, host_pubs, work / "known_gw")
-
-    config = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads, CRC32 per part
-    sshd_port, sshd_known = start_sshd(work, pub, procs)
-    rclone_port = (
-        None
-        if args.skip_rclone
-        else start_rclone(
-            work, pub, procs, endpoint=endpoint, region=REGION, remote=f"{BUCKET}/rclone"
-        )
-    )
-    rclone_known = None
-    if rclone_port is not None:
-        rclone_known = known_hosts_for(
-            rclone_port, [(work / "rclone_host_key.pub").read_text()], work / "known_rclone"
-        )
-
-    null_key = work / "null_host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(null_key)], check=True)
-    null_info = start_json_child(
-        [sys.executable, str(ROOT / "bench" / "null_sftp.py"), str(null_key)], procs, ROOT
-    )
-    null_known = known_hosts_for(
-        null_info["port"], [Path(f"{null_key}.pub").read_text()], work / "known_null"
-    )
+    rig = start_rig(args, work, procs)
+    rss_growth: list[int] = []
     null_cpu: list[float] = []
+    cases = upload_cases(rig, rss_growth, null_cpu)
+    results, cpu, cpu_gateway_process = rotate(cases, args.runs, rig)
+    serial = statistics.median(
+        serial_complete_seconds(rig.s3, BUCKET, f"complete-cost/{i}", rig.size) for i in range(2)
+    )
+    report(results, rss_growth, rig.size, args)
+    report_cpu(results, cpu, cpu_gateway_process, null_cpu, serial)
+    return 0
+
+
+def upload_cases(rig: Rig, rss_growth: list[int], null_cpu: list[float]) -> dict[str, Upload]:
+    """Each path's upload of the payload under a given name. The gateway's appends its RSS
+    growth to ``rss_growth``, the null sink's the sink's CPU seconds to ``null_cpu``."""
+    s3, src, size, key_path = rig.s3, rig.src, rig.size, rig.key_path
+    config = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads, CRC32 per part
+    gw, sshd_srv, null, rclone_srv = rig.gateway, rig.sshd, rig.null, rig.rclone
 
     def substrate(name: str) -> None:
         s3.upload_file(str(src), BUCKET, f"substrate/{name}", Config=config)
 
     def gateway(name: str) -> None:
-        with RssSampler(info["pid"]) as sampler:
-            sftp_put(gw_port, "bench", key_path, gw_known, src, dst=name)
+        with RssSampler(gw.pid) as sampler:
+            sftp_put(gw.port, "bench", key_path, gw.known_hosts, src, dst=name)
         rss_growth.append(sampler.peak - sampler.baseline)
         head = s3.head_object(Bucket=BUCKET, Key=f"inbound/bench/{name}")
         assert head["ContentLength"] == size, "the gateway stored the whole file"
 
     def sshd(name: str) -> None:
-        sftp_put(sshd_port, "root", key_path, sshd_known, src, dst=str(work / "sshd-out.bin"))
+        out = str(rig.work / "sshd-out.bin")
+        sftp_put(sshd_srv.port, "root", key_path, sshd_srv.known_hosts, src, dst=out)
 
     def asyncssh_sink(name: str) -> None:
-        before = tree_cpu(null_info["pid"])
-        sftp_put(null_info["port"], "bench", key_path, null_known, src, dst=name)
-        null_cpu.append(tree_cpu(null_info["pid"]) - before)
+        before = tree_cpu(null.pid)
+        sftp_put(null.port, "bench", key_path, null.known_hosts, src, dst=name)
+        null_cpu.append(tree_cpu(null.pid) - before)
 
     def rclone(name: str) -> None:
-        assert rclone_port is not None and rclone_known is not None
-        sftp_put(rclone_port, "bench", key_path, rclone_known, src, dst=name)
+        assert rclone_srv is not None
+        sftp_put(rclone_srv.port, "bench", key_path, rclone_srv.known_hosts, src, dst=name)
         assert s3.head_object(Bucket=BUCKET, Key=f"rclone/{name}")["ContentLength"] == size
 
-    cases: dict[str, Callable[[str], None]] = {
+    cases: dict[str, Upload] = {
         "substrate": substrate,
         "gateway": gateway,
         "sshd": sshd,
         "asyncssh": asyncssh_sink,
     }
-    if rclone_port is not None:
+    if rclone_srv is not None:
         cases["rclone"] = rclone
+    return cases
+
+
+def rotate(
+    cases: dict[str, Upload], runs: int, rig: Rig
+) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float]]:
+    """Every path ``runs`` times; per path its seconds and the CPU seconds of the whole path
+    (:func:`path_cpu`) per run, and the gateway process's own CPU seconds per gateway run."""
     results: dict[str, list[float]] = {name: [] for name in cases}
     cpu: dict[str, list[float]] = {name: [] for name in cases}
-    rss_growth: list[int] = []
     cpu_gateway_process: list[float] = []
+    gw_pid, moto_pid = rig.gateway.pid, rig.moto_pid
     names = list(cases)
-    for run_no in range(args.runs):
+    for run_no in range(runs):
         # rotated order, so no path always runs first (on a colder or quieter machine)
         for name in names[run_no % len(names) :] + names[: run_no % len(names)]:
-            before, gw_before = path_cpu(info["pid"], moto_pid), tree_cpu(info["pid"])
+            before, gw_before = path_cpu(gw_pid, moto_pid), tree_cpu(gw_pid)
             results[name].append(timed(partial(cases[name], f"run{run_no}.bin")))
-            cpu[name].append(path_cpu(info["pid"], moto_pid) - before)
+            cpu[name].append(path_cpu(gw_pid, moto_pid) - before)
             if name == "gateway":
-                cpu_gateway_process.append(tree_cpu(info["pid"]) - gw_before)
+                cpu_gateway_process.append(tree_cpu(gw_pid) - gw_before)
+    return results, cpu, cpu_gateway_process
 
-    serial = statistics.median(
-        serial_complete_seconds(s3, BUCKET, f"complete-cost/{i}", size) for i in range(2)
-    )
-    report(results, rss_growth, size, args)
+
+def report_cpu(
+    results: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    cpu_gateway_process: list[float],
+    null_cpu: list[float],
+    serial: float,
+) -> None:
+    """The CPU each path used, the gateway path's CPU floor, and the gateway's CPU budget."""
     gateway_cpu = statistics.median(cpu["gateway"])
     substrate_time = statistics.median(results["substrate"])
     print(
@@ -290,7 +212,6 @@ def run(args: argparse.Namespace, work: Path, procs: list[subprocess.Popen[str]]
         f"the gateway process used {own:.2f} CPU-s per upload; for a floor of 0.90 x it could "
         f"use at most {budget:.2f}; asyncssh alone (null sink) used {sink:.2f}"
     )
-    return 0
 
 
 def path_cpu(gateway_pid: int, moto_pid: int) -> float:
