@@ -8,14 +8,14 @@ and every problem is reported at once, each naming the file, the job and the fie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic_core import ErrorDetails
 
+from ingest.domain.config_files import EntryKind, entry_label, validate_entries
 from ingest.errors import ConfigError
 
 
@@ -76,6 +76,13 @@ class _JobsSchema(BaseModel):
     retrievals: list[_JobSchema]
 
 
+JOBS = EntryKind(
+    list_key="retrievals",
+    noun="job",
+    duplicate="job names must be unique (jobs #{first} and #{second})",
+)
+
+
 def load_jobs(text: str, source: str = "retrievals.yaml") -> list[RetrievalJob]:
     """Parse and validate ``retrievals.yaml``; every problem is reported (a ConfigError whose
     ``errors`` lists them), each naming the file, the job and the field."""
@@ -83,41 +90,8 @@ def load_jobs(text: str, source: str = "retrievals.yaml") -> list[RetrievalJob]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
-    entries = data.get("retrievals") if isinstance(data, dict) else None
-    problems: list[tuple[int, ConfigError]] = []
-    schema: _JobsSchema | None = None
-    try:
-        schema = _JobsSchema.model_validate(data)
-    except ValidationError as exc:
-        seen: set[tuple[int, str]] = set()  # after_success's two shapes answer for one mistake
-        for error in exc.errors():
-            index, problem = _problem(error, entries, source)
-            if (index, str(problem)) not in seen:
-                seen.add((index, str(problem)))
-                problems.append((index, problem))
-    problems += _duplicate_names(entries, source)
-    if schema is None or problems:
-        ordered = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
-        raise ConfigError.collect(ordered, source=source)
+    schema = validate_entries(_JobsSchema, data, JOBS, source, _problem)
     return [job.job() for job in schema.retrievals]
-
-
-def _job_name(raw: Any) -> str | None:
-    name = raw.get("name") if isinstance(raw, Mapping) else None
-    return name.strip() if isinstance(name, str) and name.strip() else None
-
-
-def _duplicate_names(entries: Any, source: str) -> list[tuple[int, ConfigError]]:
-    first: dict[str, int] = {}
-    found = []
-    for index, raw in enumerate(entries if isinstance(entries, list) else []):
-        name = _job_name(raw)
-        if name in first:
-            message = f"job names must be unique (jobs #{first[name] + 1} and #{index + 1})"
-            found.append((index, ConfigError(message, source=source, job=name, field="name")))
-        elif name:
-            first[name] = index
-    return found
 
 
 def _problem(error: ErrorDetails, entries: Any, source: str) -> tuple[int, ConfigError]:
@@ -126,7 +100,7 @@ def _problem(error: ErrorDetails, entries: Any, source: str) -> tuple[int, Confi
     if len(loc) < 2 or loc[0] != "retrievals":
         return -1, ConfigError("must have a top-level 'retrievals:' list", source=source)
     index, path = int(loc[1]), [str(part) for part in loc[2:]]
-    job = _job_name(entries[index]) or f"#{index + 1}"  # a job without a usable name
+    job = entry_label(entries, index)
     if not path:
         message = ConfigError.describe(error, "each retrieval")
         return index, ConfigError(message, source=source, job=job)

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.adapters.dynamo import attr, from_item
 from ingest.adapters.publisher import Event, Publisher, iso_now
+from ingest.adapters.sdk import is_condition_failure, unavailable
 from ingest.errors import IngestError, StorageUnavailableError
 from ingest.shared.aio import Bridge
 
@@ -186,10 +187,10 @@ class StatusStore:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        except (ClientError, BotoCoreError) as exc:
+            if is_condition_failure(exc):
                 return  # a later state was already recorded (events may arrive out of order)
-            raise StorageUnavailableError("dynamodb", "PutItem", str(exc)) from exc
+            raise unavailable(exc, "dynamodb", "PutItem") from exc
 
     def _item(self, record: FileRecord, index: int | None) -> dict[str, Any]:
         item: dict[str, Any] = {

@@ -37,6 +37,7 @@ from connectors.errors import (
 from connectors.listing import Listing, ListingEntry
 from connectors.sftp import Session, SessionPool, classify
 from ingest.adapters.multipart import MIB, S3_MIN_PART_SIZE, MultipartUpload
+from ingest.adapters.sdk import error_code, is_not_found
 from ingest.shared.aio import Bridge
 from ingest.shared.backoff import Backoff
 
@@ -261,8 +262,7 @@ class TransferEngine:
         try:
             head = await self._bridge.run(self.s3.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if is_not_found(exc):
                 raise PermanentFileTransferError(
                     "SEND_FILE_NOT_FOUND", f"s3://{bucket}/{key} does not exist"
                 ) from exc
@@ -302,7 +302,7 @@ class TransferEngine:
         try:
             body = (await self._bridge.run(self.s3.get_object, **get))["Body"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             failure = {
                 "NoSuchKey": "SEND_FILE_NOT_FOUND",
                 "404": "SEND_FILE_NOT_FOUND",

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 
 from connectors.jobs import ConnectorApi, JobPorts, JobReport, load_jobs, run_jobs, settle
 from connectors.status import FileRecord, FileTransferStatus, StatusStore
-from ingest.errors import ConfigError, InvalidEventError, StorageUnavailableError
+from ingest.adapters.aws import DEFAULT_REGION
+from ingest.adapters.sdk import is_not_found, unavailable
+from ingest.errors import ConfigError, InvalidEventError
 from ingest.settings import REGION, SETTINGS, Required, read_env
+from ingest.shared.uris import parse_s3_uri
 
 #: Who moves the files: our asyncssh engine inside the function (builtin), or the Transfer
 #: Family service (managed). "local" is the old name of builtin, kept for deployed stacks.
@@ -52,7 +54,7 @@ class ConnectorSettings(BaseModel):
     #: by default the jobs file next to the feeds, in the landing bucket
     retrievals_uri: str = Field("", alias="RETRIEVALS_URI", validate_default=True)
     engine: Annotated[str, AfterValidator(_engine)] = Field(BUILTIN, alias="CONNECTOR_ENGINE")
-    region: str = Field("us-east-1", validation_alias=REGION)
+    region: str = Field(DEFAULT_REGION, validation_alias=REGION)
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
     endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
 
@@ -69,15 +71,16 @@ class ConnectorSettings(BaseModel):
 
 def read_jobs_file(s3: Any, uri: str) -> str | None:
     """The text of ``s3://bucket/key``, or None when there is no such file (no jobs)."""
-    parts = urlsplit(uri)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise ConfigError(f"RETRIEVALS_URI must be s3://bucket/key, got {uri!r}")
     try:
-        body = s3.get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        where = parse_s3_uri(uri)
+    except ValueError as exc:
+        raise ConfigError(f"RETRIEVALS_URI: {exc}") from None
+    try:
+        body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        if is_not_found(exc):
             return None
-        raise StorageUnavailableError("s3", "GetObject", str(exc)) from exc
+        raise unavailable(exc, "s3", "GetObject", uri) from exc
     return str(body.decode("utf-8"))
 
 

@@ -35,6 +35,7 @@ from ingest.cli.endpoints import (
 )
 from ingest.domain.feeds import load_feeds
 from ingest.errors import ConfigError
+from ingest.shared.uris import parse_s3_uri
 from ingest_local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
 from ingest_local.gateway import GatewayConfig, start_gateway
 from ingest_local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_writes
@@ -185,8 +186,8 @@ class LocalStack:
         }
         s3 = self.aws.shared_client("s3")
         for uri in sorted(uris):
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            s3.upload_file(str(feeds_file), bucket, key)
+            where = parse_s3_uri(uri)
+            s3.upload_file(str(feeds_file), where.bucket, where.key)
 
     def _start_gateway(self, resources: dict[str, str]) -> SftpEndpoint:
         # The gateway is asyncio; it gets its own loop thread so the stack stays synchronous.

@@ -21,13 +21,13 @@ from pydantic import (
     Field,
     PlainValidator,
     Strict,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
+from ingest.domain.config_files import EntryKind, entry_label, validate_entries
 from ingest.domain.feed_types import (
     DEFAULT_MAX_COMPRESSION_RATIO,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -312,6 +312,13 @@ _OPTIONS: dict[str, type[BaseModel]] = {
 # --- loading -------------------------------------------------------------------------------
 
 
+FEEDS = EntryKind(
+    list_key="feeds",
+    noun="feed",
+    duplicate="duplicate feed name (feeds #{first} and #{second})",
+)
+
+
 def load_feeds(path: str | Path) -> FeedSet:
     """Load and validate a feeds file."""
     p = Path(path)
@@ -332,36 +339,8 @@ def parse_feeds(text: str, *, source: str = "<feeds>") -> FeedSet:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=source) from exc
-    entries = doc.get("feeds") if isinstance(doc, dict) else None
-    problems: list[tuple[int, ConfigError]] = []
-    schema: _FeedsSchema | None = None
-    try:
-        schema = _FeedsSchema.model_validate(doc)
-    except ValidationError as exc:
-        problems = [_problem(error, entries, source) for error in exc.errors()]
-    problems += _duplicate_names(entries, source)
-    if schema is None or problems:
-        ordered = [problem for _, problem in sorted(problems, key=lambda p: p[0])]
-        raise ConfigError.collect(ordered, source=source)
+    schema = validate_entries(_FeedsSchema, doc, FEEDS, source, _problem)
     return FeedSet(feeds=tuple(feed.feed() for feed in schema.feeds), source=source)
-
-
-def _feed_name(raw: Any) -> str | None:
-    name = raw.get("name") if isinstance(raw, Mapping) else None
-    return name if isinstance(name, str) and name else None
-
-
-def _duplicate_names(entries: Any, source: str) -> list[tuple[int, ConfigError]]:
-    first: dict[str, int] = {}
-    found = []
-    for index, raw in enumerate(entries if isinstance(entries, list) else []):
-        name = _feed_name(raw)
-        if name in first:
-            message = f"duplicate feed name (feeds #{first[name] + 1} and #{index + 1})"
-            found.append((index, ConfigError(message, source=source, feed=name, field="name")))
-        elif name:
-            first[name] = index
-    return found
 
 
 def _problem(error: ErrorDetails, entries: Any, source: str) -> tuple[int, ConfigError]:
@@ -371,7 +350,7 @@ def _problem(error: ErrorDetails, entries: Any, source: str) -> tuple[int, Confi
         return -1, ConfigError("expected a top-level 'feeds:' list", source=source)
     index = int(loc[1])
     field, message = _locate(error, [str(part) for part in loc[2:]])
-    feed = _feed_name(entries[index]) or f"#{index + 1}"  # a feed without a usable name
+    feed = entry_label(entries, index)
     return index, ConfigError(message, source=source, feed=feed, field=field)
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from ingest.adapters.sdk import is_not_found
+
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
@@ -30,7 +32,7 @@ class Entry:
 
 
 def _is_missing(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound")
+    return is_not_found(exc)
 
 
 def head_file(s3: S3Client, bucket: str, key: str) -> Entry | None:

@@ -13,6 +13,8 @@ import asyncssh
 from botocore.exceptions import ClientError
 
 from ingest.adapters.partners import USER_NAME, USER_NOT_FOUND
+from ingest.adapters.sdk import error_code
+from ingest.shared.uris import parse_bucket_path
 from ingest_local.gateway.context import TransferUser
 from ingest_local.gateway.paths import LogicalRoot
 
@@ -34,10 +36,13 @@ def user_from_description(described: dict[str, Any], bucket: str) -> TransferUse
     ]
     if len(targets) != 1:
         raise ValueError(f"user {name!r}: needs exactly one mapping with Entry '/'")
-    target = targets[0].strip("/")
-    target_bucket, _, prefix = target.partition("/")
-    if target_bucket != bucket or not prefix:
+    try:
+        target = parse_bucket_path("/" + targets[0].strip("/"))
+    except ValueError:
+        target = None
+    if target is None or target.bucket != bucket:
         raise ValueError(f"user {name!r}: '/' must map to a prefix of /{bucket}/")
+    prefix = target.key
     keys = []
     for entry in described.get("SshPublicKeys") or []:
         try:
@@ -61,7 +66,7 @@ def describe_user(
     try:
         resp = transfer.describe_user(ServerId=server_id, UserName=username)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in USER_NOT_FOUND:
+        if error_code(exc) in USER_NOT_FOUND:
             return None
         raise
     return user_from_description(dict(resp["User"]), bucket)
