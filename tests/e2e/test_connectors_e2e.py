@@ -15,12 +15,71 @@ from stack_kit import RunningStack
 from support_aws import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional" / "connectors"))
-from connector_fixtures import start_sshd
+from connector_fixtures import SftpServer, start_sshd
 
 REPO = Path(__file__).resolve().parents[2]
 ORDERS = REPO / "fixtures" / "files" / "orders" / "orders-2026-11-01.csv"
 
 pytestmark = pytest.mark.slow
+
+
+def _create_connector(local_stack: RunningStack, srv: SftpServer, key_file: Path) -> str:
+    """``ingest connectors create`` against the stack, trusting the sshd's fingerprint."""
+    fingerprint = str(srv.host_keys[0].get_fingerprint("sha256"))
+    created = local_stack.ingest(
+        "connectors", "create", "--url", srv.url, "--user", "root",
+        "--private-key", str(key_file), "--trusted-host-key", fingerprint,
+    )  # fmt: skip
+    return created.stdout.strip()
+
+
+def _put_jobs_file(
+    local_stack: RunningStack, connector: str, outbox: Path, srv: SftpServer
+) -> None:
+    """The retrievals file: pull ``*.csv`` from the outbox, then move them to the root."""
+    jobs = (
+        "retrievals:\n"
+        f"  - name: pull-orders\n"
+        f"    connector_id: {connector}\n"
+        f"    remote_directory: {outbox}\n"
+        f"    pattern: '*.csv'\n"
+        f"    destination: inbound/pullpartner/orders\n"
+        f"    after_success: {{move_to: {srv.root}}}\n"
+    )
+    local_stack.client("s3").put_object(
+        Bucket=local_stack.resources["bucket"], Key="config/retrievals.yaml", Body=jobs.encode()
+    )
+
+
+def _schedule_event(path: Path) -> Path:
+    """The EventBridge Scheduled Event that runs the RetrieveFunction, written to ``path``."""
+    path.write_text(
+        json.dumps(
+            {
+                "version": "0",
+                "id": "e2e",
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": "2026-11-23T08:00:00Z",
+                "region": "us-east-1",
+                "resources": [],
+                "detail": {},
+            }
+        )
+    )
+    return path
+
+
+def _wait_for_status_function(local_stack: RunningStack) -> None:
+    """The engine's EventBridge event reached TransferStatusFunction through the rule."""
+    status_log = local_stack.state_dir / "logs" / "TransferStatusFunction.log"
+
+    def consumed() -> bool:
+        text = status_log.read_text() if status_log.exists() else ""
+        return "pulled-orders.csv" in text and "COMPLETED" in text
+
+    wait_for(consumed, timeout=60, what="TransferStatusFunction to consume the event")
 
 
 def test_scheduled_retrieval_lands_and_is_ingested(
@@ -36,41 +95,9 @@ def test_scheduled_retrieval_lands_and_is_ingested(
         shutil.copy(ORDERS, outbox / "pulled-orders.csv")
         (outbox / "notes.txt").write_text("not matched by the job's pattern")
 
-        fingerprint = str(srv.host_keys[0].get_fingerprint("sha256"))
-        created = local_stack.ingest(
-            "connectors", "create", "--url", srv.url, "--user", "root",
-            "--private-key", str(key_file), "--trusted-host-key", fingerprint,
-        )  # fmt: skip
-        connector = created.stdout.strip()
-        bucket = local_stack.resources["bucket"]
-        jobs = (
-            "retrievals:\n"
-            f"  - name: pull-orders\n"
-            f"    connector_id: {connector}\n"
-            f"    remote_directory: {outbox}\n"
-            f"    pattern: '*.csv'\n"
-            f"    destination: inbound/pullpartner/orders\n"
-            f"    after_success: {{move_to: {srv.root}}}\n"
-        )
-        local_stack.client("s3").put_object(
-            Bucket=bucket, Key="config/retrievals.yaml", Body=jobs.encode()
-        )
-        event = tmp_path / "schedule.json"
-        event.write_text(
-            json.dumps(
-                {
-                    "version": "0",
-                    "id": "e2e",
-                    "detail-type": "Scheduled Event",
-                    "source": "aws.events",
-                    "account": "123456789012",
-                    "time": "2026-11-23T08:00:00Z",
-                    "region": "us-east-1",
-                    "resources": [],
-                    "detail": {},
-                }
-            )
-        )
+        connector = _create_connector(local_stack, srv, key_file)
+        _put_jobs_file(local_stack, connector, outbox, srv)
+        event = _schedule_event(tmp_path / "schedule.json")
         run = local_stack.ingest("invoke", "RetrieveFunction", "-e", str(event), timeout=300)
         (report,) = json.loads(run.stdout)["jobs"]
         assert report["completed"] == [str(outbox / "pulled-orders.csv")], report
@@ -79,14 +106,7 @@ def test_scheduled_retrieval_lands_and_is_ingested(
         entry = local_stack.wait_for_file("inbound/pullpartner/orders/pulled-orders.csv")
         assert entry["status"] == "PROCESSED", entry
         assert entry["rows_ok"] == len(ORDERS.read_text().splitlines()) - 1
-        # the engine's EventBridge event reached TransferStatusFunction through the rule
-        status_log = local_stack.state_dir / "logs" / "TransferStatusFunction.log"
-
-        def consumed() -> bool:
-            text = status_log.read_text() if status_log.exists() else ""
-            return "pulled-orders.csv" in text and "COMPLETED" in text
-
-        wait_for(consumed, timeout=60, what="TransferStatusFunction to consume the event")
+        _wait_for_status_function(local_stack)
 
         # moved out of the outbox after success; the unmatched file stays
         assert sorted(p.name for p in outbox.iterdir()) == ["notes.txt"]

@@ -119,31 +119,25 @@ class SftpServer:
         return [" ".join(k.export_public_key().decode().split()[:2]) for k in self.host_keys]
 
 
-def start_sshd(
-    workdir: Path, client_key: asyncssh.SSHKey, *, key_types: tuple[str, ...] = ("ed25519",)
-) -> SftpServer:
-    """Debian's OpenSSH sshd as a subprocess with a generated config (non-root-safe options)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir (as root)
-    host_keys = []
-    lines = []
+def _host_keys(workdir: Path, key_types: tuple[str, ...]) -> list[tuple[Path, asyncssh.SSHKey]]:
+    """A new host key of each type, by ssh-keygen: its file and its public key."""
+    keys = []
     for kind in key_types:
         path = workdir / f"ssh_host_{kind}_key"
         subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(path)], check=True)
-        host_keys.append(asyncssh.read_public_key(str(path) + ".pub"))
-        lines.append(f"HostKey {path}")
-    auth = workdir / "authorized_keys"
-    auth.write_text(client_key.export_public_key().decode())
-    root = workdir / "remote"
-    root.mkdir()
-    port = free_port()
+        keys.append((path, asyncssh.read_public_key(str(path) + ".pub")))
+    return keys
+
+
+def _sshd_config(workdir: Path, port: int, host_key_files: list[Path], auth: Path) -> Path:
+    """An sshd_config a non-root user can run: public-key logins only, internal-sftp."""
     cfg = workdir / "sshd_config"
     cfg.write_text(
         "\n".join(
             [
                 f"Port {port}",
                 "ListenAddress 127.0.0.1",
-                *lines,
+                *(f"HostKey {path}" for path in host_key_files),
                 f"PidFile {workdir / 'sshd.pid'}",
                 f"AuthorizedKeysFile {auth}",
                 "StrictModes no",
@@ -160,13 +154,10 @@ def start_sshd(
             ]
         )
     )
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(cfg), "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    wait_for_port(port, proc)
+    return cfg
 
+
+def _stopper(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
     def stop() -> None:
         proc.terminate()
         try:
@@ -174,14 +165,36 @@ def start_sshd(
         except subprocess.TimeoutExpired:
             proc.kill()
 
+    return stop
+
+
+def start_sshd(
+    workdir: Path, client_key: asyncssh.SSHKey, *, key_types: tuple[str, ...] = ("ed25519",)
+) -> SftpServer:
+    """Debian's OpenSSH sshd as a subprocess with a generated config (non-root-safe options)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir (as root)
+    host_keys = _host_keys(workdir, key_types)
+    auth = workdir / "authorized_keys"
+    auth.write_text(client_key.export_public_key().decode())
+    root = workdir / "remote"
+    root.mkdir()
+    port = free_port()
+    cfg = _sshd_config(workdir, port, [path for path, _ in host_keys], auth)
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(cfg), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_port(port, proc)
     return SftpServer(
         host="127.0.0.1",
         port=port,
-        host_keys=host_keys,
+        host_keys=[key for _, key in host_keys],
         root=root,
         kind="openssh",
         path_of=lambda rel: str(root / rel.lstrip("/")),
-        stop=stop,
+        stop=_stopper(proc),
         pid=proc.pid,
     )
 
@@ -319,7 +332,7 @@ def capture_events(aws: Aws, detail_type_prefix: str) -> str:
 def drain(aws: Aws, queue_url: str) -> list[dict[str, Any]]:
     """Every event delivered to the queue so far."""
     sqs = aws.target.client("sqs")
-    out = []
+    out: list[dict[str, Any]] = []
     while True:
         msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not msgs:

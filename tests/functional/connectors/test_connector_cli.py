@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncssh
 import boto3
 import pytest
-from connector_fixtures import start_sshd
+from connector_fixtures import SftpServer, start_sshd
 from moto.server import ThreadedMotoServer
 from support_aws import create_pk_sk_table
 
@@ -76,6 +76,153 @@ def ingest(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
+def _scan_fingerprint(srv: SftpServer) -> str:
+    """``scan`` reports the server's host key fingerprint; that fingerprint."""
+    scan = ingest("scan", f"127.0.0.1:{srv.port}", "--json")
+    assert scan.returncode == 0, scan.stderr
+    scanned = json.loads(scan.stdout)
+    assert [s["sha256"] for s in scanned] == [str(srv.host_keys[0].get_fingerprint("sha256"))]
+    return str(scanned[0]["sha256"])
+
+
+def _create(sd: list[str], srv: SftpServer, key_file: Path, fingerprint: str) -> str:
+    """``create`` refuses a bad trusted host key, then (the real console script) prints the new
+    connector's id; that id."""
+    bad = ingest(
+        "create",
+        *sd,
+        "--url",
+        srv.url,
+        "--user",
+        "root",
+        "--private-key",
+        str(key_file),
+        "--trusted-host-key",
+        "SHA256:not-a-fingerprint",
+    )
+    assert bad.returncode == 2 and "not a public key" in bad.stderr
+
+    created = ingest_subprocess(
+        "create",
+        *sd,
+        "--url",
+        srv.url,
+        "--user",
+        "root",
+        "--private-key",
+        str(key_file),
+        "--trusted-host-key",
+        fingerprint,
+        "--max-connections",
+        "2",
+    )
+    assert created.returncode == 0, created.stderr
+    connector = created.stdout.strip()
+    assert connector.startswith("c-") and len(connector) == 19
+    return connector
+
+
+def _check_list_describe_test(sd: list[str], connector: str, fingerprint: str) -> None:
+    listed = ingest("list", *sd, "--json")
+    assert [c["ConnectorId"] for c in json.loads(listed.stdout)] == [connector]
+    described = json.loads(ingest("describe", *sd, connector).stdout)
+    assert described["trusted_host_keys"] == [fingerprint]
+    assert described["max_concurrent_connections"] == 2
+    assert "PrivateKey" not in json.dumps(described)
+
+    tested = ingest("test", *sd, connector)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert json.loads(tested.stdout)["Status"] == "OK"
+
+
+def _check_retrieve_and_results(sd: list[str], srv: SftpServer, connector: str) -> None:
+    """A retrieve with one missing file exits 1; ``results`` tells each file's outcome."""
+    moved = ingest(
+        "transfer",
+        *sd,
+        connector,
+        "--retrieve",
+        srv.path_of("out/a.csv"),
+        srv.path_of("out/missing.csv"),
+        "--to",
+        f"/{BUCKET}/inbound/acme/orders",
+    )
+    assert moved.returncode == 1  # one file failed
+    transfer_id = moved.stdout.strip()
+    assert "RETRIEVE_FILE_NOT_FOUND" in moved.stderr
+    assert "a.csv" in moved.stderr  # the progress line of the completed file
+
+    results = ingest("results", *sd, connector, transfer_id, "--json")
+    assert results.returncode == 0, results.stderr
+    assert json.loads(results.stdout) == [
+        {
+            "FilePath": srv.path_of("out/a.csv"),
+            "StatusCode": "COMPLETED",
+            "FailureCode": None,
+            "FailureMessage": None,
+        },
+        {
+            "FilePath": srv.path_of("out/missing.csv"),
+            "StatusCode": "FAILED",
+            "FailureCode": "RETRIEVE_FILE_NOT_FOUND",
+            "FailureMessage": json.loads(results.stdout)[1]["FailureMessage"],
+        },
+    ]
+
+
+def _check_send(sd: list[str], srv: SftpServer, connector: str) -> None:
+    """A send to a missing remote directory fails; once it exists, the file arrives."""
+    send = [
+        "transfer",
+        *sd,
+        connector,
+        "--send",
+        f"/{BUCKET}/inbound/acme/orders/a.csv",
+        "--remote-dir",
+        srv.path_of("out/back"),
+    ]
+    ok = ingest(*send)
+    assert ok.returncode == 1 and "REMOTE_DIRECTORY_NOT_FOUND" in ok.stderr
+    (srv.root / "out" / "back").mkdir()
+    ok = ingest(*send, "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert (srv.root / "out" / "back" / "a.csv").read_text() == "id\n1\n"
+
+
+def _check_listing(sd: list[str], srv: SftpServer, connector: str) -> None:
+    listing = ingest(
+        "listing",
+        *sd,
+        connector,
+        "--remote-dir",
+        srv.path_of("out"),
+        "--to",
+        f"/{BUCKET}/listings",
+    )
+    assert listing.returncode == 0, listing.stderr
+    data = json.loads(listing.stdout)
+    assert [f["filePath"] for f in data["files"]] == [srv.path_of("out/a.csv")]
+    assert data["paths"] == [{"path": srv.path_of("out/back")}]
+
+
+def _check_eleven_refused_and_delete(sd: list[str], connector: str) -> None:
+    eleven = ingest(
+        "transfer",
+        *sd,
+        connector,
+        "--retrieve",
+        *[f"/f{i}" for i in range(11)],
+        "--to",
+        f"/{BUCKET}/x",
+    )
+    assert eleven.returncode == 2 and "1 to 10 paths" in eleven.stderr
+
+    assert ingest("delete", *sd, connector).returncode == 0
+    assert json.loads(ingest("list", *sd, "--json").stdout) == []
+    gone = ingest("describe", *sd, connector)
+    assert gone.returncode == 2 and "does not exist" in gone.stderr
+
+
 def test_operator_flow_create_scan_transfer_results(state_dir: Path, tmp_path: Path) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     key_file = tmp_path / "id_partner"
@@ -86,138 +233,12 @@ def test_operator_flow_create_scan_transfer_results(state_dir: Path, tmp_path: P
         (srv.root / "out" / "a.csv").write_text("id\n1\n")
         sd = ["--state-dir", str(state_dir)]
 
-        scan = ingest("scan", f"127.0.0.1:{srv.port}", "--json")
-        assert scan.returncode == 0, scan.stderr
-        scanned = json.loads(scan.stdout)
-        assert [s["sha256"] for s in scanned] == [str(srv.host_keys[0].get_fingerprint("sha256"))]
-
-        bad = ingest(
-            "create",
-            *sd,
-            "--url",
-            srv.url,
-            "--user",
-            "root",
-            "--private-key",
-            str(key_file),
-            "--trusted-host-key",
-            "SHA256:not-a-fingerprint",
-        )
-        assert bad.returncode == 2 and "not a public key" in bad.stderr
-
-        created = ingest_subprocess(
-            "create",
-            *sd,
-            "--url",
-            srv.url,
-            "--user",
-            "root",
-            "--private-key",
-            str(key_file),
-            "--trusted-host-key",
-            scanned[0]["sha256"],
-            "--max-connections",
-            "2",
-        )
-        assert created.returncode == 0, created.stderr
-        connector = created.stdout.strip()
-        assert connector.startswith("c-") and len(connector) == 19
-
-        listed = ingest("list", *sd, "--json")
-        assert [c["ConnectorId"] for c in json.loads(listed.stdout)] == [connector]
-        described = json.loads(ingest("describe", *sd, connector).stdout)
-        assert described["trusted_host_keys"] == [scanned[0]["sha256"]]
-        assert described["max_concurrent_connections"] == 2
-        assert "PrivateKey" not in json.dumps(described)
-
-        tested = ingest("test", *sd, connector)
-        assert tested.returncode == 0, tested.stdout + tested.stderr
-        assert json.loads(tested.stdout)["Status"] == "OK"
-
-        moved = ingest(
-            "transfer",
-            *sd,
-            connector,
-            "--retrieve",
-            srv.path_of("out/a.csv"),
-            srv.path_of("out/missing.csv"),
-            "--to",
-            f"/{BUCKET}/inbound/acme/orders",
-        )
-        assert moved.returncode == 1  # one file failed
-        transfer_id = moved.stdout.strip()
-        assert "RETRIEVE_FILE_NOT_FOUND" in moved.stderr
-        assert "a.csv" in moved.stderr  # the progress line of the completed file
-
-        results = ingest("results", *sd, connector, transfer_id, "--json")
-        assert results.returncode == 0, results.stderr
-        assert json.loads(results.stdout) == [
-            {
-                "FilePath": srv.path_of("out/a.csv"),
-                "StatusCode": "COMPLETED",
-                "FailureCode": None,
-                "FailureMessage": None,
-            },
-            {
-                "FilePath": srv.path_of("out/missing.csv"),
-                "StatusCode": "FAILED",
-                "FailureCode": "RETRIEVE_FILE_NOT_FOUND",
-                "FailureMessage": json.loads(results.stdout)[1]["FailureMessage"],
-            },
-        ]
-
-        ok = ingest(
-            "transfer",
-            *sd,
-            connector,
-            "--send",
-            f"/{BUCKET}/inbound/acme/orders/a.csv",
-            "--remote-dir",
-            srv.path_of("out/back"),
-        )
-        assert ok.returncode == 1 and "REMOTE_DIRECTORY_NOT_FOUND" in ok.stderr
-        (srv.root / "out" / "back").mkdir()
-        ok = ingest(
-            "transfer",
-            *sd,
-            connector,
-            "--send",
-            f"/{BUCKET}/inbound/acme/orders/a.csv",
-            "--remote-dir",
-            srv.path_of("out/back"),
-            "--quiet",
-        )
-        assert ok.returncode == 0, ok.stderr
-        assert (srv.root / "out" / "back" / "a.csv").read_text() == "id\n1\n"
-
-        listing = ingest(
-            "listing",
-            *sd,
-            connector,
-            "--remote-dir",
-            srv.path_of("out"),
-            "--to",
-            f"/{BUCKET}/listings",
-        )
-        assert listing.returncode == 0, listing.stderr
-        data = json.loads(listing.stdout)
-        assert [f["filePath"] for f in data["files"]] == [srv.path_of("out/a.csv")]
-        assert data["paths"] == [{"path": srv.path_of("out/back")}]
-
-        eleven = ingest(
-            "transfer",
-            *sd,
-            connector,
-            "--retrieve",
-            *[f"/f{i}" for i in range(11)],
-            "--to",
-            f"/{BUCKET}/x",
-        )
-        assert eleven.returncode == 2 and "1 to 10 paths" in eleven.stderr
-
-        assert ingest("delete", *sd, connector).returncode == 0
-        assert json.loads(ingest("list", *sd, "--json").stdout) == []
-        gone = ingest("describe", *sd, connector)
-        assert gone.returncode == 2 and "does not exist" in gone.stderr
+        fingerprint = _scan_fingerprint(srv)
+        connector = _create(sd, srv, key_file, fingerprint)
+        _check_list_describe_test(sd, connector, fingerprint)
+        _check_retrieve_and_results(sd, srv, connector)
+        _check_send(sd, srv, connector)
+        _check_listing(sd, srv, connector)
+        _check_eleven_refused_and_delete(sd, connector)
     finally:
         srv.stop()

@@ -197,22 +197,26 @@ def test_bad_jobs_files_name_the_job_and_field(text: str, message: str) -> None:
     assert "s3://b/config/retrievals.yaml" in str(info.value)
 
 
-def test_status_records_carry_every_aws_field_and_feed_the_status_function(
-    aws: Aws,
-    server: SftpServer,
-    client_key: asyncssh.SSHKey,
-    service: BuiltinConnectorService,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    queue_url = capture_events(aws, "SFTP Connector File ")
-    (server.root / "ok.csv").write_text("id\n1\n")
-    connector = make_connector(aws, server, client_key)
-    paths = [server.path_of("ok.csv"), server.path_of("gone.csv")]
-    transfer_id = service.start_file_transfer(
-        ConnectorId=connector, RetrieveFilePaths=paths, LocalDirectoryPath=f"/{BUCKET}/inbound/x"
-    )["TransferId"]
+#: The detail fields of AWS's "SFTP Connector File …" EventBridge events.
+FILE_EVENT_DETAIL_FIELDS = (
+    "operation",
+    "connector-id",
+    "transfer-id",
+    "file-transfer-id",
+    "url",
+    "file-path",
+    "status-code",
+    "start-timestamp",
+    "end-timestamp",
+    "local-directory-path",
+    "bytes",
+)
 
-    # CloudWatch Logs: one JSON event per file, with every field of AWS's connector logs
+
+def _assert_logged_records(
+    aws: Aws, server: SftpServer, connector: str, transfer_id: str, paths: list[str]
+) -> None:
+    """CloudWatch Logs: one JSON event per file, with every field of AWS's connector logs."""
     group = f"/aws/transfer/{connector}"
     logged = [
         json.loads(e["message"]) for e in aws.logs.filter_log_events(logGroupName=group)["events"]
@@ -231,7 +235,9 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     done = next(e for e in logged if e["status-code"] == "COMPLETED")
     assert done["bytes"] == 5 and "failure-code" not in done
 
-    # EventBridge: AWS's detail-types and detail fields
+
+def _completed_event(aws: Aws, queue_url: str) -> dict[str, Any]:
+    """EventBridge: AWS's detail-types and detail fields; the event of the completed file."""
     events = drain(aws, queue_url)
     assert sorted(e["detail-type"] for e in events) == [
         "SFTP Connector File Retrieve Completed",
@@ -239,19 +245,7 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     ]
     for e in events:
         detail = e["detail"]
-        for name in (
-            "operation",
-            "connector-id",
-            "transfer-id",
-            "file-transfer-id",
-            "url",
-            "file-path",
-            "status-code",
-            "start-timestamp",
-            "end-timestamp",
-            "local-directory-path",
-            "bytes",
-        ):
+        for name in FILE_EVENT_DETAIL_FIELDS:
             assert name in detail, (name, detail)
     completed = next(e for e in events if e["detail"]["status-code"] == "COMPLETED")
     assert completed["detail"]["local-file-location"] == {
@@ -259,6 +253,26 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
         "bucket": BUCKET,
         "key": "inbound/x/ok.csv",
     }
+    return completed
+
+
+def test_status_records_carry_every_aws_field_and_feed_the_status_function(
+    aws: Aws,
+    server: SftpServer,
+    client_key: asyncssh.SSHKey,
+    service: BuiltinConnectorService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue_url = capture_events(aws, "SFTP Connector File ")
+    (server.root / "ok.csv").write_text("id\n1\n")
+    connector = make_connector(aws, server, client_key)
+    paths = [server.path_of("ok.csv"), server.path_of("gone.csv")]
+    transfer_id = service.start_file_transfer(
+        ConnectorId=connector, RetrieveFilePaths=paths, LocalDirectoryPath=f"/{BUCKET}/inbound/x"
+    )["TransferId"]
+
+    _assert_logged_records(aws, server, connector, transfer_id, paths)
+    completed = _completed_event(aws, queue_url)
 
     # the transfer-status function consumes the real event into the ledger
     for name, value in {
@@ -269,16 +283,11 @@ def test_status_records_carry_every_aws_field_and_feed_the_status_function(
     }.items():
         monkeypatch.setenv(name, value)
     handler = load_handler("lambdas.transfer_status.handler")
-    aws.ddb.delete_item(
-        TableName=LEDGER,
-        Key={"pk": {"S": f"TRANSFER#{transfer_id}"}, "sk": {"S": f"FILE#{paths[0]}"}},
-    )
+    file_key = {"pk": {"S": f"TRANSFER#{transfer_id}"}, "sk": {"S": f"FILE#{paths[0]}"}}
+    aws.ddb.delete_item(TableName=LEDGER, Key=file_key)
     out = handler(completed, LambdaContext(function_name="TransferStatusFunction"))
     assert out["status-code"] == "COMPLETED" and out["settled"] is False  # a manual transfer
-    item = aws.ddb.get_item(
-        TableName=LEDGER,
-        Key={"pk": {"S": f"TRANSFER#{transfer_id}"}, "sk": {"S": f"FILE#{paths[0]}"}},
-    )["Item"]
+    item = aws.ddb.get_item(TableName=LEDGER, Key=file_key)["Item"]
     assert item["status"]["S"] == "COMPLETED" and item["connector_id"]["S"] == connector
 
 

@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,46 @@ def test_eleven_paths_are_refused(
     assert aws.s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
 
+def _read_listing(aws: Aws, out: dict[str, Any]) -> dict[str, Any]:
+    """The listing file a StartDirectoryListing wrote under ``/BUCKET/listings``."""
+    body = aws.s3.get_object(Bucket=BUCKET, Key=f"listings/{out['OutputFileName']}")["Body"]
+    return dict(json.loads(body.read()))
+
+
+def _assert_listing_events(
+    events: dict[str, dict[str, Any]],
+    *,
+    server: SftpServer,
+    connector: str,
+    done_listing: dict[str, Any],
+    truncated_listing: dict[str, Any],
+    failure_code: str,
+) -> None:
+    """The three listings' EventBridge events carry AWS's directory-listing fields."""
+    assert len(events) == 3
+    done = events[done_listing["ListingId"]]
+    assert done["detail-type"] == "SFTP Connector Directory Listing Completed"
+    assert done["detail"]["status-code"] == "COMPLETED"
+    assert done["detail"]["item-count"] == 3
+    assert done["detail"]["truncated"] is False
+    assert done["detail"]["output-file-location"] == {
+        "domain": "S3",
+        "bucket": BUCKET,
+        "key": f"listings/{done_listing['OutputFileName']}",
+    }
+    assert done["detail"]["remote-directory-path"] == server.path_of("drop")
+    assert done["detail"]["output-directory-path"] == f"/{BUCKET}/listings"
+    assert done["detail"]["connector-id"] == connector
+    assert done["detail"]["url"].startswith("sftp://")
+    assert done["detail"]["max-items"] == 1000  # the default, as AWS's
+    assert {"start-timestamp", "end-timestamp"} <= set(done["detail"])
+    assert events[truncated_listing["ListingId"]]["detail"]["truncated"] is True
+    failed = [e for e in events.values() if e["detail"]["status-code"] == "FAILED"]
+    assert [e["detail-type"] for e in failed] == ["SFTP Connector Directory Listing Failed"]
+    assert failed[0]["detail"]["failure-code"] == failure_code
+    assert failed[0]["detail"]["failure-message"]
+
+
 def test_directory_listing_in_aws_format(
     aws: Aws, server: SftpServer, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
 ) -> None:
@@ -132,8 +174,7 @@ def test_directory_listing_in_aws_format(
         OutputDirectoryPath=f"/{BUCKET}/listings",
     )
     assert out["OutputFileName"] == f"{connector}-{out['ListingId']}.json"
-    body = aws.s3.get_object(Bucket=BUCKET, Key=f"listings/{out['OutputFileName']}")["Body"]
-    listing = json.loads(body.read())
+    listing = _read_listing(aws, out)
     assert listing["truncated"] is False
     assert listing["paths"] == [{"path": server.path_of("drop/archive")}]
     assert listing["files"][0] == {
@@ -149,8 +190,7 @@ def test_directory_listing_in_aws_format(
         OutputDirectoryPath=f"/{BUCKET}/listings",
         MaxItems=1,
     )
-    body = aws.s3.get_object(Bucket=BUCKET, Key=f"listings/{small['OutputFileName']}")["Body"]
-    assert json.loads(body.read())["truncated"] is True
+    assert _read_listing(aws, small)["truncated"] is True
     with pytest.raises(FileTransferError) as missing:
         service.start_directory_listing(
             ConnectorId=connector,
@@ -159,29 +199,14 @@ def test_directory_listing_in_aws_format(
         )
 
     # each listing's outcome is an EventBridge event with AWS's directory-listing fields
-    events = {e["detail"]["listing-id"]: e for e in drain(aws, queue)}
-    assert len(events) == 3
-    done = events[out["ListingId"]]
-    assert done["detail-type"] == "SFTP Connector Directory Listing Completed"
-    assert done["detail"]["status-code"] == "COMPLETED"
-    assert done["detail"]["item-count"] == 3
-    assert done["detail"]["truncated"] is False
-    assert done["detail"]["output-file-location"] == {
-        "domain": "S3",
-        "bucket": BUCKET,
-        "key": f"listings/{out['OutputFileName']}",
-    }
-    assert done["detail"]["remote-directory-path"] == server.path_of("drop")
-    assert done["detail"]["output-directory-path"] == f"/{BUCKET}/listings"
-    assert done["detail"]["connector-id"] == connector
-    assert done["detail"]["url"].startswith("sftp://")
-    assert done["detail"]["max-items"] == 1000  # the default, as AWS's
-    assert {"start-timestamp", "end-timestamp"} <= set(done["detail"])
-    assert events[small["ListingId"]]["detail"]["truncated"] is True
-    failed = [e for e in events.values() if e["detail"]["status-code"] == "FAILED"]
-    assert [e["detail-type"] for e in failed] == ["SFTP Connector Directory Listing Failed"]
-    assert failed[0]["detail"]["failure-code"] == missing.value.failure_code
-    assert failed[0]["detail"]["failure-message"]
+    _assert_listing_events(
+        {e["detail"]["listing-id"]: e for e in drain(aws, queue)},
+        server=server,
+        connector=connector,
+        done_listing=out,
+        truncated_listing=small,
+        failure_code=missing.value.failure_code,
+    )
 
 
 def test_test_connection_reports_the_host_key(
@@ -213,11 +238,12 @@ def test_after_success_remote_move_and_delete(
     ]
 
 
-def test_connections_stay_within_max_concurrent_connections(
-    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
-) -> None:
-    """Ten files, MaxConcurrentConnections=2: never more than two SSH connections, reused,
-    also when the connector's first calls arrive at once (as a scheduled run makes them)."""
+@contextmanager
+def _counting_sftp_server(
+    root: Path, client_key: asyncssh.SSHKey
+) -> Iterator[tuple[SftpServer, dict[str, int]]]:
+    """An asyncssh SFTP server serving ``root`` that counts its SSH connections: how many are
+    open ``now``, the ``peak`` of that, and the ``total`` ever made."""
     lock = threading.Lock()
     live = {"now": 0, "peak": 0, "total": 0}
 
@@ -232,10 +258,6 @@ def test_connections_stay_within_max_concurrent_connections(
             with lock:
                 live["now"] -= 1
 
-    root = tmp_path / "root"
-    root.mkdir()
-    for i in range(10):
-        (root / f"f{i}.csv").write_bytes(os.urandom(50_000))
     key = asyncssh.generate_private_key("ssh-ed25519")
     loop = LoopThread()
 
@@ -253,7 +275,22 @@ def test_connections_stay_within_max_concurrent_connections(
 
     listener = loop.run(listen())
     try:
-        srv = SftpServer("127.0.0.1", listener.get_port(), [key], root, "asyncssh")
+        yield SftpServer("127.0.0.1", listener.get_port(), [key], root, "asyncssh"), live
+    finally:
+        listener.close()
+        loop.close()
+
+
+def test_connections_stay_within_max_concurrent_connections(
+    aws: Aws, tmp_path: Path, client_key: asyncssh.SSHKey, service: BuiltinConnectorService
+) -> None:
+    """Ten files, MaxConcurrentConnections=2: never more than two SSH connections, reused,
+    also when the connector's first calls arrive at once (as a scheduled run makes them)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for i in range(10):
+        (root / f"f{i}.csv").write_bytes(os.urandom(50_000))
+    with _counting_sftp_server(root, client_key) as (srv, live):
         connector = make_connector(aws, srv, client_key, max_connections=2)
         with ThreadPoolExecutor(max_workers=5) as pool:
             transfer_ids = list(
@@ -269,9 +306,6 @@ def test_connections_stay_within_max_concurrent_connections(
         again = service.start_file_transfer(
             ConnectorId=connector, RetrieveFilePaths=["/f0.csv"], LocalDirectoryPath=f"/{BUCKET}/x"
         )["TransferId"]
-    finally:
-        listener.close()
-        loop.close()
     for transfer_id in transfer_ids:
         results = service.list_file_transfer_results(ConnectorId=connector, TransferId=transfer_id)
         assert {r["StatusCode"] for r in results["FileTransferResults"]} == {"COMPLETED"}
