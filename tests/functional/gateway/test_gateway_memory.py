@@ -65,6 +65,96 @@ def gateway_process(world: AwsWorld, tmp_path: Path) -> Iterator[dict[str, objec
     proc.wait(30)
 
 
+class PeakRss:
+    """A process's RSS, sampled every 20 ms on a thread while in the ``with`` block: the
+    ``baseline`` when made, and the ``peak``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.baseline = rss(pid)
+        self.peak = self.baseline
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._sampler.join()
+
+
+def write_random(path: Path, size: int) -> str:
+    """``size`` bytes of one random MiB repeated, written to ``path``; their SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("wb") as fh:
+        block = os.urandom(MIB)
+        written = 0
+        while written < size:
+            piece = block[: min(MIB, size - written)]
+            fh.write(piece)
+            digest.update(piece)
+            written += len(piece)
+    return digest.hexdigest()
+
+
+def gateway_known_hosts(path: Path, port: int, state: Path) -> Path:
+    """A known_hosts file trusting the gateway's two host keys (from its state dir)."""
+    path.write_text(
+        "".join(
+            f"[127.0.0.1]:{port} {(state / f'{n}.pub').read_text().strip()}\n"
+            for n in ("ssh_host_ed25519_key", "ssh_host_rsa_key")
+        )
+    )
+    return path
+
+
+def openssh_put(
+    port: int, partner: PartnerKeys, known: Path, src: Path, dst: str
+) -> subprocess.CompletedProcess[str]:
+    """OpenSSH ``sftp -b -`` ``put src dst`` as the partner, host key checked."""
+    return subprocess.run(
+        [
+            "sftp",
+            "-b",
+            "-",
+            "-P",
+            str(port),
+            "-i",
+            str(partner.private_path),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            f"{partner.name}@127.0.0.1",
+        ],
+        input=f"put {src} {dst}\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def s3_sha256(world: AwsWorld, key: str) -> str:
+    """The SHA-256 of an object in the landing bucket, read 8 MiB at a time."""
+    got = hashlib.sha256()
+    body = world.client("s3").get_object(Bucket=world.bucket, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(8 * MIB), b""):
+        got.update(chunk)
+    return got.hexdigest()
+
+
 @pytest.mark.slow
 def test_200mb_upload_with_bounded_gateway_memory(
     gateway_process: dict[str, object],
@@ -74,68 +164,16 @@ def test_200mb_upload_with_bounded_gateway_memory(
 ) -> None:
     partner = make_partner("bulk")
     src = tmp_path / "bulk.csv"
-    digest = hashlib.sha256()
-    with src.open("wb") as fh:
-        block = os.urandom(MIB)
-        written = 0
-        while written < SIZE:
-            piece = block[: min(MIB, SIZE - written)]
-            fh.write(piece)
-            digest.update(piece)
-            written += len(piece)
+    digest = write_random(src, SIZE)
     port = int(str(gateway_process["port"]))
     state = Path(str(gateway_process["state"]))
-    known = tmp_path / "known_hosts"
-    known.write_text(
-        "".join(
-            f"[127.0.0.1]:{port} {(state / f'{n}.pub').read_text().strip()}\n"
-            for n in ("ssh_host_ed25519_key", "ssh_host_rsa_key")
-        )
-    )
+    known = gateway_known_hosts(tmp_path / "known_hosts", port, state)
     pid = int(str(gateway_process["pid"]))
     time.sleep(0.5)
-    baseline = rss(pid)
-    peak = baseline
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, rss(pid))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        proc = subprocess.run(
-            [
-                "sftp",
-                "-b",
-                "-",
-                "-P",
-                str(port),
-                "-i",
-                str(partner.private_path),
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                f"UserKnownHostsFile={known}",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "BatchMode=yes",
-                "bulk@127.0.0.1",
-            ],
-            input=f"put {src} bulk.csv\n",
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    finally:
-        done.set()
-        sampler.join()
+    with PeakRss(pid) as sampled:
+        proc = openssh_put(port, partner, known, src, "bulk.csv")
     assert proc.returncode == 0, proc.stderr
+    baseline, peak = sampled.baseline, sampled.peak
     growth = peak - baseline
     print(
         f"gateway RSS: baseline {baseline / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB, "
@@ -143,11 +181,7 @@ def test_200mb_upload_with_bounded_gateway_memory(
     )
     assert growth <= RSS_LIMIT
 
-    got = hashlib.sha256()
-    body = world.client("s3").get_object(Bucket=world.bucket, Key="inbound/bulk/bulk.csv")["Body"]
-    for chunk in iter(lambda: body.read(8 * MIB), b""):
-        got.update(chunk)
-    assert got.hexdigest() == digest.hexdigest()
+    assert s3_sha256(world, "inbound/bulk/bulk.csv") == digest
 
 
 @pytest.mark.slow
