@@ -55,7 +55,13 @@ def test_package_holds_only_runtime_code_and_every_handler_imports(tmp_path: Pat
         assert forbidden not in top, forbidden
     for emulator in EMULATOR_PACKAGES:
         assert emulator not in top, f"{emulator} is not runtime code"
-    assert not list(art.rglob("__pycache__"))
+    # bytecode only as the functions' Python makes it (here: this interpreter's), never a
+    # stale copy from the working tree
+    tag = sys.implementation.cache_tag
+    pycs = list(art.rglob("*.pyc"))
+    assert pycs, "the package ships bytecode"
+    assert {p.name.split(".")[-2] for p in pycs} == {tag}, "only this Python's .pyc"
+    assert (art / "ingest" / "usecases" / "__pycache__" / f"processor.{tag}.pyc").exists()
 
     # Import every handler with nothing on the path but the package, the runtime's own
     # packages and the standard library: no site-packages, so no moto or sam-translator.
