@@ -83,6 +83,14 @@ def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     status = next(f for f in local_stack.status() if f["key"] == key)
     assert (status["status"], status["rows_ok"]) == ("PROCESSED", 3)
 
+    # the same file sent again after the cut-off: a duplicate of what is there, never stuck
+    with paramiko_session(local_stack, name, key_file) as sftp:
+        with sftp.open("orders/victim.csv", "wb") as fh:
+            fh.write(data)
+    again = local_stack.wait_for_file(key)
+    assert (again["status"], again["rows_ok"], again["etag"]) == ("PROCESSED", 3, done["etag"])
+    assert count_records(local_stack, key) == 3
+
 
 def processed_anew(ledger: Ledger, key: str, previous: str | None) -> Any:
     """The entry once an ingestion other than ``previous`` is PROCESSED, else None."""
