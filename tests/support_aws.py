@@ -51,7 +51,8 @@ def fake_aws_env(monkeypatch: Any, region: str = "us-east-1") -> None:
         "POWERTOOLS_SERVICE_NAME": "tests",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def s3_crc32(data: bytes, part_size: int | None = None) -> str:

@@ -14,11 +14,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import boto3
+import paramiko
 from support_aws import wait_for
 
 from ingest.adapters.ledger import Ledger
@@ -133,6 +137,29 @@ class RunningStack:
         if check and proc.returncode != 0:
             raise AssertionError(f"sftp exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
+
+    @contextmanager
+    def paramiko_sftp(self, user: str, key: Path) -> Iterator[Any]:
+        """A paramiko SFTP session that checks the gateway's ed25519 host key against
+        known_hosts; the connection is closed (abruptly, for open files) at the end."""
+        host_keys = [
+            asyncssh.import_public_key(line.split(maxsplit=1)[1])
+            for line in self.known_hosts.read_text().splitlines()
+            if line.strip()
+        ]
+        ed25519 = next(k for k in host_keys if k.get_algorithm() == "ssh-ed25519")
+        transport = paramiko.Transport((self.endpoints["sftp"]["host"], self.sftp_port))
+        transport.connect(
+            hostkey=paramiko.Ed25519Key(data=ed25519.public_data),
+            username=user,
+            pkey=paramiko.Ed25519Key.from_private_key_file(str(key)),
+        )
+        try:
+            sftp = paramiko.SFTPClient.from_transport(transport)
+            assert sftp is not None
+            yield sftp
+        finally:
+            transport.close()
 
     def status(self) -> list[dict[str, Any]]:
         """``ingest status --json``."""

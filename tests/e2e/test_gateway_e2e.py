@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import asyncssh
-import paramiko
 import pytest
 from stack_kit import RunningStack
 from support_aws import wait_for
@@ -98,28 +97,12 @@ def test_openssh_sftp_uploads_become_exact_records(
 def test_paramiko_uploads_become_exact_records(local_stack: RunningStack, tmp_path: Path) -> None:
     key = partner(local_stack, "gw-paramiko", tmp_path)
     files = sample_files(tmp_path, "pmk")
-    host_keys = [
-        asyncssh.import_public_key(line.split(maxsplit=1)[1])
-        for line in local_stack.known_hosts.read_text().splitlines()
-        if line.strip()
-    ]
-    ed25519 = next(k for k in host_keys if k.get_algorithm() == "ssh-ed25519")
-    transport = paramiko.Transport((local_stack.endpoints["sftp"]["host"], local_stack.sftp_port))
-    transport.connect(
-        hostkey=paramiko.Ed25519Key(data=ed25519.public_data),
-        username="gw-paramiko",
-        pkey=paramiko.Ed25519Key.from_private_key_file(str(key)),
-    )
-    try:
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        assert sftp is not None
+    with local_stack.paramiko_sftp("gw-paramiko", key) as sftp:
         sftp.mkdir("orders")
         sftp.mkdir("events")
         for path, (data, _) in files.items():
             with sftp.open(path, "wb") as fh:
                 fh.write(data)
-    finally:
-        transport.close()
     assert_processed_exactly(local_stack, "gw-paramiko", files)
 
 

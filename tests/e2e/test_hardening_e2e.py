@@ -5,13 +5,9 @@ DynamoDB would refuse are rejects while other partners' files go on."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-import paramiko
 from stack_kit import RunningStack
 from support_aws import wait_for
 from test_gateway_e2e import count_records, partner
@@ -26,29 +22,6 @@ def orders(prefix: str, rows: int) -> bytes:
     return (HEADER + body).encode()
 
 
-@contextmanager
-def paramiko_session(stack: RunningStack, user: str, key: Path) -> Iterator[Any]:
-    """A paramiko SFTP session that checks the gateway's host key; closed abruptly at exit."""
-    host_keys = [
-        asyncssh.import_public_key(line.split(maxsplit=1)[1])
-        for line in stack.known_hosts.read_text().splitlines()
-        if line.strip()
-    ]
-    ed25519 = next(k for k in host_keys if k.get_algorithm() == "ssh-ed25519")
-    transport = paramiko.Transport((stack.endpoints["sftp"]["host"], stack.sftp_port))
-    transport.connect(
-        hostkey=paramiko.Ed25519Key(data=ed25519.public_data),
-        username=user,
-        pkey=paramiko.Ed25519Key.from_private_key_file(str(key)),
-    )
-    try:
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        assert sftp is not None
-        yield sftp
-    finally:
-        transport.close()
-
-
 def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     local_stack: RunningStack, tmp_path: Path
 ) -> None:
@@ -56,7 +29,7 @@ def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     key_file = partner(local_stack, name, tmp_path)
     key = f"inbound/{name}/orders/victim.csv"
     data = orders("victim", 3)
-    with paramiko_session(local_stack, name, key_file) as sftp:
+    with local_stack.paramiko_sftp(name, key_file) as sftp:
         sftp.mkdir("orders")
         with sftp.open("orders/victim.csv", "wb") as fh:
             fh.write(data)
@@ -64,7 +37,7 @@ def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     assert (done["status"], done["rows_ok"]) == ("PROCESSED", 3)
 
     # the same name opened for writing, 20 bytes sent, then the connection dropped
-    with paramiko_session(local_stack, name, key_file) as sftp:
+    with local_stack.paramiko_sftp(name, key_file) as sftp:
         handle = sftp.open("orders/victim.csv", "wb")
         handle.write(b"x" * 20)
         handle.flush()
@@ -84,9 +57,11 @@ def test_a_cut_off_reupload_leaves_the_processed_file_as_it_was(
     assert (status["status"], status["rows_ok"]) == ("PROCESSED", 3)
 
     # the same file sent again after the cut-off: a duplicate of what is there, never stuck
-    with paramiko_session(local_stack, name, key_file) as sftp:
-        with sftp.open("orders/victim.csv", "wb") as fh:
-            fh.write(data)
+    with (
+        local_stack.paramiko_sftp(name, key_file) as sftp,
+        sftp.open("orders/victim.csv", "wb") as fh,
+    ):
+        fh.write(data)
     again = local_stack.wait_for_file(key)
     assert (again["status"], again["rows_ok"], again["etag"]) == ("PROCESSED", 3, done["etag"])
     assert count_records(local_stack, key) == 3

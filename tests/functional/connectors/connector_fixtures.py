@@ -17,7 +17,7 @@ from typing import Any
 import asyncssh
 import pytest
 from moto import mock_aws
-from support_aws import create_pk_sk_table, wait_for
+from support_aws import create_pk_sk_table, fake_aws_env, wait_for
 
 from connectors.config import create_connector
 from connectors.service import BuiltinConnectorService
@@ -45,14 +45,7 @@ class Aws:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_env(monkeypatch, REGION)
     serialize_dynamodb_writes()
     with mock_aws():
         target = AwsTarget(region=REGION)

@@ -21,7 +21,7 @@ from gateway_kit import (
     PartnerKeys,
 )
 from moto.server import ThreadedMotoServer
-from support_aws import create_pk_sk_table
+from support_aws import create_pk_sk_table, fake_aws_env
 
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.partners import add_partner
@@ -31,15 +31,7 @@ from ingest_local.gateway import GatewayConfig, Limits
 @pytest.fixture(scope="session", autouse=True)
 def _aws_env() -> Iterator[None]:
     mp = pytest.MonkeyPatch()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        mp.setenv(name, value)
-    mp.delenv("AWS_CA_BUNDLE", raising=False)
-    mp.delenv("AWS_PROFILE", raising=False)
+    fake_aws_env(mp, REGION)
     yield
     mp.undo()
 
