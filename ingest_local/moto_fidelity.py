@@ -4,10 +4,14 @@
   and the request fields, and they URL-encode ``/`` in keys, which S3 does not. The fanout
   relies on the version id (a chunk names the version it belongs to), so the local stack adds
   what S3 would send.
-* DynamoDB conditional writes: moto reads the item, evaluates the condition and stores the
-  new item without a lock, so two threads can both pass ``attribute_not_exists(pk)`` for the
-  same key. Real DynamoDB never allows that, and the exactly-once claims (connector
-  retrievals, chunk markers) rely on it, so writes are serialized.
+* DynamoDB requests: moto reads the item, evaluates a condition and stores the new item
+  without a lock, so two threads can both pass ``attribute_not_exists(pk)`` for the same key;
+  and a ``Scan`` or a transaction's deep copy iterates a table's items while another thread
+  adds some (``RuntimeError: dictionary changed size during iteration``, a 500 to the
+  client: moto's ``Table.items`` is a ``defaultdict``, so even a ``GetItem`` of a missing key
+  adds an entry). Real DynamoDB never does either, and the exactly-once claims, the chunk
+  markers and ``ingest status`` during processing rely on it: every DynamoDB request, reads
+  included, runs whole (parsed, executed and its answer serialized) under one lock.
 * CloudFormation mappings: in CloudFormation a ``Ref`` to a ``Number`` parameter is a string,
   so ``!FindInMap [Map, !Ref Timeout, Key]`` looks up the key ``"900"``. moto keeps such a
   parameter an ``int`` and misses the key; the lookup is made with the key as a string.
@@ -27,6 +31,7 @@ from urllib.parse import quote_plus
 
 from moto.cloudformation import parsing
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.s3 import notifications
 
 _MARKER = "_ingest_enriched"
@@ -63,22 +68,33 @@ def enrich_s3_event_records() -> None:
     notifications._get_s3_event = build
 
 
-_DYNAMODB_WRITE_LOCK = threading.RLock()
+_DYNAMODB_LOCK = threading.RLock()
 
 
-def serialize_dynamodb_writes() -> None:
-    """Make moto's DynamoDB writes atomic with their conditions, as DynamoDB's are
-    (idempotent)."""
+def serialize_dynamodb_requests() -> None:
+    """Make every moto DynamoDB request atomic, reads and writes alike, as DynamoDB's are
+    (idempotent). The request handler is wrapped, so the answer is serialized under the lock
+    too; the backend's writes as well, for code that calls moto's backend directly."""
+    original = DynamoHandler.call_action
+    if not getattr(original, _MARKER, False):
+
+        def call_action(self: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return original(self)
+
+        functools.update_wrapper(call_action, original)
+        setattr(call_action, _MARKER, True)
+        DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-        if getattr(original, _MARKER, False):
+        backend_call = getattr(DynamoDBBackend, name)
+        if getattr(backend_call, _MARKER, False):
             continue
 
-        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with _DYNAMODB_WRITE_LOCK:
+        def locked(self: Any, *args: Any, _original: Any = backend_call, **kwargs: Any) -> Any:
+            with _DYNAMODB_LOCK:
                 return _original(self, *args, **kwargs)
 
-        functools.update_wrapper(locked, original)
+        functools.update_wrapper(locked, backend_call)
         setattr(locked, _MARKER, True)
         setattr(DynamoDBBackend, name, locked)
 

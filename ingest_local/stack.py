@@ -38,7 +38,7 @@ from ingest.errors import ConfigError
 from ingest.shared.uris import parse_s3_uri
 from ingest_local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
 from ingest_local.gateway import GatewayConfig, start_gateway
-from ingest_local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_writes
+from ingest_local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_requests
 from ingest_local.runtime import LambdaRuntime
 
 log = logging.getLogger("ingest_local.stack")
@@ -123,7 +123,7 @@ class LocalStack:
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         enrich_s3_event_records()
-        serialize_dynamodb_writes()
+        serialize_dynamodb_requests()
         self.aws = aws = AwsTarget(region=opts.region, endpoint_url=f"http://{host}:{port}")
 
         self.deployed = deployed = deploy_template(

@@ -23,7 +23,7 @@ from connectors.config import create_connector
 from connectors.service import BuiltinConnectorService
 from connectors.wiring import build_builtin_service
 from ingest.adapters.aws import AwsTarget
-from ingest_local.moto_fidelity import serialize_dynamodb_writes
+from ingest_local.moto_fidelity import serialize_dynamodb_requests
 
 SSHD = "/usr/sbin/sshd"
 BUCKET = "landing-bucket"
@@ -46,7 +46,7 @@ class Aws:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     fake_aws_env(monkeypatch, REGION)
-    serialize_dynamodb_writes()
+    serialize_dynamodb_requests()
     with mock_aws():
         target = AwsTarget(region=REGION)
         s3 = target.client("s3")

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from support_aws import create_pk_sk_table, fake_aws_env
 
-from ingest_local.moto_fidelity import serialize_dynamodb_writes
+from ingest_local.moto_fidelity import serialize_dynamodb_requests
 
 THREADS = 8
 KEYS = 40
@@ -21,8 +21,8 @@ def test_concurrent_attribute_not_exists_puts_have_one_winner_per_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake_aws_env(monkeypatch)
-    serialize_dynamodb_writes()
-    serialize_dynamodb_writes()  # idempotent: wrapping twice would still be one lock
+    serialize_dynamodb_requests()
+    serialize_dynamodb_requests()  # idempotent: wrapping twice would still be one lock
     with mock_aws():
         ddb: Any = boto3.client("dynamodb", region_name="us-east-1")
         create_pk_sk_table(ddb, "claims")
