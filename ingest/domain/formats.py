@@ -215,7 +215,8 @@ class CsvParser:
     def _line_records(
         self, lines: Iterator[RawLine], *, owns_file_start: bool
     ) -> Iterator[ParsedRecord]:
-        dialect = self.dialect()
+        feeder = _OneLine()
+        reader = csv.reader(feeder, strict=True, **self.dialect())
         for line in lines:
             if (reject := too_long(line, self.max_size)) is not None:
                 owns_file_start = False
@@ -231,8 +232,9 @@ class CsvParser:
             owns_file_start = False
             if not text.strip():
                 continue  # a blank line is not a record
+            feeder.text = text
             try:
-                row = next(csv.reader([text], strict=True, **dialect))
+                row = next(reader)
             except csv.Error as exc:
                 yield ParsedRecord(line=line.number, raw=text, error=self._malformed(exc, text))
                 continue
@@ -246,6 +248,26 @@ class CsvParser:
                 "contain newlines, set csv.quoted_newlines: true"
             )
         return f"malformed CSV ({exc})"
+
+
+class _OneLine:
+    """The lines of one ``csv.reader`` a chunk reuses, handed over one at a time: a record
+    that would run on past its line meets the end of the data, exactly as a reader of that
+    line alone would (a fresh reader per line costs as much as parsing the line)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+
+    def __iter__(self) -> _OneLine:
+        return self
+
+    def __next__(self) -> str:
+        text, self.text = self.text, None
+        if text is None:
+            raise StopIteration
+        return text
 
 
 class _MultilineCsv:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, DecimalException, InvalidOperation
@@ -24,6 +25,14 @@ MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
 MAX_ITEM_BYTES = 400 * 1024
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
+#: a decimal that needs none of the checks below (the common case, matched in C)
+_PLAIN_INT = re.compile(r"-?[0-9]{1,38}")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]{1,17})?")
+#: UTF-8 takes at most 4 bytes a character: keys this short, or an item this small, cannot
+#: break DynamoDB's limits, and need no encoding to tell
+_PK_SAFE_CHARS = MAX_PARTITION_KEY_BYTES // 4
+_SK_SAFE_CHARS = MAX_SORT_KEY_BYTES // 4
+_NUMBER_MAX_BYTES = 21
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 
@@ -56,6 +65,8 @@ def _number_text(value: Any, spec: FieldSpec, kind: str) -> str:
 
 
 def _to_int(value: Any, spec: FieldSpec) -> int:
+    if type(value) is str and _PLAIN_INT.fullmatch(text := value.strip()):
+        return int(text)  # the common case: plain ASCII digits that fit DynamoDB's 38
     if isinstance(value, (bool, float)):
         raise RowError(f"field {spec.name!r}: not an integer: {value!r}")
     try:
@@ -68,6 +79,10 @@ def _to_int(value: Any, spec: FieldSpec) -> int:
 
 
 def _to_decimal(value: Any, spec: FieldSpec) -> Decimal:
+    if type(value) is str and _PLAIN_DECIMAL.fullmatch(plain := value.strip()):
+        # at most 37 digits, below 1E+20 and (unless zero) at least 1E-17: always within
+        # DynamoDB's number range, and stored exactly as written
+        return Decimal(plain)
     if isinstance(value, bool):
         raise RowError(f"field {spec.name!r}: not a decimal: {value!r}")
     # JSON numbers arrive as Decimal (we parse JSON with parse_float=Decimal), never float.
@@ -184,8 +199,10 @@ def build_item(
         raise RowError(f"key field {exc.args[0]!r} is empty") from None
     if not pk or not sk:
         raise RowError("the record's key is empty")
-    _check_key_size("pk", pk, MAX_PARTITION_KEY_BYTES)
-    _check_key_size("sk", sk, MAX_SORT_KEY_BYTES)
+    if len(pk) > _PK_SAFE_CHARS:
+        _check_key_size("pk", pk, MAX_PARTITION_KEY_BYTES)
+    if len(sk) > _SK_SAFE_CHARS:
+        _check_key_size("sk", sk, MAX_SORT_KEY_BYTES)
     item = {
         **fields,
         "pk": pk,
@@ -194,12 +211,20 @@ def build_item(
         "_source": source_uri,
         "_line": line,
     }
-    size = item_size(item)
-    if size > MAX_ITEM_BYTES:
+    if not _surely_small(item) and (size := item_size(item)) > MAX_ITEM_BYTES:
         raise RowError(
             f"the record's item is {size} bytes, more than DynamoDB's {MAX_ITEM_BYTES}-byte limit"
         )
     return item
+
+
+def _surely_small(item: Mapping[str, Any]) -> bool:
+    """An upper bound of the item's size (4 bytes a character, 21 a number) is within the
+    limit: true for nearly every row, without encoding anything."""
+    chars = 0
+    for name, value in item.items():
+        chars += len(name) + (len(value) if type(value) is str else 0)
+    return 4 * chars + _NUMBER_MAX_BYTES * len(item) <= MAX_ITEM_BYTES
 
 
 def _check_key_size(name: str, value: str, limit: int) -> None:

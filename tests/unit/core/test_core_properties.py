@@ -3,12 +3,15 @@ the whole-file parse, with the same line numbers, nothing duplicated and nothing
 
 from __future__ import annotations
 
+import csv
 import itertools
 from collections import Counter
 
 from coreparse import chunked_parse, csv_feed, flatten, jsonl_feed, whole_parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from ingest.domain.formats import ParsedRecord
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -91,3 +94,30 @@ def test_stray_carriage_returns_do_not_move_records_between_chunks(lines, chunk_
     # bare CRs are not line ends for the reader; whatever they do to a row, they do it once
     feed = csv_feed(header="false", columns="[id, amount]")
     check(feed, assemble(lines, "\n", True), chunk_size, 5)
+
+
+@SETTINGS
+@given(lines=st.lists(st.text(alphabet='ab,"\r ', max_size=10), max_size=20))
+def test_one_reader_per_chunk_reads_each_line_as_a_reader_of_that_line_alone(lines):
+    """The parser reuses one csv.reader per chunk: each line still parses (or fails) exactly
+    as ``csv.reader([line], strict=True)`` parses it, whatever the line before it left open."""
+    feed = csv_feed(header="false", columns="[id, amount]")
+    got = whole_parse(feed, assemble(lines, "\n", True))
+    expected: list[tuple[int, object]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = next(csv.reader([line], strict=True))
+        except csv.Error:
+            expected.append((number, "malformed CSV"))
+            continue
+        expected.append((number, row if len(row) == 2 else f"expected 2 columns, got {len(row)}"))
+
+    def outcome(record: ParsedRecord) -> object:
+        if record.values is not None:
+            return list(record.values.values())
+        error = record.error or ""
+        return "malformed CSV" if error.startswith("malformed CSV") else error
+
+    assert [(r.line, outcome(r)) for r in got] == expected
