@@ -192,3 +192,11 @@ class StorageUnavailableError(RetryableError):
 
 class StaleVersionError(PermanentError):
     """A chunk belongs to an older version of a file that has since been replaced."""
+
+
+class LeaseBusyError(RetryableError):
+    """An older version of the file is still being written; this chunk will come back."""
+
+
+class LeaseLapsedError(RetryableError):
+    """A chunk could not renew its lease in time, so it stopped writing; it will come back."""

@@ -17,7 +17,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ingest.adapters.record_sink import DynamoRecordSink
+from ingest.adapters.leases import ChunkLeases
+from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink
 from ingest.adapters.sqs import SqsQueue
 from ingest.settings import ProcessorSettings
 from ingest.usecases.processor import ProcessorPorts, handle_chunk_message
@@ -34,10 +35,13 @@ def build(env: Mapping[str, str]) -> Wired[ProcessorSettings, ProcessorPorts]:
     store, feeds, ledger = store_feeds_ledger(settings.common)
     aws = aws_target(settings.common)
     sink = DynamoRecordSink(
-        aws.client("dynamodb"), settings.records_table, writers=settings.write_threads
+        aws.client("dynamodb", config=RECORDS_CLIENT_CONFIG),
+        settings.records_table,
+        writers=settings.write_threads,
     )
     redelivery = SqsQueue(aws.client("sqs"), settings.queue_url) if settings.queue_url else None
-    return Wired(settings, ProcessorPorts(feeds, store, sink, ledger, redelivery))
+    leases = ChunkLeases(aws.client("dynamodb"), settings.common.ledger_table)
+    return Wired(settings, ProcessorPorts(feeds, store, sink, ledger, leases, redelivery))
 
 
 wiring = Wiring(build)

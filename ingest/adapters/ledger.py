@@ -25,6 +25,7 @@ from ingest.adapters.ledger_items import (
     new_file_item,
 )
 from ingest.adapters.ledger_uploads import record_failed_upload
+from ingest.adapters.ledger_versions import register_version
 from ingest.adapters.sdk import is_condition_failure, unavailable
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.errors import StaleVersionError
@@ -48,6 +49,11 @@ class Ledger:
         self._table = table
         self.clock = clock
 
+    @property
+    def table(self) -> str:
+        """The ledger table's name."""
+        return self._table
+
     # --- reads ---------------------------------------------------------------------------
 
     def get_file(self, key: str) -> FileEntry | None:
@@ -65,21 +71,25 @@ class Ledger:
 
     def list_files(self) -> list[FileEntry]:
         """Every file entry, sorted by key (a scan: meant for the CLI and tests)."""
-        try:
-            return sorted(self._scan_files(), key=lambda e: e.key)
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable(exc, "dynamodb", "Scan") from exc
+        return sorted(self._scan_files(), key=lambda e: e.key)
 
     def _scan_files(self) -> Iterator[FileEntry]:
+        for item in self.scan_items("sk = :prefix", FILE_SK):
+            yield entry_from_item(item)
+
+    def scan_items(self, condition: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every item matching ``condition`` (on ``:prefix``), read consistently (a scan)."""
         paginator = self._db.get_paginator("scan")
-        for page in paginator.paginate(
-            TableName=self._table,
-            FilterExpression="sk = :file",
-            ExpressionAttributeValues={":file": attr(FILE_SK)},
-            ConsistentRead=True,
-        ):
-            for item in page.get("Items", []):
-                yield entry_from_item(item)
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                FilterExpression=condition,
+                ExpressionAttributeValues={":prefix": attr(prefix)},
+                ConsistentRead=True,
+            ):
+                yield from page.get("Items", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable(exc, "dynamodb", "Scan") from exc
 
     # --- writes from fanout --------------------------------------------------------------
 
@@ -101,7 +111,9 @@ class Ledger:
         Returns None when this exact version is already past RECEIVED (a duplicate S3 event):
         the caller must not queue it again. A RECEIVED entry of the same version is
         overwritten with a new ingestion, so a fanout that died before queueing is redone and
-        the chunk messages it may have sent are dropped as stale.
+        the chunk messages it may have sent are dropped as stale. An entry of another version
+        is replaced, and recorded beside it as superseded (what it had done, not counted), in
+        the same transaction.
         """
         ingestion = secrets.token_hex(8)
         item = new_file_item(
@@ -118,17 +130,7 @@ class Ledger:
             chunk_size=chunk_size,
             version_id=version_id,
         )
-        started = self.write(
-            "PutItem",
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk) OR version <> :v OR #s = :received",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":v": attr(version),
-                ":received": attr(FileStatus.RECEIVED),
-            },
-        )
-        return ingestion if started else None
+        return ingestion if register_version(self, key, item, version) else None
 
     def mark_queued(self, key: str, version: str, ingestion: str | None = None) -> None:
         """RECEIVED → QUEUED once every chunk message is on the queue."""
@@ -289,24 +291,10 @@ class Ledger:
         """Indices of the chunks of this ingestion of the file version already counted."""
         prefix = chunk_prefix(version, ingestion)
         done: set[int] = set()
-        paginator = self._db.get_paginator("query")
-        try:
-            for page in paginator.paginate(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={
-                    ":pk": attr(file_pk(key)),
-                    ":prefix": attr(prefix),
-                },
-                ProjectionExpression="sk",
-                ConsistentRead=True,
-            ):
-                for item in page["Items"]:
-                    rest = from_item(item)["sk"][len(prefix) :]
-                    if rest.isdigit():  # a legacy prefix also matches newer markers
-                        done.add(int(rest))
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable(exc, "dynamodb", "Query", key) from exc
+        for item in self.query_items(key, prefix, projection="sk"):
+            rest = from_item(item)["sk"][len(prefix) :]
+            if rest.isdigit():  # a legacy prefix also matches newer markers
+                done.add(int(rest))
         return done
 
     def mark_requeued(
@@ -366,6 +354,25 @@ class Ledger:
                 **names,
             },
         )
+
+    def query_items(
+        self, key: str, prefix: str, *, projection: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The items of ``key`` whose sort key starts with ``prefix``, read consistently."""
+        paginator = self._db.get_paginator("query")
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": attr(file_pk(key)), ":prefix": attr(prefix)},
+            "ConsistentRead": True,
+        }
+        if projection:
+            request["ProjectionExpression"] = projection
+        try:
+            for page in paginator.paginate(**request):
+                yield from page["Items"]
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable(exc, "dynamodb", "Query", key) from exc
 
     def update_file(
         self, key: str, expression: str, *, condition: str, values: dict[str, Any]

@@ -6,6 +6,9 @@
   makes chunk completion happen exactly once, however often SQS delivers the message. It names
   the ingestion, not just the version: a version sent again later (A, then B, then A) is a new
   ingestion whose chunks count afresh.
+* ``pk = FILE#<key>``, ``sk = SUPERSEDED#<version>#<ingestion>``: a version that a newer one
+  replaced, with what it had done by then (``SupersededVersion``), written by fanout when it
+  registers the newer one.
 
 Other packages keep their own item kinds in the same table under their own ``pk`` prefixes
 (for example ``TRANSFER#`` for connector transfers).
@@ -18,9 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ingest.adapters.dynamo import attr, from_item
-from ingest.domain.files import FileEntry
+from ingest.domain.files import FileEntry, SupersededVersion
 
 FILE_SK = "FILE"
+#: How often a write that lost a race on the file entry re-reads it and tries again.
+RACE_RETRIES = 5
 
 
 def file_pk(key: str) -> str:
@@ -36,6 +41,46 @@ def chunk_prefix(version: str, ingestion: str | None) -> str:
 def chunk_sk(version: str, ingestion: str | None, index: int) -> str:
     """The sort key of one chunk's marker."""
     return f"{chunk_prefix(version, ingestion)}{index:06d}"
+
+
+SUPERSEDED_PREFIX = "SUPERSEDED#"
+
+
+def superseded_sk(version: str, ingestion: str | None) -> str:
+    """The sort key of a replaced version's record."""
+    return f"{SUPERSEDED_PREFIX}{version}#{ingestion or ''}"
+
+
+def superseded_item(old: FileEntry, *, by: str, now: float) -> dict[str, Any]:
+    """The record of ``old`` (the entry a newer version ``by`` replaced), in the wire format."""
+    version = old.version or ""
+    return ledger_item(
+        {
+            "pk": file_pk(old.key),
+            "sk": superseded_sk(version, old.ingestion),
+            "key": old.key,
+            "version": version,
+            "ingestion": old.ingestion,
+            "status": old.status,
+            "rows_ok": old.rows_ok,
+            "rows_rejected": old.rows_rejected,
+            "chunks": old.chunks,
+            "chunks_done": old.chunks_done,
+            "superseded_at": now,
+            "superseded_by": by,
+            "version_id": old.version_id,
+        }
+    )
+
+
+_SUPERSEDED_FIELDS = frozenset(f.name for f in dataclasses.fields(SupersededVersion))
+
+
+def superseded_from_item(item: Mapping[str, Any]) -> SupersededVersion:
+    """A SUPERSEDED item as a :class:`SupersededVersion`."""
+    values = {name: v for name, v in from_item(item).items() if name in _SUPERSEDED_FIELDS}
+    values["superseded_at"] = float(values["superseded_at"])
+    return SupersededVersion(**values)
 
 
 _ENTRY_FIELDS = frozenset(f.name for f in dataclasses.fields(FileEntry))

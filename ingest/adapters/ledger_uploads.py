@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ingest.adapters.dynamo import attr
-from ingest.adapters.ledger_items import new_file_item
+from ingest.adapters.ledger_items import RACE_RETRIES, new_file_item
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.errors import StorageUnavailableError
 
@@ -31,8 +31,6 @@ class Ledger(Protocol):
     ) -> bool: ...
 
 
-#: How often a write that lost a race on the file entry re-reads it and tries again.
-_RACE_RETRIES = 5
 _NEW = "attribute_not_exists(pk)"
 
 
@@ -47,7 +45,7 @@ def record_failed_upload(
     server left the partial object there, as Transfer Family does, held by fanout) the
     entry becomes PARTIAL for that object; returns PARTIAL.
     """
-    for _ in range(_RACE_RETRIES):
+    for _ in range(RACE_RETRIES):
         entry = ledger.get_file(key)
         if (
             entry is not None

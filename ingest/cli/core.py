@@ -10,16 +10,26 @@ from typing import Any
 
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
+from ingest.adapters.ledger_versions import all_superseded
 from ingest.adapters.s3 import S3Store
 from ingest.adapters.sqs import DeadLetterQueue, SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
 from ingest.cli.output import print_table
 from ingest.domain.feeds import load_feeds
-from ingest.domain.files import FileEntry
+from ingest.domain.files import FileEntry, SupersededVersion
 from ingest.usecases.recovery import redrive_dead_letters, requeue_file
 
 FEEDS_KEY = "config/feeds.yaml"
 _COLUMNS = ("key", "feed", "status", "rows_ok", "rows_rejected", "chunks_done", "chunks")
+_SUPERSEDED_COLUMNS = (
+    "version",
+    "status",
+    "rows_ok",
+    "rows_rejected",
+    "chunks_done",
+    "chunks",
+    "superseded_by",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -61,8 +71,11 @@ def register(subparsers: Any) -> None:
     redrive.set_defaults(func=cmd_dlq_redrive)
 
 
-def status_json(entry: FileEntry) -> dict[str, Any]:
-    """The ``ingest status --json`` contract (docs/contracts.md), with the failure reason."""
+def status_json(
+    entry: FileEntry, superseded: list[SupersededVersion] | None = None
+) -> dict[str, Any]:
+    """The ``ingest status --json`` contract (docs/contracts.md), with the failure reason and
+    the versions of the key that this one replaced (their rows are not counted)."""
     data = entry.to_json()
     return {
         "key": data["key"],
@@ -75,20 +88,36 @@ def status_json(entry: FileEntry) -> dict[str, Any]:
         "size": data["size"],
         "etag": data["etag"],
         "reason": data["reason"],
+        "superseded": [_superseded_json(s) for s in superseded or []],
     }
+
+
+def _superseded_json(record: SupersededVersion) -> dict[str, Any]:
+    data = record.to_json()
+    return {name: data[name] for name in _SUPERSEDED_COLUMNS}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     deployment = resolve_deployment(args)
     ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
     entries = [e for e in ledger.list_files() if e.key.startswith(args.prefix)]
+    superseded = all_superseded(ledger)
+    files = [status_json(e, superseded.get(e.key)) for e in entries]
     if args.json:
-        json.dump([status_json(e) for e in entries], sys.stdout, indent=2)
+        json.dump(files, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     headers = [*_COLUMNS, "reason"]
-    rows = [[row[c] for c in headers] for row in map(status_json, entries)]
-    print_table(rows, [h.upper() for h in headers], empty="no files yet")
+    print_table(
+        [[row[c] for c in headers] for row in files],
+        [h.upper() for h in headers],
+        empty="no files yet",
+    )
+    replaced = [{"key": f["key"], **s} for f in files for s in f["superseded"]]
+    if replaced:
+        print("\nreplaced by a newer version (their rows are not counted above):")
+        columns = ("key", *_SUPERSEDED_COLUMNS)
+        print_table([[r[c] for c in columns] for r in replaced], [c.upper() for c in columns])
     return 0
 
 

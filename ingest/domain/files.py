@@ -63,3 +63,29 @@ class FileEntry:
     def to_json(self) -> dict[str, Any]:
         """Every field, as plain JSON values."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SupersededVersion:
+    """A version of a file that a newer one replaced: what it had done by then, not counted.
+
+    Its rows are not in the file's counters; rows of keys the newer version also has are
+    overwritten by the newer version's (docs/architecture.md, "A newer version always wins").
+    """
+
+    key: str
+    version: str
+    ingestion: str | None
+    #: its status when it was replaced
+    status: str
+    rows_ok: int
+    rows_rejected: int
+    chunks: int
+    chunks_done: int
+    superseded_at: float
+    superseded_by: str
+    version_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, as plain JSON values."""
+        return asdict(self)

@@ -7,6 +7,7 @@ pass them in. A test or a benchmark may pass any object with the same methods.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from ingest.domain.events import ObjectInfo
@@ -68,6 +69,36 @@ class DeadLetters(Protocol):
     def remaining(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class Lease:
+    """The lease one chunk of one ingestion holds on its file while it writes."""
+
+    key: str
+    version: str
+    ingestion: str | None
+    index: int
+
+
+class ChunkLeases(Protocol):
+    """Leases on files (``ingest.adapters.leases``)."""
+
+    def hold(self, lease: Lease, ttl: float) -> float: ...
+
+    def release(self, lease: Lease) -> None: ...
+
+    def others_live(self, lease: Lease) -> list[Any]: ...
+
+
+class WriteFence(Protocol):
+    """What a record writer asks before each request it sends; when it raises, no further
+    request is sent (``ingest.usecases.fencing``)."""
+
+    def before_send(self) -> None: ...
+
+    def check(self) -> None:
+        """Check at once (before a write of the chunk's own, such as its reject file)."""
+
+
 class RejectRow(Protocol):
     """Sets a row aside with its reason; called from the writer threads too, so thread-safe."""
 
@@ -77,7 +108,9 @@ class RejectRow(Protocol):
 class RecordWriter(Protocol):
     """The records table: returns how many rows were written; the rest went to ``reject``."""
 
-    def write(self, rows: Iterable[RecordRow], reject: RejectRow) -> int: ...
+    def write(
+        self, rows: Iterable[RecordRow], reject: RejectRow, fence: WriteFence | None = None
+    ) -> int: ...
 
 
 class FileLedger(Protocol):

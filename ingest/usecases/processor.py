@@ -33,7 +33,15 @@ from ingest.errors import (
     RowError,
     StaleVersionError,
 )
-from ingest.usecases.ports import FileLedger, ObjectStore, RecordWriter, Redelivery
+from ingest.usecases.fencing import VersionFence
+from ingest.usecases.ports import (
+    ChunkLeases,
+    FileLedger,
+    ObjectStore,
+    RecordWriter,
+    Redelivery,
+    WriteFence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,8 @@ class ProcessorPorts:
     store: ObjectStore
     sink: RecordWriter
     ledger: FileLedger
+    #: the chunk leases that let a newer version of a file always win (ingest.usecases.fencing)
+    leases: ChunkLeases
     #: brings a failed message back after a backoff (None: the queue's visibility timeout)
     redelivery: Redelivery | None = None
 
@@ -175,8 +185,9 @@ def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
 
 def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
     match = _current_feed(msg, ports)
-    ports.ledger.mark_processing(msg.key, msg.version, msg.ingestion_id)
-    rows_ok, rows_rejected = _write_chunk(msg, match, ports)
+    with VersionFence(msg, ports.ledger, ports.leases) as fence:
+        ports.ledger.mark_processing(msg.key, msg.version, msg.ingestion_id)
+        rows_ok, rows_rejected = _write_chunk(msg, match, ports, fence)
     counted = ports.ledger.complete_chunk(
         msg.key,
         msg.version,
@@ -222,20 +233,23 @@ def _current_feed(msg: ChunkMessage, ports: ProcessorPorts) -> FeedMatch:
     return match
 
 
-def _write_chunk(msg: ChunkMessage, match: FeedMatch, ports: ProcessorPorts) -> tuple[int, int]:
+def _write_chunk(
+    msg: ChunkMessage, match: FeedMatch, ports: ProcessorPorts, fence: WriteFence
+) -> tuple[int, int]:
     """Parse the chunk, write its good rows, upload its rejects: (rows written, rejected)."""
     rejects = RejectFile()
     with ExitStack() as stack:
         stack.callback(rejects.close)
         rows = _Rows(_records(ports.store, msg, match.feed, stack), msg, match, rejects)
         try:
-            rows_ok = ports.sink.write(rows, rejects.add)
+            rows_ok = ports.sink.write(rows, rejects.add, fence)
         except Exception as exc:
             # Items before the failure may already be in the table: say so in the reason.
             # A successful retry rewrites them (keys are deterministic) and counts them once.
             exc.add_note(f"stopped at line {rows.last_line}; rows before it may have been written")
             raise
         if rejects.count:
+            fence.check()  # a newer version's fanout may have deleted this version's rejects
             rejects.upload(ports.store, msg.bucket, rejects_key(msg.key, msg.index))
     return rows_ok, rejects.count
 

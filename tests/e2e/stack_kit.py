@@ -165,12 +165,19 @@ class RunningStack:
         """``ingest status --json``."""
         return list(json.loads(self.ingest("status", "--json").stdout))
 
-    def wait_for_file(self, key: str, *, timeout: float = 120) -> dict[str, Any]:
-        """The file's ``ingest status --json`` entry once the ledger shows it terminal."""
+    def wait_for_file(
+        self, key: str, *, etag: str | None = None, timeout: float = 120
+    ) -> dict[str, Any]:
+        """The file's ``ingest status --json`` entry once the ledger shows it terminal (that
+        version of it, given its ``etag``)."""
         ledger = Ledger(self.client("dynamodb"), self.resources["ledger_table"])
         # Poll the ledger directly (cheap), then read the answer through the CLI contract.
         wait_for(
-            lambda: (e := ledger.get_file(key)) is not None and e.status in TERMINAL,
+            lambda: (
+                (e := ledger.get_file(key)) is not None
+                and e.status in TERMINAL
+                and etag in (None, e.etag)
+            ),
             timeout=timeout,
             what=f"{key} to be terminal",
         )

@@ -12,8 +12,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from ingest.adapters.aws import RETRY_CONFIG
-from ingest.adapters.record_sink import DynamoRecordSink
+from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink
 from ingest.errors import StorageUnavailableError
 from ingest_local.lambda_service import in_process_invoker, s3_object_created_event
 
@@ -121,10 +120,10 @@ class CrashingSink:
         self.calls = 0
         self.crashed = False
 
-    def write(self, rows: Any, reject: Any) -> int:
+    def write(self, rows: Any, reject: Any, fence: Any = None) -> int:
         self.calls += 1
         if self.calls != self._nth:
-            return int(self._sink.write(rows, reject))
+            return int(self._sink.write(rows, reject, fence))
 
         def until_crash() -> Iterator[Any]:
             for n, row in enumerate(rows):
@@ -133,7 +132,7 @@ class CrashingSink:
                     raise RuntimeError("simulated crash half way through the chunk")
                 yield row
 
-        return int(self._sink.write(until_crash(), reject))
+        return int(self._sink.write(until_crash(), reject, fence))
 
 
 def test_crash_after_writing_half_a_chunk_then_redelivery_is_exact(small_chunks):
@@ -202,7 +201,7 @@ class BatchWriteFaults:
         return AWSResponse(request.url, status, headers, _Raw(json.dumps(body).encode()))
 
 
-def faulty_sink(pipeline, faults: BatchWriteFaults, config: Config = RETRY_CONFIG) -> Any:
+def faulty_sink(pipeline, faults: BatchWriteFaults, config: Config = RECORDS_CLIENT_CONFIG) -> Any:
     """The real DynamoDB sink over a client whose BatchWriteItem calls meet ``faults``."""
     client = boto3.client("dynamodb", region_name="us-east-1", config=config)
     # first, so that it answers before moto's own before-send handler
@@ -232,7 +231,9 @@ def test_throttling_beyond_the_sdk_retries_fails_the_message_and_sqs_retries_it(
     """When throttling outlasts botocore's attempts, the chunk fails as retryable, SQS
     redelivers it, and the replay is exact."""
     pipeline = small_chunks
-    few_retries = Config(retries={"mode": "standard", "total_max_attempts": 2})
+    few_retries = RECORDS_CLIENT_CONFIG.merge(
+        Config(retries={"mode": "standard", "total_max_attempts": 2})
+    )
     # calls 3 and 4 (one call and its only retry) are throttled: that chunk's write fails
     faults = BatchWriteFaults(["ok", "ok", "throttle", "throttle", "ok"])
     faulty_sink(pipeline, faults, few_retries)

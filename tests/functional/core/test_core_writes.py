@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -10,13 +11,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from ingest.adapters.record_sink import DynamoRecordSink, RecordRow
+from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink, RecordRow
 from ingest.errors import StorageUnavailableError
 from ingest.usecases.processor import retry_delay
 
 
+def _client() -> Any:
+    return boto3.client("dynamodb", config=RECORDS_CLIENT_CONFIG)
+
+
 def _sink(writers: int, client: Any = None) -> DynamoRecordSink:
-    return DynamoRecordSink(client or boto3.client("dynamodb"), "records", writers=writers)
+    return DynamoRecordSink(client or _client(), "records", writers=writers)
 
 
 def _item(i: int, value: str) -> dict[str, Any]:
@@ -45,7 +50,7 @@ def test_parallel_writers_write_everything_and_keep_the_file_order_per_key(pipel
 
 
 def test_a_failing_writer_fails_the_write_without_hanging(pipeline):
-    client = boto3.client("dynamodb")
+    client = _client()
     real = client.batch_write_item
     calls = []
 
@@ -68,20 +73,40 @@ def test_a_failing_writer_fails_the_write_without_hanging(pipeline):
 def test_a_writer_that_fails_on_its_last_flush_does_not_hang(pipeline, writers):
     """The writer's final flush (after its lane's end marker) fails: the write must raise,
     not wait for more items (the processor used to hang for its whole timeout here)."""
-    client = boto3.client("dynamodb")
-    real = client.batch_write_item
+    client = _client()
+    sink = _sink(writers, client)
 
-    def refuse_small_batches(**kwargs: Any) -> Any:
-        if len(kwargs["RequestItems"]["records"]) < 25:  # only the last, partial batches
+    def refuse_small_batches(params: dict[str, Any], **_: Any) -> None:
+        # the body the sink encoded: only the last, partial batches are refused
+        if len(json.loads(params["body"])["RequestItems"]["records"]) < 25:
             raise ClientError(
                 {"Error": {"Code": "InternalServerError", "Message": "injected"}},
                 "BatchWriteItem",
             )
-        return real(**kwargs)
 
-    client.batch_write_item = refuse_small_batches
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", refuse_small_batches)
     with pytest.raises(StorageUnavailableError, match="injected"):
-        _sink(writers, client).write(_rows(_item(i, "x") for i in range(101)), _no_rejects)
+        sink.write(_rows(_item(i, "x") for i in range(101)), _no_rejects)
+    if writers == 1:
+        assert pipeline.count_items() == 100  # its four full batches went through
+
+
+def test_every_batch_goes_out_as_one_encoded_call_binary_values_included(pipeline):
+    """The sink's encoded body is what DynamoDB gets: nothing falls back to PutItem (which it
+    would if DynamoDB saw an empty batch), and a binary value goes the ordinary way."""
+    client = _client()
+
+    def no_put_item(**kwargs: Any) -> Any:
+        raise AssertionError("a batch fell back to PutItem")
+
+    client.put_item = no_put_item
+    items = [_item(i, "x") for i in range(60)]
+    items[7]["blob"] = b"\x00\x01binary"
+    assert _sink(1, client).write(_rows(items), _no_rejects) == 60
+    stored = {i["pk"]: i for i in pipeline.items()}
+    assert len(stored) == 60
+    assert bytes(stored["K#7"]["blob"].value) == b"\x00\x01binary"
+    assert stored["K#59"]["value"] == "x" and int(stored["K#59"]["n"]) == 59
 
 
 def test_an_item_dynamodb_refuses_is_rejected_and_the_rest_are_written(pipeline):
@@ -132,7 +157,7 @@ def test_a_failed_chunk_comes_back_after_the_backoff_not_the_queue_timeout(pipel
     pipeline.setenv("RETRY_BACKOFF_SECONDS", "30")
 
     class Throttled:
-        def write(self, rows: Any, reject: Any) -> int:
+        def write(self, rows: Any, reject: Any, fence: Any = None) -> int:
             raise StorageUnavailableError("dynamodb", "BatchWriteItem", "injected throttling")
 
     class Recorded:
