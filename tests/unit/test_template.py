@@ -125,6 +125,18 @@ def test_processor_reports_batch_item_failures_with_bounded_concurrency(
     assert len(mappings) == 1
     assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mappings[0]["ScalingConfig"]["MaximumConcurrency"]
+    # one chunk an invocation: ten chunks of a large file in one invocation would run one
+    # after another, and would not fit in its timeout
+    assert mappings[0]["BatchSize"] == 1
+
+
+def test_the_processor_has_one_whole_vcpu_and_chunks_sized_for_it(raw: dict[str, Any]) -> None:
+    from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
+
+    processor = raw["Resources"]["ProcessorFunction"]["Properties"]
+    assert processor["MemorySize"] >= 1769  # Lambda's size for one full vCPU
+    # the stack's default chunk size is the code's
+    assert raw["Parameters"]["ChunkSizeMiB"]["Default"] * 1024 * 1024 == DEFAULT_CHUNK_SIZE
 
 
 def _statements(tpl: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
