@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--naive-rows", type=int, default=10_000, help="rows for naive put_item")
     p.add_argument("--workers", type=int, default=1, help="processor workers = raw writers")
-    p.add_argument("--chunk-mib", type=int, default=64, help="fanout chunk size (MiB)")
+    p.add_argument("--chunk-mib", type=int, default=16, help="fanout chunk size (MiB)")
     p.add_argument("--rss-small-mib", type=int, default=10)
     p.add_argument("--rss-large-mib", type=int, default=1024)
     p.add_argument("--rss-row-bytes", type=int, default=8192, help="row width of RSS files")
@@ -78,6 +78,24 @@ def _combined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cpu_per_row(proc: dict[str, Any], reference: dict[str, Any], out: dict[str, Any]) -> None:
+    """Our process's CPU per row (all its threads), the processor against the reference."""
+    ours = proc["client_cpu_s"] / proc["rows"] * 1e6
+    ref = reference["client_cpu_s"] / reference["rows"] * 1e6
+    out["cpu_us_per_row"] = {"processor": ours, "reference": ref, "ratio": ours / ref}
+    verdict = "MET" if ours <= 0.8 * ref else "MISSED"
+    print(
+        f"  CPU per row (our process only): processor {ours:,.1f} us, reference loop "
+        f"{ref:,.1f} us = {ours / ref:.2f} x (target <= 0.80: {verdict})",
+        flush=True,
+    )
+    print(
+        f"  one vCPU at this CPU per row: processor {1e6 / ours:,.0f} rows/s, reference "
+        f"{1e6 / ref:,.0f} rows/s",
+        flush=True,
+    )
+
+
 def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     """Raw limit, processor, raw limit again (bracketing drifts in load), then naive.
 
@@ -91,13 +109,26 @@ def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     raw_rows = min(args.raw_rows, args.rows)
     before = run_writers(bench, "batch", path, key, rows=raw_rows, workers=n)
     _rate(f"raw limit (before): batch_writer, {n} process(es)", before)
+    ref_before = run_writers(bench, "reference", path, key, rows=raw_rows, workers=1)
+    _rate("reference loop (before): csv -> batch_write_item", ref_before)
     proc = run_processor(bench, path, key, args.rows, n)
     _rate(f"processor: fanout + {n} worker(s), {proc['chunks']} chunk(s)", proc)
+    ref_after = run_writers(bench, "reference", path, key, rows=raw_rows, workers=1)
+    _rate("reference loop (after): csv -> batch_write_item", ref_after)
     after = run_writers(bench, "batch", path, key, rows=raw_rows, workers=n)
     _rate(f"raw limit (after): batch_writer, {n} process(es)", after)
     raw = _combined(before, after)
     _rate("raw limit (before + after)", raw)
-    out: dict[str, Any] = {"processor": proc, "raw_before": before, "raw_after": after, "raw": raw}
+    reference = _combined(ref_before, ref_after)
+    _rate("reference loop (before + after)", reference)
+    out: dict[str, Any] = {
+        "processor": proc,
+        "raw_before": before,
+        "raw_after": after,
+        "raw": raw,
+        "reference": reference,
+    }
+    _cpu_per_row(proc, reference, out)
     if not args.skip_naive:
         naive_rows = min(args.naive_rows, args.rows)
         out["naive"] = naive = run_writers(bench, "put", path, key, rows=naive_rows, workers=1)

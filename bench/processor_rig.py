@@ -82,13 +82,18 @@ class Bench:
         )
         # Powertools logs and EMF metrics go to the bench log, not between our figures.
         with contextlib.redirect_stdout(self.log):
-            handler = load_handler("lambdas.fanout.handler")
+            handler = self.fanout_handler()
             context = LambdaContext(function_name="FanoutFunction", timeout_seconds=900)
             result = handler(event, context)
         (file,) = result["files"]
         if file["outcome"] != "QUEUED":
             raise SystemExit(f"fanout did not queue {key}: {file}")
         return file  # type: ignore[no-any-return]
+
+    def fanout_handler(self) -> Any:
+        """The fanout handler, imported (as the workers import theirs before the timed start;
+        a Lambda instance imports once for many files)."""
+        return load_handler("lambdas.fanout.handler")
 
     def worker(self, mode: str, *extra: str) -> Worker:
         """Start a worker process of ``mode``; it waits at READY until ``go()``."""
@@ -254,6 +259,8 @@ def run_processor(bench: Bench, path: Path, key: str, rows: int, workers: int) -
         )
         for _ in range(workers)
     ]
+    with contextlib.redirect_stdout(bench.log):
+        bench.fanout_handler()
     moto_cpu, own_cpu, start = bench.moto.cpu_seconds(), _own_cpu(), time.time()
     file = bench.fanout(key, head)
     fanout_cpu = _own_cpu() - own_cpu
@@ -277,6 +284,7 @@ def run_processor(bench: Bench, path: Path, key: str, rows: int, workers: int) -
         "chunks": file["chunks"],
         "workers": workers,
         **rates(rows, end - start, fanout_cpu + sum(r["cpu"] for r in results), moto_cpu),
+        "fanout_cpu_s": fanout_cpu,
         "rss_mib": [r["rss_kib"] / 1024 for r in results],
         "rss_ready_mib": [w.ready["rss_kib"] / 1024 for w in pool],
     }

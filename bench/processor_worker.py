@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from reference_loop import write_csv
+
 from ingest.adapters.aws import AwsTarget
 from ingest.domain.feeds import load_feeds
 from ingest.domain.formats import iter_lines, parse_records
@@ -133,6 +135,20 @@ def prebuilt_items(
             )
 
 
+def _reference(args: argparse.Namespace) -> tuple[dict[str, Any], Run]:
+    import boto3  # the reference loop uses plain boto3, as a user would
+
+    client = boto3.client("dynamodb", region_name=args.region, endpoint_url=args.endpoint)
+
+    def run() -> dict[str, Any]:
+        items = write_csv(
+            client, args.table, Path(args.file), source_uri=args.source_uri, limit=args.limit
+        )
+        return {"items": items}
+
+    return {"mode": "reference"}, run
+
+
 def _write(args: argparse.Namespace) -> tuple[dict[str, Any], Run]:
     items = list(
         prebuilt_items(
@@ -176,7 +192,7 @@ def _timed(run: Run, profile: str | None) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["drain", "batch", "put"])
+    p.add_argument("mode", choices=["drain", "batch", "put", "reference"])
     p.add_argument("--endpoint", required=True)
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--log", required=True, help="file for everything but the protocol lines")
@@ -202,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.log, "ab") as log:
         sys.stdout.flush()
         os.dup2(log.fileno(), sys.stdout.fileno())
-        info, run = _drain(args) if args.mode == "drain" else _write(args)
+        build = {"drain": _drain, "reference": _reference}.get(args.mode, _write)
+        info, run = build(args)
         _handshake(proto, info)
         result = _timed(run, args.profile)
     result["rss_kib"] = peak_rss_kib()
