@@ -9,8 +9,11 @@ versioned landing bucket, the ingest queue with its DLQ, and the records and led
    same run and against the same moto, the peers write the same items, pre-built with the
    core's parser (not timed): (a) the raw limit, boto3's ``batch_writer``, with as many
    processes as the processor has workers, run once before
-   and once after the processor so a drift in the machine's load shows; (b) a naive
-   ``put_item`` per row, on the first ``--naive-rows`` rows, extrapolated.
+   and once after the processor so a drift in the machine's load shows; (b) the reference
+   loop (``bench/reference_loop.py``: the plain, correct csv → ``batch_write_item`` loop),
+   also before and after, whose CPU per row (its own process, HTTP included) the
+   processor's is compared to (issue 10: ≤ 0.8 ×); (c) a naive ``put_item`` per row, on the
+   first ``--naive-rows`` rows, extrapolated.
 2. Memory. The processor's peak RSS while it processes every chunk of a ~10 MiB and a ~1 GiB
    file, each in a fresh worker process, so that the peak is that run's own.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -78,20 +82,46 @@ def _combined(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cpu_per_row(proc: dict[str, Any], reference: dict[str, Any], out: dict[str, Any]) -> None:
-    """Our process's CPU per row (all its threads), the processor against the reference."""
+#: the template's defaults (template.yaml): ProcessorMaxConcurrency, ChunkSizeMiB
+TEMPLATE_CONCURRENCY = 10
+TEMPLATE_CHUNK_MIB = 16
+
+
+def _cpu_per_row(
+    proc: dict[str, Any], reference: dict[str, Any], row_bytes: float, out: dict[str, Any]
+) -> None:
+    """Our process's CPU per row (all its threads), the processor against the reference, and
+    what it means for one Lambda vCPU: rows/s, and a 1 GB file of these rows at the
+    template's default concurrency and chunk size (CPU-bound: DynamoDB's latency overlapped
+    by the writer threads)."""
     ours = proc["client_cpu_s"] / proc["rows"] * 1e6
     ref = reference["client_cpu_s"] / reference["rows"] * 1e6
-    out["cpu_us_per_row"] = {"processor": ours, "reference": ref, "ratio": ours / ref}
     verdict = "MET" if ours <= 0.8 * ref else "MISSED"
     print(
         f"  CPU per row (our process only): processor {ours:,.1f} us, reference loop "
         f"{ref:,.1f} us = {ours / ref:.2f} x (target <= 0.80: {verdict})",
         flush=True,
     )
+    chunks = math.ceil(1e9 / (TEMPLATE_CHUNK_MIB * MIB))
+    chunk_s = TEMPLATE_CHUNK_MIB * MIB / row_bytes * ours / 1e6
+    waves = math.ceil(chunks / TEMPLATE_CONCURRENCY)
+    one_gb_s = waves * chunk_s
+    out["cpu_us_per_row"] = {
+        "processor": ours,
+        "reference": ref,
+        "ratio": ours / ref,
+        "vcpu_rows_per_s": 1e6 / ours,
+        "one_gb_seconds": one_gb_s,
+    }
     print(
         f"  one vCPU at this CPU per row: processor {1e6 / ours:,.0f} rows/s, reference "
         f"{1e6 / ref:,.0f} rows/s",
+        flush=True,
+    )
+    print(
+        f"  a 1 GB file of these {row_bytes:.0f}-byte rows: {chunks} chunks of "
+        f"{TEMPLATE_CHUNK_MIB} MiB, {chunk_s:.0f} s each at one vCPU, {waves} waves of "
+        f"{TEMPLATE_CONCURRENCY} invocations = about {one_gb_s:.0f} s",
         flush=True,
     )
 
@@ -128,7 +158,7 @@ def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "raw": raw,
         "reference": reference,
     }
-    _cpu_per_row(proc, reference, out)
+    _cpu_per_row(proc, reference, path.stat().st_size / args.rows, out)
     if not args.skip_naive:
         naive_rows = min(args.naive_rows, args.rows)
         out["naive"] = naive = run_writers(bench, "put", path, key, rows=naive_rows, workers=1)
@@ -140,8 +170,8 @@ def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         )
     out["ratio"] = ratio = proc["rows_per_s"] / raw["rows_per_s"]
     out["cpu_ratio"] = cpu_ratio = proc["rows_per_cpu_s"] / raw["rows_per_cpu_s"]
-    verdict = "MET" if ratio >= 0.8 else "MISSED"
-    print(f"  processor / raw limit = {ratio:.2f} wall-clock (target >= 0.80: {verdict})")
+    verdict = "MET" if ratio >= 1.0 else "MISSED"
+    print(f"  processor / raw limit = {ratio:.2f} wall-clock (target >= 1.00: {verdict})")
     print(f"  processor / raw limit = {cpu_ratio:.2f} per CPU second (ours + moto's)")
     print(
         f"  processor peak RSS on this {args.rows:,}-row file: {max(proc['rss_mib']):.0f} MiB",

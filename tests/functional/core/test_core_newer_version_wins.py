@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from support_aws import wait_for
 
 from ingest.adapters.ledger_versions import superseded_versions
 from ingest.usecases import fencing
@@ -83,6 +84,11 @@ def land_and_take(pipeline, data: bytes) -> tuple[str, list[dict[str, Any]]]:
         AttributeNames=["All"],
     )["Messages"]
     return etag, got
+
+
+def written(pipeline, order_id: int) -> bool:
+    key = {"pk": {"S": f"ORDER#{order_id}"}, "sk": {"S": "PARTNER#acme"}}
+    return "Item" in pipeline.ddb.get_item(TableName=pipeline.records_table, Key=key)
 
 
 def process(pipeline, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,11 +176,13 @@ def test_a_shorter_new_version_leaves_the_rows_only_the_old_one_had(replacing):
     why, and what to do): they keep the old version's values, and the ledger counts none of
     them."""
     pipeline = replacing
-    paced = PacedSink(None, head=1000)  # past the newer version's last row when it lands
+    paced = PacedSink(None, head=1000)
     pipeline.wire_processor(sink=lambda real: setattr(paced, "real", real) or paced)
     old, old_messages = land_and_take(pipeline, orders(2000, OLD))
     old_chunk = in_thread(process, pipeline, old_messages)
     assert paced.started.wait(30)
+    # the old chunk has written past the newer version's last row when the newer one lands
+    wait_for(lambda: written(pipeline, 600), timeout=60, what="the old chunk to reach row 600")
 
     new, new_messages = land_and_take(pipeline, orders(500, NEW))
     process(pipeline, new_messages)
