@@ -12,7 +12,7 @@ versioned landing bucket, the ingest queue with its DLQ, and the records and led
    and once after the processor so a drift in the machine's load shows; (b) the reference
    loop (``bench/reference_loop.py``: the plain, correct csv → ``batch_write_item`` loop),
    also before and after, whose CPU per row (its own process, HTTP included) the
-   processor's is compared to (issue 10: ≤ 0.8 ×); (c) a naive ``put_item`` per row, on the
+   processor's is compared to (issue 10: at most 0.8 x); (c) a naive ``put_item`` per row, on the
    first ``--naive-rows`` rows, extrapolated.
 2. Memory. The processor's peak RSS while it processes every chunk of a ~10 MiB and a ~1 GiB
    file, each in a fresh worker process, so that the peak is that run's own.
