@@ -2,7 +2,8 @@
 
 * ``pk = FILE#<key>``, ``sk = LEASE#<version>#<ingestion>#<index>``: the lease of one chunk of
   one ingestion, with ``expires_at`` (epoch seconds). The chunk renews it while it writes and
-  deletes it when it is done; a chunk that dies leaves it to expire.
+  deletes it when it is done; a chunk that dies leaves it to expire (and DynamoDB's TTL on
+  ``expires_at`` deletes it later).
 
 The processor uses them so that a newer version of a file always wins: a chunk of the current
 ingestion writes only once no lease of another (older) ingestion of the same key is live, and
@@ -12,6 +13,7 @@ an older chunk notices it was superseded at its next check and stops. See
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +69,8 @@ class ChunkLeases:
                     "version": attr(lease.version),
                     "ingestion": attr(lease.ingestion or ""),
                     "chunk": attr(lease.index),
-                    "expires_at": attr(expires),
+                    # whole epoch seconds: also the table's TTL attribute (template.yaml)
+                    "expires_at": attr(math.ceil(expires)),
                 },
             )
         return expires

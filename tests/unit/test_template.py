@@ -130,6 +130,13 @@ def test_processor_reports_batch_item_failures_with_bounded_concurrency(
     assert mappings[0]["BatchSize"] == 1
 
 
+def test_ledger_items_with_an_expiry_expire(raw: dict[str, Any]) -> None:
+    """Chunk leases (ingest/adapters/leases.py) and transfer status records
+    (connectors/status.py) carry ``expires_at``; the ledger's TTL deletes them."""
+    ttl = raw["Resources"]["LedgerTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+
+
 def test_the_processor_has_one_whole_vcpu_and_chunks_sized_for_it(raw: dict[str, Any]) -> None:
     from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
 
