@@ -13,6 +13,9 @@ refuses a batch that names a key twice), as it would with one ``PutItem`` per ro
 throttling and 5xx). If DynamoDB refuses a whole batch as invalid, its items are written one by
 one and only the item DynamoDB refuses is rejected, with DynamoDB's reason: one bad row never
 fails, or hangs, the rest.
+
+A ``WriteFence`` is asked before every request: once a newer version of the file is
+registered it refuses, and no further request goes out (``ingest.usecases.fencing``).
 """
 
 from __future__ import annotations
