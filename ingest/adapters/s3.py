@@ -143,6 +143,16 @@ class S3Store:
                     deleted += len(keys)
         return deleted
 
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """The keys of every current object under ``prefix``, in key order."""
+        keys: list[str] = []
+        with translated("s3", "ListObjectsV2", f"s3://{bucket}/{prefix}"):
+            for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                keys.extend(o["Key"] for o in page.get("Contents", []))
+        return keys
+
     def read_text(self, bucket: str, key: str) -> tuple[str, str]:
         """A small text object and its ETag (feeds config)."""
         try:

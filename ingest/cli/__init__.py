@@ -11,6 +11,7 @@ from ingest.errors import IngestError
 
 #: modules with a ``register(subparsers)`` function, in help order.
 COMMAND_MODULES = (
+    "ingest.cli.status",
     "ingest.cli.core",
     "ingest.cli.partners",
     "ingest_local.cli",

@@ -1,46 +1,24 @@
-"""Core commands: ``ingest status`` and ``ingest feeds validate|push``."""
+"""Core commands: ``ingest feeds validate|push``, ``ingest reprocess`` and ``ingest dlq``
+(``ingest status`` and ``ingest rejects`` are in :mod:`ingest.cli.status`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
-from ingest.adapters.ledger_versions import all_superseded
 from ingest.adapters.s3 import S3Store
 from ingest.adapters.sqs import DeadLetterQueue, SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
-from ingest.cli.output import print_table
 from ingest.domain.feeds import load_feeds
-from ingest.domain.files import FileEntry, SupersededVersion
 from ingest.usecases.recovery import redrive_dead_letters, requeue_file
 
 FEEDS_KEY = "config/feeds.yaml"
-_COLUMNS = ("key", "feed", "status", "rows_ok", "rows_rejected", "chunks_done", "chunks")
-_SUPERSEDED_COLUMNS = (
-    "version",
-    "status",
-    "rows_ok",
-    "rows_rejected",
-    "chunks_done",
-    "chunks",
-    "superseded_by",
-)
 
 
 def register(subparsers: Any) -> None:
-    status = subparsers.add_parser(
-        "status", help="every landed file and what happened to it (the ledger)"
-    )
-    add_target_arguments(status)
-    status.add_argument("--json", action="store_true", help="print a JSON list")
-    status.add_argument("--prefix", default="", help="only keys under this prefix")
-    status.set_defaults(func=cmd_status)
-
     feeds = subparsers.add_parser("feeds", help="validate or publish the feeds file")
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
     validate = feeds_sub.add_parser("validate", help="check a feeds file and list its feeds")
@@ -69,56 +47,6 @@ def register(subparsers: Any) -> None:
     redrive.add_argument("--limit", type=int, default=None)
     add_target_arguments(redrive)
     redrive.set_defaults(func=cmd_dlq_redrive)
-
-
-def status_json(
-    entry: FileEntry, superseded: list[SupersededVersion] | None = None
-) -> dict[str, Any]:
-    """The ``ingest status --json`` contract (docs/contracts.md), with the failure reason and
-    the versions of the key that this one replaced (their rows are not counted)."""
-    data = entry.to_json()
-    return {
-        "key": data["key"],
-        "feed": data["feed"],
-        "status": data["status"],
-        "rows_ok": data["rows_ok"],
-        "rows_rejected": data["rows_rejected"],
-        "chunks": data["chunks"],
-        "chunks_done": data["chunks_done"],
-        "size": data["size"],
-        "etag": data["etag"],
-        "reason": data["reason"],
-        "superseded": [_superseded_json(s) for s in superseded or []],
-    }
-
-
-def _superseded_json(record: SupersededVersion) -> dict[str, Any]:
-    data = record.to_json()
-    return {name: data[name] for name in _SUPERSEDED_COLUMNS}
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    deployment = resolve_deployment(args)
-    ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
-    entries = [e for e in ledger.list_files() if e.key.startswith(args.prefix)]
-    superseded = all_superseded(ledger)
-    files = [status_json(e, superseded.get(e.key)) for e in entries]
-    if args.json:
-        json.dump(files, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    headers = [*_COLUMNS, "reason"]
-    print_table(
-        [[row[c] for c in headers] for row in files],
-        [h.upper() for h in headers],
-        empty="no files yet",
-    )
-    replaced = [{"key": f["key"], **s} for f in files for s in f["superseded"]]
-    if replaced:
-        print("\nreplaced by a newer version (their rows are not counted above):")
-        columns = ("key", *_SUPERSEDED_COLUMNS)
-        print_table([[r[c] for c in columns] for r in replaced], [c.upper() for c in columns])
-    return 0
 
 
 def cmd_feeds_validate(args: argparse.Namespace) -> int:

@@ -56,6 +56,14 @@ class FileEntry:
     failed_upload: dict[str, Any] | None = None
 
     @property
+    def partner(self) -> str | None:
+        """The partner whose SFTP home holds the key (``inbound/<partner>/…``), if any."""
+        parts = self.key.split("/", 2)
+        if len(parts) == 3 and parts[0] == "inbound" and parts[1]:
+            return parts[1]
+        return None
+
+    @property
     def held(self) -> bool:
         """Waiting for its SFTP server to say whether the upload completed."""
         return self.status == FileStatus.RECEIVED and self.reason == HELD_REASON

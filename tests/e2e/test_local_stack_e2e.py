@@ -303,3 +303,65 @@ def test_a_corrected_file_replaces_the_first_and_status_shows_what_it_replaced(
     assert {n: amounts[f"ORDER#E2E-e2e-replaced-{n}"] for n in range(30)} == {
         n: Decimal(f"{n}.50") if n < 20 else Decimal(f"{n}.25") for n in range(30)
     }
+
+
+def test_status_filters_and_table_agree_and_rejects_show_each_row(
+    local_stack: RunningStack, tmp_path: Path
+) -> None:
+    key = "inbound/demo/orders/e2e-filtered.csv"
+    mixed = orders_csv(tmp_path / "e2e-filtered.csv", 10, bad=2)
+    local_stack.sftp_batch(["-mkdir orders", f"put {mixed} orders/e2e-filtered.csv"])
+    assert local_stack.wait_for_file(key)["status"] == "PROCESSED_WITH_REJECTS"
+
+    every = local_stack.status()
+    times = [f["received_at"] or f["updated_at"] for f in every]
+    assert times == sorted(times, reverse=True)  # newest first
+    table = local_stack.ingest("status").stdout.splitlines()
+    for f in every:  # each file's row in the table shows its partner, status and counts
+        row = next(line.split() for line in table if f["key"] in line.split())
+        assert (
+            row[:6]
+            == [
+                *([f["partner"]] if f["partner"] else []),
+                *([f["feed"]] if f["feed"] else []),
+                f["key"],
+                f["status"],
+                str(f["rows_ok"]),
+                str(f["rows_rejected"]),
+            ][:6]
+        )
+
+    mine = json.loads(
+        local_stack.ingest(
+            "status",
+            "--json",
+            "--partner",
+            "demo",
+            "--feed",
+            "orders",
+            "--since",
+            "1h",
+            "--status",
+            "PROCESSED_WITH_REJECTS",
+            "--status",
+            "FAILED",
+        ).stdout
+    )
+    assert key in {f["key"] for f in mine}
+    assert {(f["partner"], f["feed"]) for f in mine} == {("demo", "orders")}
+    assert {f["status"] for f in mine} <= {"PROCESSED_WITH_REJECTS", "FAILED"}
+    assert json.loads(local_stack.ingest("status", "--json", "--partner", "nobody").stdout) == []
+    refused = local_stack.ingest("status", "--since", "yesterday", check=False)
+    assert refused.returncode == 2 and "not a duration" in refused.stderr
+
+    rejects = json.loads(local_stack.ingest("rejects", key, "--json").stdout)
+    assert [(r["line"], r["raw"].split(",")[1]) for r in rejects["rejects"]] == [
+        (12, "not-a-number"),
+        (13, "not-a-number"),
+    ]
+    assert all("amount" in r["reason"] for r in rejects["rejects"])
+    assert rejects["truncated"] is False and len(rejects["files"]) == 1
+    one = json.loads(local_stack.ingest("rejects", key, "--json", "--limit", "1").stdout)
+    assert len(one["rejects"]) == 1 and one["truncated"] is True
+    shown = local_stack.ingest("rejects", key).stdout
+    assert "E2E-e2e-filtered-bad-0" in shown and "LINE" in shown

@@ -12,7 +12,7 @@ from typing import Any
 
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.ledger_versions import all_superseded, superseded_versions
-from ingest.cli.core import status_json
+from ingest.cli.status import status_json
 from ingest.domain.files import FileEntry
 
 KEY = "inbound/acme/orders/replaced.csv"

@@ -1,0 +1,163 @@
+"""``ingest status`` (every file the ledger knows, filtered, newest first) and
+``ingest rejects KEY`` (a file's rejected rows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ingest.adapters.ledger import Ledger
+from ingest.adapters.ledger_versions import all_superseded
+from ingest.adapters.s3 import S3Store
+from ingest.cli.context import add_target_arguments, resolve_deployment
+from ingest.cli.output import print_table
+from ingest.domain.files import FileEntry, SupersededVersion
+from ingest.usecases.inspection import (
+    FileFilter,
+    age,
+    iso_time,
+    newest_first,
+    parse_since,
+    read_rejects,
+)
+
+_SUPERSEDED_COLUMNS = (
+    "version",
+    "status",
+    "rows_ok",
+    "rows_rejected",
+    "chunks_done",
+    "chunks",
+    "superseded_by",
+)
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser(
+        "status", help="every landed file and what happened to it (the ledger), newest first"
+    )
+    add_target_arguments(status)
+    status.add_argument("--json", action="store_true", help="print a JSON list")
+    status.add_argument("--prefix", default="", help="only keys under this prefix")
+    status.add_argument("--partner", help="only this partner's files (inbound/<partner>/…)")
+    status.add_argument("--feed", help="only this feed's files")
+    status.add_argument(
+        "--status",
+        action="append",
+        dest="statuses",
+        metavar="STATUS",
+        help="only files in this status (repeat for several)",
+    )
+    status.add_argument(
+        "--since", help="only files received since: a duration (90m, 2h, 7d) or an ISO date"
+    )
+    status.set_defaults(func=cmd_status)
+
+    rejects = subparsers.add_parser("rejects", help="a file's rejected rows: line, reason, raw")
+    rejects.add_argument("key", help="the landed file's S3 key")
+    rejects.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    add_target_arguments(rejects)
+    rejects.add_argument("--json", action="store_true", help="print one JSON object")
+    rejects.set_defaults(func=cmd_rejects)
+
+
+def status_json(
+    entry: FileEntry, superseded: list[SupersededVersion] | None = None
+) -> dict[str, Any]:
+    """The ``ingest status --json`` contract (docs/contracts.md), with the failure reason and
+    the versions of the key that this one replaced (their rows are not counted)."""
+    data = entry.to_json()
+    return {
+        "key": data["key"],
+        "partner": entry.partner,
+        "feed": data["feed"],
+        "status": data["status"],
+        "rows_ok": data["rows_ok"],
+        "rows_rejected": data["rows_rejected"],
+        "chunks": data["chunks"],
+        "chunks_done": data["chunks_done"],
+        "size": data["size"],
+        "etag": data["etag"],
+        "reason": data["reason"],
+        "received_at": iso_time(entry.received_at),
+        "updated_at": iso_time(entry.updated_at),
+        "superseded": [_superseded_json(s) for s in superseded or []],
+    }
+
+
+def _superseded_json(record: SupersededVersion) -> dict[str, Any]:
+    data = record.to_json()
+    return {name: data[name] for name in _SUPERSEDED_COLUMNS}
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    now = time.time()
+    selected = FileFilter(
+        partner=args.partner,
+        feed=args.feed,
+        statuses=frozenset(args.statuses or ()),
+        since=parse_since(args.since, now=now) if args.since else None,
+        prefix=args.prefix,
+    )
+    deployment = resolve_deployment(args)
+    ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
+    entries = newest_first(ledger.list_files(), selected)
+    superseded = all_superseded(ledger)
+    files = [status_json(e, superseded.get(e.key)) for e in entries]
+    if args.json:
+        json.dump(files, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print_table(
+        [_status_row(e, now) for e in entries],
+        ["PARTNER", "FEED", "KEY", "STATUS", "ROWS OK", "REJECTED", "CHUNKS", "AGE", "REASON"],
+        empty="no files yet" if selected == FileFilter() else "no files match",
+    )
+    replaced = [{"key": f["key"], **s} for f in files for s in f["superseded"]]
+    if replaced:
+        print("\nreplaced by a newer version (their rows are not counted above):")
+        columns = ("key", *_SUPERSEDED_COLUMNS)
+        print_table([[r[c] for c in columns] for r in replaced], [c.upper() for c in columns])
+    return 0
+
+
+def _status_row(entry: FileEntry, now: float) -> list[Any]:
+    received = entry.received_at if entry.received_at is not None else entry.updated_at
+    return [
+        entry.partner,
+        entry.feed,
+        entry.key,
+        entry.status,
+        entry.rows_ok,
+        entry.rows_rejected,
+        f"{entry.chunks_done}/{entry.chunks}",
+        age(received, now=now),
+        entry.reason,
+    ]
+
+
+def cmd_rejects(args: argparse.Namespace) -> int:
+    deployment = resolve_deployment(args)
+    store = S3Store(deployment.aws.client("s3"))
+    found = read_rejects(store, deployment.resource("bucket"), args.key, limit=args.limit)
+    if args.json:
+        payload = {
+            "key": args.key,
+            "files": found.files,
+            "rejects": found.rows,
+            "truncated": found.truncated,
+        }
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print_table(
+        [[r.get("line"), r.get("reason"), r.get("raw")] for r in found.rows],
+        ["LINE", "REASON", "RAW"],
+        empty=f"no rejected rows for {args.key}",
+    )
+    if found.truncated:
+        print(f"(the first {args.limit}; --limit N for more)")
+    return 0

@@ -1,0 +1,138 @@
+"""What the ledger and the landing bucket know of files, put for people: the files a filter
+selects, newest first (``ingest status``), and a file's rejected rows (``ingest rejects``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ingest.domain.files import FileEntry
+from ingest.domain.rejects import rejects_prefix
+from ingest.errors import ConfigError
+
+_DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d|w)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class FileFilter:
+    """Which files to show: every given condition must hold (``statuses``: any of them)."""
+
+    partner: str | None = None
+    feed: str | None = None
+    statuses: frozenset[str] = field(default_factory=frozenset)
+    #: received (or, for entries without that time, last changed) at or after, epoch seconds
+    since: float | None = None
+    prefix: str = ""
+
+    def matches(self, entry: FileEntry) -> bool:
+        return (
+            entry.key.startswith(self.prefix)
+            and (self.partner is None or entry.partner == self.partner)
+            and (self.feed is None or entry.feed == self.feed)
+            and (not self.statuses or entry.status in self.statuses)
+            and (self.since is None or (_when(entry) or 0.0) >= self.since)
+        )
+
+
+def newest_first(entries: Iterable[FileEntry], selected: FileFilter) -> list[FileEntry]:
+    """The entries ``selected`` matches, the most recently received first (then by key)."""
+    chosen = [e for e in entries if selected.matches(e)]
+    chosen.sort(key=lambda e: e.key)
+    chosen.sort(key=lambda e: _when(e) or 0.0, reverse=True)
+    return chosen
+
+
+def _when(entry: FileEntry) -> float | None:
+    return entry.received_at if entry.received_at is not None else entry.updated_at
+
+
+def parse_since(text: str, *, now: float) -> float:
+    """``--since``: a duration back from ``now`` (``90m``, ``2h``, ``7d``, ``1w``, ``30s``) or
+    an ISO 8601 date or time (UTC unless it says otherwise); epoch seconds."""
+    text = text.strip()
+    if match := _DURATION.fullmatch(text):
+        return now - float(match["n"]) * _UNIT_SECONDS[match["unit"]]
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r}: not a duration (30s, 90m, 2h, 7d, 1w) or an ISO 8601 date",
+            field="since",
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """An epoch time as ISO 8601 UTC (``2026-12-01T13:45:00Z``), whole seconds."""
+    if epoch is None:
+        return None
+    moment = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def age(epoch: float | None, *, now: float) -> str:
+    """How long ago, in its largest whole unit: ``45s``, ``12m``, ``3h``, ``2d``."""
+    if epoch is None:
+        return ""
+    seconds = max(0, int(now - epoch))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class RejectFiles(Protocol):
+    """The landing bucket, as the reject reader uses it."""
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
+
+    def iter_blocks(self, bucket: str, key: str, *, version_id: str | None) -> Iterator[bytes]: ...
+
+
+@dataclass(frozen=True)
+class Rejects:
+    """A file's rejected rows (``{line, reason, raw}``, by line), and where they are kept."""
+
+    files: list[str]
+    rows: list[dict[str, Any]]
+    #: more rows than ``limit`` were there
+    truncated: bool
+
+
+def read_rejects(store: RejectFiles, bucket: str, key: str, *, limit: int | None) -> Rejects:
+    """The first ``limit`` rejected rows of ``key`` (every one when None), by line.
+
+    Chunks are byte ranges in file order, so each reject file's lines come after the
+    previous one's; within one file the rows are sorted (writer threads add them too).
+    """
+    files = sorted(store.list_keys(bucket, rejects_prefix(key)))
+    rows: list[dict[str, Any]] = []
+    truncated = False
+    for reject_file in files:
+        if limit is not None and len(rows) >= limit:
+            truncated = True
+            break
+        found = sorted(_reject_rows(store, bucket, reject_file), key=lambda r: r.get("line", 0))
+        rows.extend(found)
+    if limit is not None and len(rows) > limit:
+        rows, truncated = rows[:limit], True
+    return Rejects(files=[f"s3://{bucket}/{k}" for k in files], rows=rows, truncated=truncated)
+
+
+def _reject_rows(store: RejectFiles, bucket: str, key: str) -> Iterator[dict[str, Any]]:
+    pending = b""
+    for block in store.iter_blocks(bucket, key, version_id=None):
+        pending += block
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    if pending.strip():
+        yield json.loads(pending)
