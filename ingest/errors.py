@@ -180,6 +180,10 @@ class ObjectNotFoundError(PermanentError):
         super().__init__(f"s3://{bucket}/{key} does not exist")
 
 
+class UnknownFileError(PermanentError):
+    """The ledger has no entry for the key a command named."""
+
+
 class StorageUnavailableError(RetryableError):
     """An AWS service call failed in a way that is worth retrying (throttling, 5xx, I/O)."""
 

@@ -85,19 +85,24 @@ class ChunkLeases:
 
     def others_live(self, lease: Lease) -> list[LiveLease]:
         """Unexpired leases on the same file that belong to another version or ingestion."""
+        return [
+            other
+            for other in self.live(lease.key)
+            if (other.version, other.ingestion) != (lease.version, lease.ingestion)
+        ]
+
+    def live(self, key: str) -> list[LiveLease]:
+        """Every unexpired lease on the file: the chunks being written now."""
         now = self.clock()
-        items = self._items.query_items(lease.key, LEASE_PREFIX)
-        return [other for item in items if (other := _live(item, lease, now)) is not None]
+        leases = (_lease(item) for item in self._items.query_items(key, LEASE_PREFIX))
+        return [lease for lease in leases if lease.expires_at > now]
 
 
-def _live(item: dict[str, Any], mine: Lease, now: float) -> LiveLease | None:
+def _lease(item: dict[str, Any]) -> LiveLease:
     values = from_item(item)
-    other = LiveLease(
+    return LiveLease(
         version=str(values.get("version", "")),
         ingestion=str(values.get("ingestion") or "") or None,
         index=int(values.get("chunk", 0)),
         expires_at=float(values.get("expires_at", 0)),
     )
-    if (other.version, other.ingestion) == (mine.version, mine.ingestion):
-        return None  # a chunk of the same ingestion: it writes the same version's rows
-    return other if other.expires_at > now else None

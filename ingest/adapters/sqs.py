@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -98,12 +98,40 @@ class SqsQueue:
         )
 
 
+#: empty receives a peek tries again while the DLQ still counts messages
+_PEEK_MISSES = 3
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A message received from the dead-letter queue."""
 
     body: str
     receipt_handle: str
+    message_id: str = ""
+    #: deliveries so far (SQS keeps counting across the move to the DLQ)
+    receive_count: int = 0
+    #: when the message was first received, from the ingest queue: its first failure began
+    first_received_at: float | None = None
+    #: when it was sent to the ingest queue
+    sent_at: float | None = None
+
+
+def _dead_letter(message: Mapping[str, Any]) -> DeadLetter:
+    attrs = message.get("Attributes", {})
+
+    def epoch(name: str) -> float | None:
+        value = attrs.get(name)
+        return int(value) / 1000 if value else None
+
+    return DeadLetter(
+        body=message["Body"],
+        receipt_handle=message["ReceiptHandle"],
+        message_id=message.get("MessageId", ""),
+        receive_count=int(attrs.get("ApproximateReceiveCount", 0)),
+        first_received_at=epoch("ApproximateFirstReceiveTimestamp"),
+        sent_at=epoch("SentTimestamp"),
+    )
 
 
 class DeadLetterQueue:
@@ -121,18 +149,57 @@ class DeadLetterQueue:
         self._queue = queue
         self._wait = wait_seconds
 
-    def take(self, limit: int) -> list[DeadLetter]:
-        """Up to ``limit`` (≤ 10) messages, invisible for a minute while they are moved."""
+    def take(self, limit: int, *, hold_seconds: int = 60) -> list[DeadLetter]:
+        """Up to ``limit`` (≤ 10) messages, invisible for ``hold_seconds`` while they are moved
+        (or looked at)."""
         try:
             got = self._sqs.receive_message(
                 QueueUrl=self._url,
                 MaxNumberOfMessages=max(1, min(10, limit)),
                 WaitTimeSeconds=self._wait,
-                VisibilityTimeout=60,
+                VisibilityTimeout=hold_seconds,
+                AttributeNames=["All"],
             ).get("Messages", [])
         except (ClientError, BotoCoreError) as exc:
             raise unavailable(exc, "sqs", "ReceiveMessage") from exc
-        return [DeadLetter(m["Body"], m["ReceiptHandle"]) for m in got]
+        return [_dead_letter(m) for m in got]
+
+    def release(self, letters: list[DeadLetter]) -> None:
+        """Make taken messages visible in the DLQ again, at once (they stay there)."""
+        for start in range(0, len(letters), 10):
+            batch = letters[start : start + 10]
+            try:
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=self._url,
+                    Entries=[
+                        {
+                            "Id": str(i),
+                            "ReceiptHandle": letter.receipt_handle,
+                            "VisibilityTimeout": 0,
+                        }
+                        for i, letter in enumerate(batch)
+                    ],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise unavailable(exc, "sqs", "ChangeMessageVisibilityBatch") from exc
+
+    def peek(self, *, limit: int = 1000) -> list[DeadLetter]:
+        """Every message waiting (up to ``limit``), each once, left in the DLQ as it was."""
+        seen: dict[str, DeadLetter] = {}
+        misses = 0
+        try:
+            while len(seen) < limit:
+                # each taken message stays hidden until the end, so none is read twice
+                batch = self.take(min(10, limit - len(seen)), hold_seconds=30)
+                if not batch:
+                    if self.remaining() == 0 or misses >= _PEEK_MISSES:
+                        break
+                    misses += 1  # a short poll can miss messages the queue still counts
+                    continue
+                seen.update((letter.message_id, letter) for letter in batch)
+        finally:
+            self.release(list(seen.values()))
+        return list(seen.values())
 
     def return_to_queue(self, letters: list[DeadLetter]) -> None:
         """Send to the ingest queue first, then delete from the DLQ (never lost)."""

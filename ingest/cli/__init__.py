@@ -13,6 +13,7 @@ from ingest.errors import IngestError
 COMMAND_MODULES = (
     "ingest.cli.status",
     "ingest.cli.core",
+    "ingest.cli.dlq",
     "ingest.cli.partners",
     "ingest_local.cli",
     "connectors.cli",

@@ -1,5 +1,5 @@
-"""Core commands: ``ingest feeds validate|push``, ``ingest reprocess`` and ``ingest dlq``
-(``ingest status`` and ``ingest rejects`` are in :mod:`ingest.cli.status`)."""
+"""Core commands: ``ingest feeds validate|push`` and ``ingest reprocess`` (``ingest status``
+and ``ingest rejects`` are in :mod:`ingest.cli.status`, ``ingest dlq`` in :mod:`ingest.cli.dlq`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.s3 import S3Store
-from ingest.adapters.sqs import DeadLetterQueue, SqsQueue
+from ingest.adapters.sqs import SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
 from ingest.domain.feeds import load_feeds
-from ingest.usecases.recovery import redrive_dead_letters, requeue_file
+from ingest.usecases.recovery import requeue_file
 
 FEEDS_KEY = "config/feeds.yaml"
 
@@ -37,16 +37,6 @@ def register(subparsers: Any) -> None:
     reprocess.add_argument("keys", nargs="+", metavar="KEY")
     add_target_arguments(reprocess)
     reprocess.set_defaults(func=cmd_reprocess)
-
-    dlq = subparsers.add_parser("dlq", help="inspect or redrive the dead-letter queue")
-    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    dlq_count = dlq_sub.add_parser("count", help="messages waiting in the DLQ")
-    add_target_arguments(dlq_count)
-    dlq_count.set_defaults(func=cmd_dlq_count)
-    redrive = dlq_sub.add_parser("redrive", help="move DLQ messages back to the ingest queue")
-    redrive.add_argument("--limit", type=int, default=None)
-    add_target_arguments(redrive)
-    redrive.set_defaults(func=cmd_dlq_redrive)
 
 
 def cmd_feeds_validate(args: argparse.Namespace) -> int:
@@ -82,29 +72,4 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
             key, bucket=bucket, feeds=feeds, store=store, queue=queue, ledger=ledger
         )
         print(f"{key}: re-queued {len(result.requeued)} of {result.chunks} chunks")
-    return 0
-
-
-def cmd_dlq_count(args: argparse.Namespace) -> int:
-    deployment = resolve_deployment(args)
-    attrs = deployment.aws.client("sqs").get_queue_attributes(
-        QueueUrl=deployment.resource("dlq_url"),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    print(
-        f"{attrs['ApproximateNumberOfMessages']} waiting, "
-        f"{attrs['ApproximateNumberOfMessagesNotVisible']} in flight"
-    )
-    return 0
-
-
-def cmd_dlq_redrive(args: argparse.Namespace) -> int:
-    deployment = resolve_deployment(args)
-    sqs = deployment.aws.client("sqs")
-    dlq = DeadLetterQueue(
-        sqs, deployment.resource("dlq_url"), SqsQueue(sqs, deployment.resource("queue_url"))
-    )
-    ledger = Ledger(deployment.aws.client("dynamodb"), deployment.resource("ledger_table"))
-    moved = redrive_dead_letters(dlq, ledger=ledger, limit=args.limit)
-    print(f"moved {moved} message(s) back to the ingest queue")
     return 0

@@ -1,5 +1,5 @@
-"""``ingest status`` (every file the ledger knows, filtered, newest first) and
-``ingest rejects KEY`` (a file's rejected rows)."""
+"""``ingest status`` (every file the ledger knows, filtered, newest first), ``ingest status
+KEY`` (one file in full) and ``ingest rejects KEY`` (a file's rejected rows)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ import sys
 import time
 from typing import Any
 
+from ingest.adapters.leases import ChunkLeases
 from ingest.adapters.ledger import Ledger
-from ingest.adapters.ledger_versions import all_superseded
+from ingest.adapters.ledger_versions import all_superseded, superseded_versions
 from ingest.adapters.s3 import S3Store
-from ingest.cli.context import add_target_arguments, resolve_deployment
+from ingest.cli.context import Deployment, add_target_arguments, resolve_deployment
+from ingest.cli.dlq import dead_letters
 from ingest.cli.output import print_table
 from ingest.domain.files import FileEntry, SupersededVersion
+from ingest.errors import UnknownFileError
 from ingest.usecases.inspection import (
     FileFilter,
     age,
+    chunk_states,
+    dead_letter_report,
     iso_time,
     newest_first,
     parse_since,
@@ -39,8 +44,11 @@ def register(subparsers: Any) -> None:
     status = subparsers.add_parser(
         "status", help="every landed file and what happened to it (the ledger), newest first"
     )
+    status.add_argument(
+        "key", nargs="?", help="one file in full: versions, chunks, rejects, DLQ messages"
+    )
     add_target_arguments(status)
-    status.add_argument("--json", action="store_true", help="print a JSON list")
+    status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--prefix", default="", help="only keys under this prefix")
     status.add_argument("--partner", help="only this partner's files (inbound/<partner>/…)")
     status.add_argument("--feed", help="only this feed's files")
@@ -94,6 +102,8 @@ def _superseded_json(record: SupersededVersion) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.key:
+        return _one_file(args)
     now = time.time()
     selected = FileFilter(
         partner=args.partner,
@@ -160,4 +170,94 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     )
     if found.truncated:
         print(f"(the first {args.limit}; --limit N for more)")
+    return 0
+
+
+def file_story(deployment: Deployment, key: str) -> dict[str, Any]:
+    """``ingest status KEY --json``: the file's entry, the versions it replaced, its chunks,
+    its first rejects and its DLQ messages."""
+    client = deployment.aws.client("dynamodb")
+    ledger = Ledger(client, deployment.resource("ledger_table"))
+    entry = ledger.get_file(key)
+    if entry is None:
+        raise UnknownFileError(f"the ledger has no entry for {key!r} (see ingest status)")
+    version = entry.version or ""
+    done = ledger.done_chunks(key, version, entry.ingestion) if entry.version else set()
+    leases = ChunkLeases(client, deployment.resource("ledger_table")).live(key)
+    writing = {
+        lease.index
+        for lease in leases
+        if (lease.version, lease.ingestion) == (entry.version, entry.ingestion)
+    }
+    rejects = read_rejects(
+        S3Store(deployment.aws.client("s3")), deployment.resource("bucket"), key, limit=20
+    )
+    letters = dead_letter_report(dead_letters(deployment).peek(), ledger)
+    return {
+        **status_json(entry, superseded_versions(ledger, key)),
+        "chunk_states": chunk_states(entry, done=done, writing=writing),
+        "reject_files": rejects.files,
+        "first_rejects": [{"line": r.get("line"), "reason": r.get("reason")} for r in rejects.rows],
+        "rejects_truncated": rejects.truncated,
+        "dead_letters": [
+            {
+                "message_id": d.message_id,
+                "chunk": d.chunk,
+                "receive_count": d.receive_count,
+                "first_failure_at": iso_time(d.first_failure_at),
+                "last_failure_at": iso_time(d.last_failure_at),
+                "last_error": d.last_error,
+            }
+            for d in letters
+            if d.key == key
+        ],
+    }
+
+
+def _one_file(args: argparse.Namespace) -> int:
+    story = file_story(resolve_deployment(args), args.key)
+    if args.json:
+        json.dump(story, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    fields = (
+        "key",
+        "partner",
+        "feed",
+        "status",
+        "rows_ok",
+        "rows_rejected",
+        "chunks_done",
+        "chunks",
+        "size",
+        "etag",
+        "received_at",
+        "updated_at",
+        "reason",
+    )
+    print_table([[name, story[name]] for name in fields], ["FIELD", "VALUE"])
+    if story["superseded"]:
+        print("\nreplaced versions (not counted):")
+        print_table(
+            [[s[c] for c in _SUPERSEDED_COLUMNS] for s in story["superseded"]],
+            [c.upper() for c in _SUPERSEDED_COLUMNS],
+        )
+    print("\nchunks:")
+    print_table(
+        [[c["index"], c["state"]] for c in story["chunk_states"]],
+        ["CHUNK", "STATE"],
+        empty="none (the file was not split into chunks)",
+    )
+    print("\nrejects:", ", ".join(story["reject_files"]) or "none")
+    print_table(
+        [[r["line"], r["reason"]] for r in story["first_rejects"]], ["LINE", "REASON"], empty=""
+    )
+    if story["rejects_truncated"]:
+        print(f"(the first 20; ingest rejects {args.key} for all of them)")
+    print("\ndead-letter queue:")
+    print_table(
+        [[d["chunk"], d["receive_count"], d["last_error"]] for d in story["dead_letters"]],
+        ["CHUNK", "DELIVERIES", "LAST ERROR"],
+        empty="no messages",
+    )
     return 0

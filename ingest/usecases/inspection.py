@@ -10,9 +10,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ingest.domain.files import FileEntry
+from ingest.domain.files import FileEntry, FileStatus
+from ingest.domain.messages import ChunkMessage
 from ingest.domain.rejects import rejects_prefix
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, InvalidEventError
 
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d|w)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -136,3 +137,99 @@ def _reject_rows(store: RejectFiles, bucket: str, key: str) -> Iterator[dict[str
                 yield json.loads(line)
     if pending.strip():
         yield json.loads(pending)
+
+
+class PeekedLetter(Protocol):
+    """A message looked at in the dead-letter queue (``ingest.adapters.sqs.DeadLetter``)."""
+
+    @property
+    def body(self) -> str: ...
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def receive_count(self) -> int: ...
+
+    @property
+    def first_received_at(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class DeadLetterInfo:
+    """One DLQ message, for people: which chunk of which file, how often it was tried, when,
+    and the error the ledger holds for its file (``ingest dlq list``)."""
+
+    message_id: str
+    key: str | None
+    chunk: int | None
+    version: str | None
+    receive_count: int
+    first_failure_at: float | None
+    #: when the file was marked FAILED (its last delivery failed)
+    last_failure_at: float | None
+    last_error: str | None
+
+
+def dead_letter_report(letters: Iterable[PeekedLetter], ledger: FileReader) -> list[DeadLetterInfo]:
+    """What each DLQ message is, by file and chunk."""
+    entries: dict[str, FileEntry | None] = {}
+    report: list[DeadLetterInfo] = []
+    for letter in letters:
+        try:
+            msg = ChunkMessage.from_json(letter.body)
+        except InvalidEventError:
+            report.append(
+                DeadLetterInfo(
+                    letter.message_id,
+                    None,
+                    None,
+                    None,
+                    letter.receive_count,
+                    letter.first_received_at,
+                    None,
+                    "not a chunk message",
+                )
+            )
+            continue
+        if msg.key not in entries:
+            entries[msg.key] = ledger.get_file(msg.key)
+        entry = entries[msg.key]
+        failed = entry if entry is not None and entry.status == FileStatus.FAILED else None
+        report.append(
+            DeadLetterInfo(
+                message_id=letter.message_id,
+                key=msg.key,
+                chunk=msg.index,
+                version=msg.version,
+                receive_count=letter.receive_count,
+                first_failure_at=letter.first_received_at,
+                last_failure_at=failed.updated_at if failed else None,
+                last_error=failed.reason if failed else None,
+            )
+        )
+    report.sort(key=lambda d: (d.key or "", d.chunk or 0))
+    return report
+
+
+class FileReader(Protocol):
+    """The ledger, as the inspection reads it."""
+
+    def get_file(self, key: str) -> FileEntry | None: ...
+
+
+def chunk_states(entry: FileEntry, *, done: set[int], writing: set[int]) -> list[dict[str, Any]]:
+    """Each chunk of the file's current ingestion: ``done`` (counted), ``writing`` (a live
+    lease), ``failed`` (the file failed, and it was not counted) or ``waiting``."""
+    states = []
+    for index in range(entry.chunks):
+        if index in done:
+            state = "done"
+        elif index in writing:
+            state = "writing"
+        elif entry.status == FileStatus.FAILED:
+            state = "failed"
+        else:
+            state = "waiting"
+        states.append({"index": index, "state": state})
+    return states

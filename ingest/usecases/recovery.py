@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ingest.domain.feeds import FeedSet
 from ingest.domain.files import FileStatus
@@ -78,9 +79,14 @@ def requeue_file(
 
 
 def redrive_dead_letters(
-    dlq: DeadLetters, *, ledger: FileLedger | None = None, limit: int | None = None
+    dlq: DeadLetters,
+    *,
+    ledger: FileLedger | None = None,
+    limit: int | None = None,
+    key: str | None = None,
 ) -> int:
-    """Move messages from the DLQ back to the ingest queue until it is empty (or ``limit``).
+    """Move messages from the DLQ back to the ingest queue until it is empty (or ``limit``);
+    with ``key``, only that file's chunk messages (the others stay in the DLQ).
 
     An empty receive does not end the redrive while the DLQ still counts messages (a short
     poll can miss some). With ``ledger``, each redriven chunk's FAILED file goes back to
@@ -89,25 +95,43 @@ def redrive_dead_letters(
     """
     moved = 0
     misses = 0
-    while limit is None or moved < limit:
-        batch = dlq.take(10 if limit is None else min(10, limit - moved))
-        if not batch:
-            remaining = dlq.remaining()
-            if remaining == 0:
-                break
-            misses += 1
-            if misses > _MAX_EMPTY_RECEIVES:
-                raise RedriveStuckError(
-                    f"the dead-letter queue counts {remaining} message(s) that could not be "
-                    f"received in {misses} tries (in flight elsewhere?); run the redrive again"
-                )
-            continue
-        misses = 0
-        if ledger is not None:
-            _mark_retrying(ledger, [letter.body for letter in batch])
-        dlq.return_to_queue(batch)
-        moved += len(batch)
+    kept: list[Any] = []  # other files' messages, hidden until the end so none is read twice
+    try:
+        while limit is None or moved < limit:
+            batch = dlq.take(10 if limit is None else min(10, limit - moved))
+            if not batch:
+                remaining = dlq.remaining()
+                if remaining == 0:
+                    break
+                misses += 1
+                if misses > _MAX_EMPTY_RECEIVES:
+                    raise RedriveStuckError(
+                        f"the dead-letter queue counts {remaining} message(s) that could not be "
+                        f"received in {misses} tries (in flight elsewhere?); run the redrive again"
+                    )
+                continue
+            misses = 0
+            if key is not None:
+                kept.extend(letter for letter in batch if chunk_key(letter.body) != key)
+                batch = [letter for letter in batch if chunk_key(letter.body) == key]
+                if not batch:
+                    continue
+            if ledger is not None:
+                _mark_retrying(ledger, [letter.body for letter in batch])
+            dlq.return_to_queue(batch)
+            moved += len(batch)
+    finally:
+        if kept:
+            dlq.release(kept)
     return moved
+
+
+def chunk_key(body: str) -> str | None:
+    """The file a DLQ message is a chunk of (None when it is not a chunk message)."""
+    try:
+        return ChunkMessage.from_json(body).key
+    except InvalidEventError:
+        return None
 
 
 def _mark_retrying(ledger: FileLedger, bodies: list[str]) -> None:

@@ -319,17 +319,10 @@ def test_status_filters_and_table_agree_and_rejects_show_each_row(
     table = local_stack.ingest("status").stdout.splitlines()
     for f in every:  # each file's row in the table shows its partner, status and counts
         row = next(line.split() for line in table if f["key"] in line.split())
-        assert (
-            row[:6]
-            == [
-                *([f["partner"]] if f["partner"] else []),
-                *([f["feed"]] if f["feed"] else []),
-                f["key"],
-                f["status"],
-                str(f["rows_ok"]),
-                str(f["rows_rejected"]),
-            ][:6]
-        )
+        shown = [f["partner"], f["feed"], f["key"], f["status"], f["rows_ok"], f["rows_rejected"]]
+        expected = [str(cell) for cell in shown if cell is not None]  # blank cells: no word
+        assert row[: len(expected)] == expected
+        assert row[len(expected)] == f"{f['chunks_done']}/{f['chunks']}"
 
     mine = json.loads(
         local_stack.ingest(
@@ -365,3 +358,27 @@ def test_status_filters_and_table_agree_and_rejects_show_each_row(
     assert len(one["rejects"]) == 1 and one["truncated"] is True
     shown = local_stack.ingest("rejects", key).stdout
     assert "E2E-e2e-filtered-bad-0" in shown and "LINE" in shown
+
+    story = json.loads(local_stack.ingest("status", key, "--json").stdout)
+    assert (story["key"], story["status"], story["partner"]) == (
+        key,
+        "PROCESSED_WITH_REJECTS",
+        "demo",
+    )
+    assert story["chunk_states"] == [{"index": 0, "state": "done"}]
+    assert story["reject_files"] == rejects["files"]
+    assert [(r["line"], "amount" in r["reason"]) for r in story["first_rejects"]] == [
+        (12, True),
+        (13, True),
+    ]
+    assert (story["rejects_truncated"], story["dead_letters"], story["superseded"]) == (
+        False,
+        [],
+        [],
+    )
+    told = local_stack.ingest("status", key).stdout
+    assert "chunks:" in told and "done" in told and "no messages" in told
+    unknown = local_stack.ingest("status", "inbound/demo/nothing.csv", check=False)
+    assert unknown.returncode == 2 and "no entry" in unknown.stderr
+    assert json.loads(local_stack.ingest("dlq", "list", "--json").stdout) == []
+    assert "empty" in local_stack.ingest("dlq", "list").stdout

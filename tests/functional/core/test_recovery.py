@@ -158,3 +158,54 @@ def test_redrive_goes_on_while_the_dlq_still_counts_messages(pipeline):
     ).get("Messages"):
         got += [m["Body"] for m in batch]
     assert sorted(got) == sorted(bodies)
+
+
+def _park_in_dlq(pipeline, key: str) -> None:
+    """Land ``key`` and move its chunk message from the ingest queue to the DLQ untouched
+    (as if its deliveries had run out), leaving the file QUEUED."""
+    pipeline.land(key, b"order_id,amount\n1,1.00\n")
+    (message,) = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url)["Messages"]
+    pipeline.sqs.send_message(QueueUrl=pipeline.dlq_url, MessageBody=message["Body"])
+    pipeline.sqs.delete_message(QueueUrl=pipeline.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_dlq_list_says_what_each_message_is_and_leaves_it_there(pipeline, monkeypatch):
+    from ingest.usecases.inspection import dead_letter_report
+
+    key, _store = _land_failing_file(pipeline, monkeypatch)
+    other = "inbound/acme/orders/parked.csv"
+    _park_in_dlq(pipeline, other)
+    pipeline.sqs.send_message(QueueUrl=pipeline.dlq_url, MessageBody="not json")
+
+    dlq = dead_letters(pipeline)
+    report = dead_letter_report(dlq.peek(), pipeline.ledger)
+    assert [(d.key, d.chunk) for d in report] == [(None, None), (key, 1), (other, 0)]
+    junk, failed, parked = report
+    assert junk.last_error == "not a chunk message"
+    assert failed.receive_count >= 5  # its deliveries from the ingest queue, kept by SQS
+    assert failed.version == pipeline.file(key).version
+    assert "after 5 deliveries" in (failed.last_error or "")
+    assert failed.first_failure_at and failed.last_failure_at
+    assert failed.first_failure_at <= failed.last_failure_at
+    assert (parked.last_error, parked.last_failure_at) == (None, None)  # its file is not FAILED
+    # looking moved nothing, and every message can be taken again at once
+    assert pipeline.queue_depth(pipeline.dlq_url) == 3
+    assert len(dlq.peek()) == 3
+
+
+def test_dlq_redrive_of_one_file_leaves_the_others(pipeline, monkeypatch):
+    key, store = _land_failing_file(pipeline, monkeypatch)
+    other = "inbound/acme/orders/parked.csv"
+    _park_in_dlq(pipeline, other)
+    store.broken = False
+
+    moved = redrive_dead_letters(dead_letters(pipeline), ledger=pipeline.ledger, key=key)
+    assert moved == 1
+    (left,) = dead_letters(pipeline).peek()
+    assert other in left.body
+    pipeline.drain(timeout=60)
+    entry = pipeline.file(key)
+    assert (entry.status, entry.rows_ok, entry.chunks_done) == ("PROCESSED", ROWS, entry.chunks)
+    assert len([i for i in pipeline.items() if i["_source"].endswith(key)]) == ROWS  # no dupes
+    assert pipeline.file(other).status == "QUEUED"  # still waiting in the DLQ
+    assert pipeline.queue_depth(pipeline.dlq_url) == 1

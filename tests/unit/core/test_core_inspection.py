@@ -103,3 +103,22 @@ def test_ages_and_times_for_people():
     assert age(None, now=NOW) == ""
     assert iso_time(NOW + 0.6) == "2026-12-01T12:00:00Z"
     assert iso_time(None) is None
+
+
+def test_each_chunk_says_where_it_is():
+    from ingest.usecases.inspection import chunk_states
+
+    processing = entry("inbound/acme/orders/a.csv", "PROCESSING", chunks=4)
+    assert [c["state"] for c in chunk_states(processing, done={0, 2}, writing={1})] == [
+        "done",
+        "writing",
+        "done",
+        "waiting",
+    ]
+    failed = entry("inbound/acme/orders/a.csv", "FAILED", chunks=3)
+    assert [c["state"] for c in chunk_states(failed, done={0}, writing=set())] == [
+        "done",
+        "failed",
+        "failed",
+    ]
+    assert chunk_states(entry("x", "UNMATCHED"), done=set(), writing=set()) == []
