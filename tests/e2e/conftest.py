@@ -23,8 +23,16 @@ from stack_kit import RunningStack, launch
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """One ``ingest up --demo-partner`` for the whole session."""
-    stack = launch(tmp_path_factory.mktemp("local-stack"), "--demo-partner")
+    """One ``ingest up --demo-partner`` for the whole session. Its scheduled retrievals run
+    once a day, not every 5 minutes: the connector test invokes the retrieval itself, and a
+    scheduled run firing in between (once the session is 5 minutes old) would take its file
+    first."""
+    stack = launch(
+        tmp_path_factory.mktemp("local-stack"),
+        "--demo-partner",
+        "--parameter",
+        "RetrieveSchedule=rate(1 day)",
+    )
     try:
         yield stack
     finally:
