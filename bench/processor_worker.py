@@ -34,7 +34,8 @@ from reference_loop import write_csv
 
 from ingest.adapters.aws import AwsTarget
 from ingest.domain.feeds import load_feeds
-from ingest.domain.formats import iter_lines, parse_records
+from ingest.domain.formats import parse_records
+from ingest.domain.lines import iter_lines
 from ingest.domain.records import build_item
 from ingest_local.lambda_service import SqsEventSource, in_process_invoker, load_handler
 

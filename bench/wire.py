@@ -32,7 +32,8 @@ from processor_data import FEEDS_YAML, orders_csv
 
 from ingest.adapters.wire import batch_write_body, serialize_item
 from ingest.domain.feeds import load_feeds
-from ingest.domain.formats import iter_lines, parse_records
+from ingest.domain.formats import parse_records
+from ingest.domain.lines import iter_lines
 from ingest.domain.records import build_item
 
 KEY = "inbound/acme/orders/wire.csv"

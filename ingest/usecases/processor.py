@@ -19,10 +19,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ingest.domain.csv_records import CsvParser
 from ingest.domain.feeds import Feed, FeedMatch, FeedSet, Format
 from ingest.domain.files import FileEntry
-from ingest.domain.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
+from ingest.domain.formats import parse_records
 from ingest.domain.inflate import InflateLimits, open_gzip
+from ingest.domain.lines import ParsedRecord, RawLine, iter_lines
 from ingest.domain.messages import ChunkMessage
 from ingest.domain.records import RecordRow, build_item
 from ingest.domain.rejects import rejects_key

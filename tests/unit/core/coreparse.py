@@ -7,8 +7,10 @@ import io
 from collections.abc import Iterable, Iterator
 
 from ingest.domain.chunks import Chunk, plan_chunks
+from ingest.domain.csv_records import CsvParser
 from ingest.domain.feeds import Feed, FeedSet, Format, parse_feeds
-from ingest.domain.formats import CsvParser, ParsedRecord, RawLine, iter_lines, parse_records
+from ingest.domain.formats import parse_records
+from ingest.domain.lines import ParsedRecord, RawLine, iter_lines
 
 
 def feed_of(yaml_text: str, name: str | None = None) -> Feed:

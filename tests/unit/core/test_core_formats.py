@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from coreparse import chunked_parse, csv_feed, flatten, jsonl_feed, whole_parse
 
-from ingest.domain.formats import decode_line, iter_lines
+from ingest.domain.lines import decode_line, iter_lines
 from ingest.errors import RowError
 
 

@@ -11,7 +11,7 @@ from coreparse import chunked_parse, csv_feed, flatten, jsonl_feed, whole_parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.domain.formats import ParsedRecord
+from ingest.domain.lines import ParsedRecord
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
