@@ -4,11 +4,12 @@ selects, newest first (``ingest status``), and a file's rejected rows (``ingest 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.messages import ChunkMessage
@@ -94,7 +95,9 @@ class RejectFiles(Protocol):
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
 
-    def iter_blocks(self, bucket: str, key: str, *, version_id: str | None) -> Iterator[bytes]: ...
+    def open_range(
+        self, bucket: str, key: str, *, version_id: str | None, start: int, etag: str | None
+    ) -> IO[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -111,32 +114,49 @@ def read_rejects(store: RejectFiles, bucket: str, key: str, *, limit: int | None
     """The first ``limit`` rejected rows of ``key`` (every one when None), by line.
 
     Chunks are byte ranges in file order, so each reject file's lines come after the
-    previous one's; within one file the rows are sorted (writer threads add them too).
+    previous one's; within one file the rows are not quite in order (writer threads add
+    rejects too), so each file is read as a stream and only its first rows are kept.
     """
     files = sorted(store.list_keys(bucket, rejects_prefix(key)))
     rows: list[dict[str, Any]] = []
     truncated = False
     for reject_file in files:
-        if limit is not None and len(rows) >= limit:
+        wanted = None if limit is None else limit - len(rows)
+        if wanted == 0:
             truncated = True
             break
-        found = sorted(_reject_rows(store, bucket, reject_file), key=lambda r: r.get("line", 0))
-        rows.extend(found)
-    if limit is not None and len(rows) > limit:
-        rows, truncated = rows[:limit], True
+        found = _reject_rows(store, bucket, reject_file)
+        if wanted is None:
+            rows.extend(sorted(found, key=_line))
+            continue
+        counted = _Counted(found)
+        rows.extend(heapq.nsmallest(wanted, counted, key=_line))
+        truncated = truncated or counted.seen > wanted
     return Rejects(files=[f"s3://{bucket}/{k}" for k in files], rows=rows, truncated=truncated)
 
 
+def _line(row: dict[str, Any]) -> int:
+    return int(row.get("line", 0))
+
+
+class _Counted:
+    """An iterator that counts what went through it."""
+
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self._items = items
+        self.seen = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self._items:
+            self.seen += 1
+            yield item
+
+
 def _reject_rows(store: RejectFiles, bucket: str, key: str) -> Iterator[dict[str, Any]]:
-    pending = b""
-    for block in store.iter_blocks(bucket, key, version_id=None):
-        pending += block
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
+    with store.open_range(bucket, key, version_id=None, start=0, etag=None) as stream:
+        for line in stream:
             if line.strip():
                 yield json.loads(line)
-    if pending.strip():
-        yield json.loads(pending)
 
 
 class PeekedLetter(Protocol):
