@@ -181,8 +181,7 @@ def file_story(deployment: Deployment, key: str) -> dict[str, Any]:
     entry = ledger.get_file(key)
     if entry is None:
         raise UnknownFileError(f"the ledger has no entry for {key!r} (see ingest status)")
-    version = entry.version or ""
-    done = ledger.done_chunks(key, version, entry.ingestion) if entry.version else set()
+    done = ledger.done_chunks(key, entry.version, entry.ingestion) if entry.version else set()
     leases = ChunkLeases(client, deployment.resource("ledger_table")).live(key)
     writing = {
         lease.index
