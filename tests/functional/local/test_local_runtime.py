@@ -149,7 +149,14 @@ def test_sqs_mapping_runs_batches_concurrently_in_separate_sandboxes(
         )
         entries = [{"Id": str(i), "MessageBody": f"slow-{i}"} for i in range(6)]
         sqs.send_message_batch(QueueUrl=deployed.outputs["WorkQueueUrl"], Entries=entries)
-        got = seen(deployed, "sqs", at_least=2)
+
+        def all_six() -> list[Any] | None:
+            # every batch's records, not just the first two batches' (under load a third
+            # batch may still be running when two have been seen)
+            events = seen(deployed, "sqs", at_least=2)
+            return events if sum(len(g["event"]["Records"]) for g in events) >= 6 else None
+
+        got = wait_for(all_six, timeout=60, what="all six messages handled")
         rt.wait_idle(60)
     finally:
         rt.stop()
