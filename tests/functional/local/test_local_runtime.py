@@ -140,13 +140,14 @@ def test_sqs_mapping_runs_batches_concurrently_in_separate_sandboxes(
 ) -> None:
     rt = LambdaRuntime(deployed, code_root=HERE, log_dir=tmp_path / "logs", max_concurrency=2)
     assert [len(rt.sandboxes[f]) for f in ("OnMessages", "OnUpload")] == [2, 1]
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
+    # longer than a slow batch takes, so nothing is delivered twice; set before the pollers
+    # start, since a long poll already waiting keeps the queue's old (1 s) visibility
+    sqs.set_queue_attributes(
+        QueueUrl=deployed.outputs["WorkQueueUrl"], Attributes={"VisibilityTimeout": "60"}
+    )
     rt.start()
     try:
-        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=deployed.endpoint_url)
-        # longer than a slow batch takes, so nothing is delivered twice
-        sqs.set_queue_attributes(
-            QueueUrl=deployed.outputs["WorkQueueUrl"], Attributes={"VisibilityTimeout": "60"}
-        )
         entries = [{"Id": str(i), "MessageBody": f"slow-{i}"} for i in range(6)]
         sqs.send_message_batch(QueueUrl=deployed.outputs["WorkQueueUrl"], Entries=entries)
 
