@@ -14,13 +14,11 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from connectors.usecases import ConnectorSettings
-from connectors.wiring import ConnectorPorts, build_connector_ports
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
@@ -28,6 +26,10 @@ from ingest.adapters.s3 import S3Store
 from ingest.adapters.sqs import SqsQueue
 from ingest.settings import CommonSettings, FanoutSettings
 from ingest.usecases.fanout import FanoutPorts, held_by_role
+
+if TYPE_CHECKING:
+    from connectors.usecases import ConnectorSettings
+    from connectors.wiring import ConnectorPorts
 
 S = TypeVar("S")
 P = TypeVar("P")
@@ -116,5 +118,10 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
 
 def build_connector_function(env: Mapping[str, str]) -> Wired[ConnectorSettings, ConnectorPorts]:
     """RetrieveFunction's and TransferStatusFunction's settings and ports."""
+    # Imported here, not at the top: the connector service brings asyncssh and cryptography,
+    # which only the two connector functions ship (lambdas/requirements-sftp.txt).
+    from connectors.usecases import ConnectorSettings  # noqa: PLC0415
+    from connectors.wiring import build_connector_ports  # noqa: PLC0415
+
     settings = ConnectorSettings.from_env(env)
     return Wired(settings, build_connector_ports(settings))
