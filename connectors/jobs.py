@@ -61,6 +61,8 @@ class JobReport:
     """What one run of one job did."""
 
     job: str
+    #: the job's connector (the per-connector metrics' ConnectorId)
+    connector_id: str = ""
     listed: int = 0
     matched: int = 0
     claimed: int = 0
@@ -85,13 +87,13 @@ def run_jobs(api: ConnectorApi, ports: JobPorts, jobs: Sequence[RetrievalJob]) -
         try:
             reports.append(run_job(api, ports, job))
         except IngestError as exc:
-            reports.append(JobReport(job=job.name, error=str(exc)))
+            reports.append(JobReport(job=job.name, connector_id=job.connector_id, error=str(exc)))
     return reports
 
 
 def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
     """List, claim, retrieve and settle one job."""
-    report = JobReport(job=job.name)
+    report = JobReport(job=job.name, connector_id=job.connector_id)
     files = list_remote(api, ports, job)
     report.listed = len(files)
     matched = [

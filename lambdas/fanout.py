@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.domain.events import landed_objects
-from ingest.usecases.fanout import ingest_object
-from lambdas.runtime import Wiring, build_fanout, function_logger
+from ingest.usecases.fanout import Outcome, ingest_object
+from lambdas.runtime import Wiring, add_counts, build_fanout, function_logger, function_tracer
 
 logger = function_logger()
 metrics = Metrics()
+tracer = function_tracer()
 wiring = Wiring(build_fanout)
+ingest = tracer.capture_method(capture_response=False)(ingest_object)
+
+#: Each outcome's metric. Every object handled counts in FilesReceived; temporary and marker
+#: names (IGNORED) count there only (docs/operations.md, "Metrics and logs").
+OUTCOME_METRICS: dict[Outcome, str | None] = {
+    Outcome.QUEUED: "FilesQueued",
+    Outcome.UNMATCHED: "FilesUnmatched",
+    Outcome.HELD: "FilesHeld",
+    Outcome.DUPLICATE: "FilesDuplicate",
+    Outcome.IGNORED: None,
+}
+METRICS = ("FilesReceived", *filter(None, OUTCOME_METRICS.values()), "FilesFailed", "ChunksQueued")
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    ports = wiring().ports
-    results = [ingest_object(obj, ports) for obj in landed_objects(event)]
-    for result in results:
-        metrics.add_metric(name=f"Files{result.outcome.title()}", unit=MetricUnit.Count, value=1)
+    ports, counts, results = wiring().ports, Counter(dict.fromkeys(METRICS, 0)), []
+    try:
+        for obj in landed_objects(event):
+            counts["FilesReceived"] += 1
+            tracer.put_annotation(key="key", value=obj.key)
+            try:
+                result = ingest(obj, ports)
+            except Exception:
+                counts["FilesFailed"] += 1  # the event fails; Lambda retries it
+                raise
+            results.append(result)
+            if (name := OUTCOME_METRICS[result.outcome]) is not None:
+                counts[name] += 1
+            counts["ChunksQueued"] += result.chunks
+    finally:
+        add_counts(metrics, counts)
     return {"files": [asdict(r) for r in results]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,10 +23,19 @@ from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink
 from ingest.adapters.sqs import SqsQueue
 from ingest.settings import ProcessorSettings
 from ingest.usecases.processor import ProcessorPorts, handle_chunk_message
-from lambdas.runtime import Wired, Wiring, aws_target, function_logger, store_feeds_ledger
+from lambdas.runtime import (
+    Wired,
+    Wiring,
+    add_counts,
+    aws_target,
+    function_logger,
+    function_tracer,
+    store_feeds_ledger,
+)
 
 logger = function_logger()
 metrics = Metrics()
+tracer = function_tracer()
 batch = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -47,33 +57,45 @@ def build(env: Mapping[str, str]) -> Wired[ProcessorSettings, ProcessorPorts]:
 wiring = Wiring(build)
 
 
+@tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord) -> None:
     wired = wiring()
     settings, ports = wired.settings, wired.ports
     retry_in = None
     if ports.redelivery is not None:
         retry_in = functools.partial(ports.redelivery.delay, record.receipt_handle)
-    result = handle_chunk_message(
-        record.body,
-        receive_count=int(record.attributes.approximate_receive_count),
-        max_receive_count=settings.max_receive_count,
-        ports=ports,
-        retry_in=retry_in,
-        retry_backoff_seconds=settings.retry_backoff_seconds,
+    started = time.monotonic()
+    try:
+        result = handle_chunk_message(
+            record.body,
+            receive_count=int(record.attributes.approximate_receive_count),
+            max_receive_count=settings.max_receive_count,
+            ports=ports,
+            retry_in=retry_in,
+            retry_backoff_seconds=settings.retry_backoff_seconds,
+            on_file_failed=lambda: add_counts(metrics, {"FilesFailed": 1}),
+        )
+    finally:
+        elapsed_ms = (time.monotonic() - started) * 1000
+        metrics.add_metric(name="ChunkDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    add_counts(
+        metrics,
+        {
+            "RowsWritten": result.rows_ok,
+            "RowsRejected": result.rows_rejected,
+            "FilesProcessed": int(result.finished_file),
+        },
     )
-    metrics.add_metric(name="RowsWritten", unit=MetricUnit.Count, value=result.rows_ok)
-    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    add_counts(metrics, {"FilesProcessed": 0, "FilesFailed": 0})  # present in every blob
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=batch, context=context
     )
     failed = len(response.get("batchItemFailures", []))
-    metrics.add_metric(name="ChunksFailed", unit=MetricUnit.Count, value=failed)
-    metrics.add_metric(
-        name="ChunksSucceeded", unit=MetricUnit.Count, value=len(event["Records"]) - failed
-    )
+    add_counts(metrics, {"ChunksFailed": failed, "ChunksSucceeded": len(event["Records"]) - failed})
     return response

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
@@ -51,6 +52,41 @@ def function_logger() -> Logger:
         logging.getLogger(name)  # so that the copy below finds the package's logger
     copy_config_to_registered_loggers(source_logger=logger, include=set(CORE_LOGGERS))
     return logger
+
+
+def function_tracer() -> Tracer:
+    """The function's X-Ray tracer; its AWS SDK calls become subsegments.
+
+    Only botocore is patched (every call to S3, SQS, DynamoDB, Transfer): patching all the
+    libraries X-Ray knows would also trace each HTTP connection under those calls. Outside
+    Lambda, or with ``POWERTOOLS_TRACE_DISABLED`` (the local stack sets it), it does nothing.
+    """
+    return Tracer(patch_modules=("botocore",))
+
+
+def add_counts(metrics: Metrics, counts: Mapping[str, int]) -> None:
+    """Add these ``Count`` metrics to the invocation's EMF blob (dimension ``service``)."""
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def add_connector_counts(metrics: Metrics, connector_id: str, counts: Mapping[str, int]) -> None:
+    """The per-connector copies of ``counts``: dimensions ``service`` and ``ConnectorId``.
+
+    EMF gives every metric of one blob the same dimensions, so each copy is a blob of its own
+    (Powertools' ``single_metric``), in the function's namespace and service.
+    """
+    dimensions = {"service": str(metrics.service)} if metrics.service else {}
+    dimensions["ConnectorId"] = connector_id
+    for name, value in counts.items():
+        with single_metric(
+            name=name,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=metrics.namespace,
+            default_dimensions=dimensions,
+        ):
+            pass
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ingest.domain.csv_records import CsvParser
 from ingest.domain.feeds import Feed, FeedMatch, FeedSet, Format
-from ingest.domain.files import FileEntry
+from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.formats import parse_records
 from ingest.domain.inflate import InflateLimits, open_gzip
 from ingest.domain.lines import ParsedRecord, RawLine, iter_lines
@@ -77,6 +77,11 @@ class ChunkResult:
     counted: bool
     #: the file's entry once its last chunk is done
     finished: FileEntry | None
+
+    @property
+    def finished_file(self) -> bool:
+        """This chunk completed its file (a redelivery of a counted chunk does not)."""
+        return self.counted and self.finished is not None
 
 
 class RejectFile:
@@ -316,6 +321,7 @@ def handle_chunk_message(
     ports: ProcessorPorts,
     retry_in: Callable[[int], None] | None = None,
     retry_backoff_seconds: int = 0,
+    on_file_failed: Callable[[], None] | None = None,
 ) -> ChunkResult:
     """Process one SQS chunk message, recording FAILED when it will not succeed.
 
@@ -323,7 +329,8 @@ def handle_chunk_message(
     delivery before the queue's redrive moves the message to the dead-letter queue. The
     error is always re-raised so the message is reported as a batch item failure; with
     ``retry_in`` the message comes back after an exponential backoff rather than after the
-    queue's (long: 6 times the function's timeout) visibility timeout.
+    queue's (long: 6 times the function's timeout) visibility timeout. ``on_file_failed`` is
+    called when this delivery turned the file FAILED (not when it already was).
     """
     msg = ChunkMessage.from_json(body)
     try:
@@ -337,10 +344,8 @@ def handle_chunk_message(
             )
             if last_attempt:
                 reason += f" (after {receive_count} deliveries; message moved to the DLQ)"
-            try:
-                ports.ledger.mark_failed(msg.key, msg.version, reason, msg.ingestion_id)
-            except IngestError:
-                log.exception("could not record FAILED", extra={"key": msg.key})
+            if _record_failed(msg, reason, ports.ledger) and on_file_failed is not None:
+                on_file_failed()
         delay = retry_delay(
             receive_count, base=retry_backoff_seconds, max_receive_count=max_receive_count
         )
@@ -360,3 +365,21 @@ def handle_chunk_message(
             },
         )
         raise
+
+
+def _record_failed(msg: ChunkMessage, reason: str, ledger: FileLedger) -> bool:
+    """Mark the chunk's file FAILED; whether that changed its status (it was not FAILED)."""
+    try:
+        before = ledger.get_file(msg.key)
+    except IngestError:
+        before = None  # the mark below matters more than knowing what it replaced
+    try:
+        ledger.mark_failed(msg.key, msg.version, reason, msg.ingestion_id)
+    except IngestError:
+        log.exception("could not record FAILED", extra={"key": msg.key})
+        return False
+    return (
+        before is not None
+        and (before.version, before.ingestion) == (msg.version, msg.ingestion_id)
+        and before.status != FileStatus.FAILED
+    )
