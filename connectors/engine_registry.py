@@ -49,6 +49,11 @@ class EngineRegistry:
         self._users[engine] = self._users.get(engine, 0) + 1  # no await since _get returned
         return config, engine
 
+    async def config(self, connector_id: str) -> ConnectorConfig:
+        """The connector's current configuration (ConnectorNotFoundError if there is none)."""
+        config, _ = await self._get(connector_id)
+        return config
+
     async def give_back(self, engine: TransferEngine) -> None:
         self._users[engine] -= 1
         if self._users[engine] == 0:

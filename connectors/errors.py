@@ -19,6 +19,15 @@ class ConnectorNotFoundError(ConfigError):
         super().__init__(f"connector {connector_id} does not exist")
 
 
+class TransferNotFoundError(ConfigError):
+    """No transfer with this id exists for this connector (results expired or never were)."""
+
+    def __init__(self, connector_id: str, transfer_id: str) -> None:
+        self.connector_id = connector_id
+        self.transfer_id = transfer_id
+        super().__init__(f"transfer {transfer_id} of connector {connector_id} is unknown")
+
+
 class TransferRequestError(PermanentError):
     """A transfer request breaks the API's limits (the ValidationException of AWS)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from connectors.errors import TransferRequestError
 from ingest.shared.uris import parse_bucket_path
@@ -39,3 +40,46 @@ def check_paths(paths: Sequence[str], what: str) -> list[str]:
         if not p or len(p) > 1024:
             raise TransferRequestError(f"{what}: invalid path {p!r}")
     return out
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """A checked StartFileTransfer request: a retrieve into ``/bucket/prefix`` or a send."""
+
+    operation: str  # RETRIEVE | SEND
+    paths: list[str]
+    #: the status records' directory field: local-directory-path | remote-directory-path
+    directory_field: str
+    directory: str
+    bucket: str = ""
+    prefix: str = ""
+
+
+def check_transfer_request(
+    *,
+    retrieve_file_paths: Sequence[str] | None = None,
+    local_directory_path: str | None = None,
+    send_file_paths: Sequence[str] | None = None,
+    remote_directory_path: str | None = None,
+) -> TransferRequest:
+    """StartFileTransfer's arguments checked against AWS's rules (TransferRequestError)."""
+    if (retrieve_file_paths is None) == (send_file_paths is None):
+        raise TransferRequestError(
+            "give either RetrieveFilePaths with LocalDirectoryPath, "
+            "or SendFilePaths with RemoteDirectoryPath"
+        )
+    if retrieve_file_paths is not None:
+        paths = check_paths(retrieve_file_paths, "RetrieveFilePaths")
+        if not local_directory_path:
+            raise TransferRequestError("RetrieveFilePaths needs a LocalDirectoryPath")
+        bucket, prefix = split_s3_path(local_directory_path, "LocalDirectoryPath")
+        return TransferRequest(
+            "RETRIEVE", paths, "local-directory-path", local_directory_path, bucket, prefix
+        )
+    assert send_file_paths is not None
+    paths = check_paths(send_file_paths, "SendFilePaths")
+    if not remote_directory_path:
+        raise TransferRequestError("SendFilePaths needs a RemoteDirectoryPath")
+    for p in paths:
+        split_s3_path(p, "SendFilePaths")
+    return TransferRequest("SEND", paths, "remote-directory-path", remote_directory_path)

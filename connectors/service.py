@@ -6,35 +6,37 @@ shapes as boto3's ``transfer`` client for ``start_file_transfer``, ``start_direc
 ``start_remote_move``. Callers (the retrieve job, the CLI) take either one, so switching
 between our engine and the managed service is a matter of which object is passed in.
 
-One difference is documented rather than hidden: AWS runs transfers asynchronously, while
-the local service returns once every file is final (COMPLETED or FAILED). Results are read
-back the same way in both cases, through ``list_file_transfer_results``.
+Here ``start_*`` return once the work is final (the Lambda that calls them must not leave
+work behind). :class:`connectors.background.BackgroundConnectorService` returns at once, as
+AWS does; both read results back through ``list_file_transfer_results``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import posixpath
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.config import ConnectorConfig, describe_connector, load_credentials
 from connectors.engine_registry import EngineRegistry
-from connectors.errors import FileTransferError, TransferRequestError
+from connectors.errors import FileTransferError, TransferNotFoundError, TransferRequestError
 from connectors.hostkeys import HostKeyPolicy
 from connectors.listing import ListingRun, list_into_s3
 from connectors.request_rules import (
     DEFAULT_LISTING_ITEMS,
     MAX_LISTING_ITEMS,
-    check_paths,
+    TransferRequest,
+    check_transfer_request,
     join_key,
     split_s3_path,
 )
-from connectors.sftp import Endpoint, SessionPool, open_session
+from connectors.sftp import Endpoint, SessionPool, connection_report
 from connectors.status import (
     FileRecord,
     FileTransferStatus,
@@ -106,7 +108,11 @@ class BuiltinConnectorService:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the service's loop and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return self.submit(coro).result()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the service's loop; its future."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def close(self) -> None:
         """Close every connection and stop the loop."""
@@ -173,54 +179,49 @@ class BuiltinConnectorService:
         progress: FileProgress | None = None,
     ) -> list[FileRecord]:
         """Run one transfer to completion; returns each file's final record."""
-        if (retrieve_file_paths is None) == (send_file_paths is None):
-            raise TransferRequestError(
-                "give either RetrieveFilePaths with LocalDirectoryPath, "
-                "or SendFilePaths with RemoteDirectoryPath"
-            )
-        if retrieve_file_paths is not None:
-            paths = check_paths(retrieve_file_paths, "RetrieveFilePaths")
-            if not local_directory_path:
-                raise TransferRequestError("RetrieveFilePaths needs a LocalDirectoryPath")
-            bucket, prefix = split_s3_path(local_directory_path, "LocalDirectoryPath")
-            operation, dir_field, directory = (
-                "RETRIEVE",
-                "local-directory-path",
-                local_directory_path,
-            )
-        else:
-            assert send_file_paths is not None
-            paths = check_paths(send_file_paths, "SendFilePaths")
-            if not remote_directory_path:
-                raise TransferRequestError("SendFilePaths needs a RemoteDirectoryPath")
-            for p in paths:
-                split_s3_path(p, "SendFilePaths")
-            bucket, prefix = "", ""
-            operation, dir_field, directory = "SEND", "remote-directory-path", remote_directory_path
+        request = check_transfer_request(
+            retrieve_file_paths=retrieve_file_paths,
+            local_directory_path=local_directory_path,
+            send_file_paths=send_file_paths,
+            remote_directory_path=remote_directory_path,
+        )
+        records = await self.plan_file_transfer(connector_id, request)
+        await self.run_file_transfer(records, progress)
+        return records
 
-        config, engine = await self._engines.borrow(connector_id)
+    async def plan_file_transfer(
+        self, connector_id: str, request: TransferRequest
+    ) -> list[FileRecord]:
+        """A new transfer's QUEUED records (the connector is looked up; nothing moves yet)."""
+        config = await self._engines.config(connector_id)
         transfer_id = str(uuid.uuid4())
         records = [
             FileRecord(
-                operation=operation,
+                operation=request.operation,
                 connector_id=connector_id,
                 connector_arn=config.arn,
                 account_id=self.ports.account_id,
                 transfer_id=transfer_id,
                 url=config.url,
                 file_path=path,
-                directory_field=dir_field,
-                directory=directory,
+                directory_field=request.directory_field,
+                directory=request.directory,
                 index=index,
             )
-            for index, path in enumerate(paths)
+            for index, path in enumerate(request.paths)
         ]
-        if operation == "RETRIEVE":
+        if request.operation == "RETRIEVE":
             for record in records:
-                record.bucket = bucket
-                record.key = join_key(prefix, posixpath.basename(record.file_path))
-        await self._run_files(engine, records, progress)
+                record.bucket = request.bucket
+                record.key = join_key(request.prefix, posixpath.basename(record.file_path))
         return records
+
+    async def run_file_transfer(
+        self, records: list[FileRecord], progress: FileProgress | None = None
+    ) -> None:
+        """Move every file of a planned transfer to its final state (stored and published)."""
+        _, engine = await self._engines.borrow(records[0].connector_id)
+        await self._run_files(engine, records, progress)
 
     async def _run_files(
         self, engine: TransferEngine, records: list[FileRecord], progress: FileProgress | None
@@ -292,9 +293,7 @@ class BuiltinConnectorService:
         """boto3's ``list_file_transfer_results`` (``ConnectorId``, ``TransferId``)."""
         results = self.ports.store.results(kwargs["ConnectorId"], kwargs["TransferId"])
         if results is None:
-            raise TransferRequestError(
-                f"transfer {kwargs['TransferId']} of connector {kwargs['ConnectorId']} is unknown"
-            )
+            raise TransferNotFoundError(kwargs["ConnectorId"], kwargs["TransferId"])
         return {"FileTransferResults": results}
 
     # --- StartDirectoryListing -----------------------------------------------------------
@@ -320,12 +319,26 @@ class BuiltinConnectorService:
         max_items: int | None = None,
     ) -> dict[str, str]:
         """List one remote directory into an S3 JSON file in AWS's format."""
+        run = await self.plan_directory_listing(
+            connector_id, remote_directory_path, output_directory_path, max_items=max_items
+        )
+        return await self.run_directory_listing(run)
+
+    async def plan_directory_listing(
+        self,
+        connector_id: str,
+        remote_directory_path: str,
+        output_directory_path: str,
+        *,
+        max_items: int | None = None,
+    ) -> ListingRun:
+        """A new listing, checked and named (the connector is looked up; nothing is listed)."""
         limit = DEFAULT_LISTING_ITEMS if max_items is None else int(max_items)
         if not 1 <= limit <= MAX_LISTING_ITEMS:
             raise TransferRequestError(f"MaxItems must be 1 to {MAX_LISTING_ITEMS}, got {limit}")
         bucket, prefix = split_s3_path(output_directory_path, "OutputDirectoryPath")
-        config, engine = await self._engines.borrow(connector_id)
-        run = ListingRun(
+        config = await self._engines.config(connector_id)
+        return ListingRun(
             connector_id=connector_id,
             connector_arn=config.arn,
             listing_id=str(uuid.uuid4()),
@@ -337,40 +350,46 @@ class BuiltinConnectorService:
             output_bucket=bucket,
             output_prefix=prefix,
         )
-        try:
-            return await list_into_s3(
+
+    async def run_directory_listing(self, run: ListingRun) -> dict[str, str]:
+        """Write a planned listing's output file and publish its event."""
+        return await self._with_engine(
+            run.connector_id,
+            lambda engine: list_into_s3(
                 run, engine, self.ports.s3, self.ports.publisher, self._bridge
-            )
-        finally:
-            await self._engines.give_back(engine)
+            ),
+        )
 
     # --- remote delete / move ------------------------------------------------------------
 
     def start_remote_delete(self, **kwargs: Any) -> dict[str, str]:
         """boto3's ``start_remote_delete`` (``ConnectorId``, ``DeletePath``)."""
-
-        async def go() -> None:
-            _, engine = await self._engines.borrow(kwargs["ConnectorId"])
-            try:
-                await engine.remote_delete(kwargs["DeletePath"])
-            finally:
-                await self._engines.give_back(engine)
-
-        self.run(go())
+        self.run(self.remote_delete(kwargs["ConnectorId"], kwargs["DeletePath"]))
         return {"DeleteId": str(uuid.uuid4())}
 
     def start_remote_move(self, **kwargs: Any) -> dict[str, str]:
         """boto3's ``start_remote_move`` (``ConnectorId``, ``SourcePath``, ``TargetPath``)."""
-
-        async def go() -> None:
-            _, engine = await self._engines.borrow(kwargs["ConnectorId"])
-            try:
-                await engine.remote_move(kwargs["SourcePath"], kwargs["TargetPath"])
-            finally:
-                await self._engines.give_back(engine)
-
-        self.run(go())
+        self.run(
+            self.remote_move(kwargs["ConnectorId"], kwargs["SourcePath"], kwargs["TargetPath"])
+        )
         return {"MoveId": str(uuid.uuid4())}
+
+    async def remote_delete(self, connector_id: str, path: str) -> None:
+        """Delete one remote file."""
+        await self._with_engine(connector_id, lambda engine: engine.remote_delete(path))
+
+    async def remote_move(self, connector_id: str, source: str, target: str) -> None:
+        """Move (rename) one remote file."""
+        await self._with_engine(connector_id, lambda engine: engine.remote_move(source, target))
+
+    async def _with_engine(
+        self, connector_id: str, call: Callable[[TransferEngine], Awaitable[T]]
+    ) -> T:
+        _, engine = await self._engines.borrow(connector_id)
+        try:
+            return await call(engine)
+        finally:
+            await self._engines.give_back(engine)
 
     # --- TestConnection ------------------------------------------------------------------
 
@@ -381,19 +400,5 @@ class BuiltinConnectorService:
     async def check_connection(self, connector_id: str) -> dict[str, Any]:
         """Connect and authenticate once; report the presented host key."""
         config = await self._bridge.run(describe_connector, self.ports.transfer, connector_id)
-        result: dict[str, Any] = {"ConnectorId": connector_id}
         endpoint = await self._bridge.run(self._endpoint, config)  # reads the secret
-        try:
-            session = await open_session(endpoint)
-        except FileTransferError as exc:
-            result.update(Status="ERROR", StatusMessage=str(exc))
-            return result
-        try:
-            key = session.host_key
-            result.update(Status="OK", StatusMessage="Connection succeeded")
-            if key is not None:
-                host_key = key.export_public_key("openssh").decode().strip()
-                result["SftpConnectionDetails"] = {"HostKey": host_key}
-        finally:
-            session.close()
-        return result
+        return {"ConnectorId": connector_id, **await connection_report(endpoint)}

@@ -114,6 +114,23 @@ async def open_session(endpoint: Endpoint) -> Session:
         raise HostKeyMismatchError(first.host, first.expected, presented) from first
 
 
+async def connection_report(endpoint: Endpoint) -> dict[str, Any]:
+    """TestConnection's answer: connect and authenticate once; Status OK|ERROR, and the
+    host key the server presented (``SftpConnectionDetails.HostKey``)."""
+    try:
+        session = await open_session(endpoint)
+    except FileTransferError as exc:
+        return {"Status": "ERROR", "StatusMessage": str(exc)}
+    result: dict[str, Any] = {"Status": "OK", "StatusMessage": "Connection succeeded"}
+    try:
+        if session.host_key is not None:
+            host_key = session.host_key.export_public_key("openssh").decode().strip()
+            result["SftpConnectionDetails"] = {"HostKey": host_key}
+    finally:
+        session.close()
+    return result
+
+
 async def _open_session(endpoint: Endpoint, algs: list[str] | None) -> Session:
     creds = endpoint.credentials
     client = VerifyingClient(endpoint.policy)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.claims import ConnectorApi, JobPorts
 from connectors.service import BuiltinConnectorService, ServicePorts
@@ -11,6 +11,8 @@ from connectors.status import EVENT_SOURCE, StatusPublisher, StatusStore
 from connectors.usecases import MANAGED, ConnectorSettings, engine_name
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
+
+S = TypeVar("S", bound=BuiltinConnectorService)
 
 
 def account_id(aws: AwsTarget) -> str:
@@ -23,9 +25,11 @@ def build_builtin_service(
     ledger_table: str,
     *,
     event_source: str = EVENT_SOURCE,
+    service_class: type[S] = BuiltinConnectorService,  # type: ignore[assignment]
     **options: Any,
-) -> BuiltinConnectorService:
-    """A :class:`BuiltinConnectorService` whose clients all point at ``aws``."""
+) -> S:
+    """A :class:`BuiltinConnectorService` (or ``service_class``) whose clients all point at
+    ``aws``; its transfer results are kept in ``ledger_table``."""
     ports = ServicePorts(
         transfer=aws.client("transfer"),
         secrets=aws.client("secretsmanager"),
@@ -34,7 +38,7 @@ def build_builtin_service(
         publisher=StatusPublisher(aws.client("logs"), aws.client("events"), source=event_source),
         account_id=account_id(aws),
     )
-    return BuiltinConnectorService(ports, **options)
+    return service_class(ports, **options)
 
 
 def build_api(aws: AwsTarget, engine: str, ledger_table: str) -> Any:
