@@ -1,9 +1,12 @@
 """``ingest up``: the whole pipeline on loopback, from the repo's own ``template.yaml``.
 
-Start order: moto server → deploy the template → feeds file → Lambda runtime → partners →
-SFTP gateway → ``endpoints.json``. Stop order is the reverse. Host keys, the partner registry
-and the demo partner's key live in the state dir and survive restarts; moto's data (objects,
-queues, tables) is in memory and starts empty every time.
+Start order: moto server (the Transfer connector API in front of it,
+:mod:`ingest_local.transfer_api`) → deploy the template → feeds file → Lambda runtime →
+partners → SFTP gateway → ``endpoints.json``. Stop order is the reverse, except that the
+Transfer connector API stops first: its background transfers are cancelled and waited for
+before anything they use goes. Host keys, the partner registry and the demo partner's key
+live in the state dir and survive restarts; moto's data (objects, queues, tables) is in
+memory and starts empty every time.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncssh
-from moto.server import ThreadedMotoServer
 
 import ingest
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
@@ -40,6 +42,7 @@ from ingest_local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_templa
 from ingest_local.gateway import GatewayConfig, start_gateway
 from ingest_local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_requests
 from ingest_local.runtime import LambdaRuntime
+from ingest_local.transfer_api import LocalAwsEndpoint, start_transfer_service
 
 log = logging.getLogger("ingest_local.stack")
 
@@ -89,7 +92,7 @@ class LocalStack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.state_dir = options.state_dir.resolve()
-        self.moto: ThreadedMotoServer | None = None
+        self.moto: LocalAwsEndpoint | None = None
         self.aws: AwsTarget | None = None
         self.deployed: DeployedStack | None = None
         self.runtime: LambdaRuntime | None = None
@@ -119,7 +122,8 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         feeds = load_feeds(opts.feeds) if opts.feeds else None  # fail before starting anything
 
-        self.moto = ThreadedMotoServer(ip_address=opts.host, port=opts.aws_port, verbose=False)
+        # moto, with the Transfer connector API (which moto lacks) served in front of it
+        self.moto = LocalAwsEndpoint(opts.host, opts.aws_port)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         enrich_s3_event_records()
@@ -130,6 +134,8 @@ class LocalStack:
             aws, opts.template, stack_name=opts.stack_name, parameters=opts.parameters
         )
         resources = self._resources(deployed)
+        # StartFileTransfer & co. on this endpoint, as AWS runs them (ConnectorEngine=managed)
+        self.moto.api.attach(start_transfer_service(aws, deployed.stack_name))
         if feeds is not None and opts.feeds is not None:
             self._upload_feeds(opts.feeds, deployed)
 
@@ -232,6 +238,11 @@ class LocalStack:
         if self.endpoints is not None:  # only what this stack wrote (never another's)
             (self.state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
             self.endpoints = None
+        if self.moto is not None:
+            try:
+                self.moto.api.close()
+            except Exception:  # shutting down anyway; say what went wrong
+                log.exception("the local Transfer API did not close cleanly")
         if self.gateway is not None and self._loop is not None:
             try:
                 asyncio.run_coroutine_threadsafe(self.gateway.close(), self._loop).result(30)
