@@ -57,6 +57,13 @@ def build(env: Mapping[str, str]) -> Wired[ProcessorSettings, ProcessorPorts]:
 wiring = Wiring(build)
 
 
+#: the counts of every invocation, 0 when nothing happened (docs/operations.md)
+COUNTS = (
+    *("RowsWritten", "RowsRejected", "ChunksSucceeded", "ChunksFailed"),
+    *("FilesProcessed", "FilesFailed"),
+)
+
+
 @tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord) -> None:
     wired = wiring()
@@ -75,12 +82,16 @@ def record_handler(record: SQSRecord) -> None:
             retry_backoff_seconds=settings.retry_backoff_seconds,
             on_file_failed=lambda: add_counts(metrics, {"FilesFailed": 1}),
         )
+    except Exception:
+        add_counts(metrics, {"ChunksFailed": 1})  # the batch item failure
+        raise
     finally:
         elapsed_ms = (time.monotonic() - started) * 1000
         metrics.add_metric(name="ChunkDuration", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     add_counts(
         metrics,
         {
+            "ChunksSucceeded": 1,
             "RowsWritten": result.rows_ok,
             "RowsRejected": result.rows_rejected,
             "FilesProcessed": int(result.finished_file),
@@ -92,10 +103,8 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    add_counts(metrics, {"FilesProcessed": 0, "FilesFailed": 0})  # present in every blob
-    response = process_partial_response(
+    # Counted per chunk, so they are there when a whole batch fails (BatchProcessingError).
+    add_counts(metrics, dict.fromkeys(COUNTS, 0))
+    return process_partial_response(
         event=event, record_handler=record_handler, processor=batch, context=context
     )
-    failed = len(response.get("batchItemFailures", []))
-    add_counts(metrics, {"ChunksFailed": failed, "ChunksSucceeded": len(event["Records"]) - failed})
-    return response
