@@ -4,7 +4,8 @@ Each file of a transfer goes ``QUEUED → IN_PROGRESS → COMPLETED | FAILED``. 
 AWS's connector log field names (a contract: docs/contracts.md). Its final state is
 
 * kept in the ledger table (``pk = TRANSFER#<transfer-id>``, ``sk = FILE#<file-path>``) for
-  ``list_file_transfer_results``;
+  ``list_file_transfer_results``; a completed retrieve also links the landed object to it
+  (``pk = FILE#<key>``, ``sk = SOURCE#<transfer-id>``), for ``ingest status KEY``;
 * written as one JSON event to CloudWatch Logs group ``/aws/transfer/<connector-id>``;
 * sent to EventBridge as ``SFTP Connector File Retrieve|Send Completed|Failed``.
 
@@ -29,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.adapters.dynamo import attr, from_item
+from ingest.adapters.ledger_items import file_pk
 from ingest.adapters.publisher import Event, Publisher, iso_now
 from ingest.adapters.sdk import is_condition_failure, unavailable
 from ingest.errors import IngestError, StorageUnavailableError
 from ingest.shared.aio import Bridge
+from ingest.usecases.inspection import source_sk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -191,6 +194,39 @@ class StatusStore:
             if is_condition_failure(exc):
                 return  # a later state was already recorded (events may arrive out of order)
             raise unavailable(exc, "dynamodb", "PutItem") from exc
+        source = self.source_item(record)
+        if source is not None:
+            try:
+                self._db.put_item(TableName=self._table, Item=source)
+            except (ClientError, BotoCoreError) as exc:
+                raise unavailable(exc, "dynamodb", "PutItem") from exc
+
+    def source_item(self, record: FileRecord) -> dict[str, Any] | None:
+        """The landed object's link to a completed retrieve (``FILE#<key>`` /
+        ``SOURCE#<transfer-id>``), or None for other records. Written again by whoever
+        stores the final status (the engine, the status function): the same item each time."""
+        if not (
+            record.operation == "RETRIEVE"
+            and record.status is FileTransferStatus.COMPLETED
+            and record.bucket
+            and record.key
+        ):
+            return None
+        item = {
+            "pk": attr(file_pk(record.key)),
+            "sk": attr(source_sk(record.transfer_id)),
+            "connector_id": attr(record.connector_id),
+            "transfer_id": attr(record.transfer_id),
+            "file_transfer_id": attr(record.file_transfer_id),
+            "url": attr(record.url),
+            "remote_path": attr(record.file_path),
+            "bucket": attr(record.bucket),
+            "bytes": attr(record.bytes),
+            "expires_at": attr(int(time.time()) + self._ttl),
+        }
+        if record.end_time:
+            item["completed_at"] = attr(record.end_time)
+        return item
 
     def _item(self, record: FileRecord, index: int | None) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -220,6 +256,8 @@ class StatusStore:
         """Write several records of one transfer in batches (the engine is their only writer
         while the transfer runs, so no condition is needed)."""
         items = [{"PutRequest": {"Item": self._item(r, r.index)}} for r in records]
+        links = (self.source_item(r) for r in records)
+        items += [{"PutRequest": {"Item": link}} for link in links if link is not None]
         for start in range(0, len(items), 25):
             pending: Any = {self._table: items[start : start + 25]}
             try:

@@ -102,6 +102,7 @@ def record_from_event(event: Mapping[str, Any]) -> FileRecord:
         operation = detail["operation"]
         dir_field = "local-directory-path" if operation == "RETRIEVE" else "remote-directory-path"
         resources = event.get("resources") or [""]
+        location = detail.get("local-file-location") or {}
         return FileRecord(
             operation=operation,
             connector_id=detail["connector-id"],
@@ -119,6 +120,8 @@ def record_from_event(event: Mapping[str, Any]) -> FileRecord:
             start_time=detail.get("start-timestamp"),
             end_time=detail.get("end-timestamp"),
             bytes=int(detail.get("bytes") or 0),
+            bucket=location.get("bucket"),
+            key=location.get("key"),
         )
     except (KeyError, ValueError) as exc:
         raise InvalidEventError(f"connector event is missing or has a bad field: {exc}") from exc

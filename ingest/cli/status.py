@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from ingest.adapters.dynamo import from_item
 from ingest.adapters.leases import ChunkLeases
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.ledger_versions import all_superseded, superseded_versions
@@ -19,6 +20,7 @@ from ingest.cli.output import print_table
 from ingest.domain.files import FileEntry, SupersededVersion
 from ingest.errors import UnknownFileError
 from ingest.usecases.inspection import (
+    SOURCE_PREFIX,
     FileFilter,
     age,
     chunk_states,
@@ -27,6 +29,7 @@ from ingest.usecases.inspection import (
     newest_first,
     parse_since,
     read_rejects,
+    transfer_sources,
 )
 
 _SUPERSEDED_COLUMNS = (
@@ -175,7 +178,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
 
 def file_story(deployment: Deployment, key: str) -> dict[str, Any]:
     """``ingest status KEY --json``: the file's entry, the versions it replaced, its chunks,
-    its first rejects and its DLQ messages."""
+    its first rejects, its DLQ messages and the connector transfers that brought it."""
     client = deployment.aws.client("dynamodb")
     ledger = Ledger(client, deployment.resource("ledger_table"))
     entry = ledger.get_file(key)
@@ -192,8 +195,10 @@ def file_story(deployment: Deployment, key: str) -> dict[str, Any]:
         S3Store(deployment.aws.client("s3")), deployment.resource("bucket"), key, limit=20
     )
     letters = dead_letter_report(dead_letters(deployment).peek(), ledger)
+    sources = transfer_sources(from_item(i) for i in ledger.query_items(key, SOURCE_PREFIX))
     return {
         **status_json(entry, superseded_versions(ledger, key)),
+        "source": sources,
         "chunk_states": chunk_states(entry, done=done, writing=writing),
         "reject_files": rejects.files,
         "first_rejects": [{"line": r.get("line"), "reason": r.get("reason")} for r in rejects.rows],
@@ -235,6 +240,11 @@ def _one_file(args: argparse.Namespace) -> int:
         "reason",
     )
     print_table([[name, story[name]] for name in fields], ["FIELD", "VALUE"])
+    for source in story["source"]:
+        print(
+            f"Source: connector {source['connector_id']}, transfer {source['transfer_id']}, "
+            f"{source['url']}{source['remote_path']} at {source['completed_at']}"
+        )
     if story["superseded"]:
         print("\nreplaced versions (not counted):")
         print_table(

@@ -253,3 +253,25 @@ def chunk_states(entry: FileEntry, *, done: set[int], writing: set[int]) -> list
             state = "waiting"
         states.append({"index": index, "state": state})
     return states
+
+
+#: ``pk = FILE#<key>``, ``sk = SOURCE#<transfer-id>``: the connector transfer that brought
+#: the file (written by the connectors' status store, read by ``ingest status KEY``).
+SOURCE_PREFIX = "SOURCE#"
+_SOURCE_FIELDS = ("connector_id", "transfer_id", "url", "remote_path", "completed_at", "bytes")
+
+
+def source_sk(transfer_id: str) -> str:
+    """The sort key of a file's link to the transfer that retrieved it."""
+    return f"{SOURCE_PREFIX}{transfer_id}"
+
+
+def transfer_sources(links: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The transfers that brought a file (plain values of its SOURCE# items), oldest first:
+    ``{connector_id, transfer_id, url, remote_path, completed_at, bytes}``."""
+    found = [{name: link.get(name) for name in _SOURCE_FIELDS} for link in links]
+    for source in found:
+        if source["bytes"] is not None:
+            source["bytes"] = int(source["bytes"])
+    found.sort(key=lambda s: (s["completed_at"] or "", s["transfer_id"] or ""))
+    return found
