@@ -144,7 +144,7 @@ def deploy_template(
     s3.put_object(Bucket=code_bucket, Key="code.zip", Body=_dummy_zip())
     sam = prepare_sam_template(load_template(template_path), f"s3://{code_bucket}/code.zip")
     transformed = sam_transform(sam, aws.region, parameters or {})
-    prepared = prepare_cfn_template(aws, transformed)
+    prepared = prepare_cfn_template(aws, transformed, parameters or {})
 
     cfn = aws.shared_client("cloudformation")
     try:

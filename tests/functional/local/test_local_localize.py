@@ -81,6 +81,10 @@ def test_emulated_server_is_created_and_every_reference_resolved(aws: AwsTarget)
         "ServerId": {"Value": server_id},
         "QueueUrl": {"Value": {"Ref": "Queue"}},
     }
-    assert prepared.not_emulated == ["Alarm (AWS::CloudWatch::Alarm, if Maybe)"]
+    # the Version of AutoPublishAlias is left out and, since issue 11, listed as well
+    assert prepared.not_emulated == [
+        "Alarm (AWS::CloudWatch::Alarm, if Maybe)",
+        "Version (AWS::Lambda::Version)",
+    ]
     conf = prepared.async_configs["Fn"]
     assert (conf.max_retries, conf.on_failure) == (1, "Queue")
