@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,8 @@ def use_function_settings(monkeypatch: pytest.MonkeyPatch, module: Any, handler:
     Returns the service.
     """
     settings = function_settings(handler)
+    # its log lines too go to this test's stdout (the handler kept the stdout of its import)
+    monkeypatch.setattr(module.logger.registered_handler, "stream", sys.stdout)
     monkeypatch.setattr(module.metrics, "namespace", settings["namespace"])
     monkeypatch.setattr(module.metrics, "service", settings["service"])
     module.metrics.clear_metrics()
@@ -163,3 +166,17 @@ def assert_emitted_as_documented(points: list[Point], service: str) -> None:
         f"emitted but not in docs/operations.md: {sorted(rows_of(points) - documented)}; "
         f"documented but not emitted: {sorted(documented - rows_of(points))}"
     )
+
+
+def assert_json_logs_with_context(stdout: str, function_name: str) -> None:
+    """The invocation logged JSON through Powertools, with its Lambda context injected."""
+    logs = [
+        json.loads(line)
+        for line in stdout.splitlines()
+        if line.startswith("{") and '"_aws"' not in line
+    ]
+    logs = [line for line in logs if "message" in line and "level" in line]
+    assert logs, "no JSON log line"
+    for line in logs:
+        assert line.get("function_name") == function_name, line
+        assert "function_request_id" in line and "cold_start" in line, line

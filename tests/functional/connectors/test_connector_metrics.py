@@ -20,7 +20,13 @@ from connector_fixtures import (
     make_connector,
     start_asyncssh,
 )
-from support_emf import assert_emitted_as_documented, emf_points, totals, use_function_settings
+from support_emf import (
+    assert_emitted_as_documented,
+    assert_json_logs_with_context,
+    emf_points,
+    totals,
+    use_function_settings,
+)
 
 from connectors.service import BuiltinConnectorService
 from ingest_local.lambda_service import LambdaContext
@@ -99,7 +105,9 @@ def test_connector_metrics_in_all_and_by_connector(
     retrieve_service = use_function_settings(monkeypatch, retrieve, "lambdas.retrieve.handler")
     capsys.readouterr()
     result = retrieve.handler(SCHEDULED, LambdaContext(function_name="RetrieveFunction"))
-    points = emf_points(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert_json_logs_with_context(out, "RetrieveFunction")
+    points = emf_points(out)
     jobs = {j["job"]: j for j in result["jobs"]}
     assert len(jobs["good"]["completed"]) == 2 and jobs["good"]["error"] is None
     assert jobs["mistrusted"]["error"]
@@ -132,7 +140,9 @@ def test_connector_metrics_in_all_and_by_connector(
     capsys.readouterr()
     for event in delivered:
         transfer_status.handler(event, LambdaContext(function_name="TransferStatusFunction"))
-    points = emf_points(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert_json_logs_with_context(out, "TransferStatusFunction")
+    points = emf_points(out)
     assert totals(points, service=status_service) == {"TransfersCompleted": 2, "TransfersFailed": 1}
     assert totals(points, service=status_service, ConnectorId=good) == {
         "TransfersCompleted": 2,

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from conftest import BUCKET, REGION, Pipeline
 from support_emf import (
     BY_CONNECTOR,
     ROOT,
     assert_emitted_as_documented,
+    assert_json_logs_with_context,
     doc_rows,
     emf_points,
     template_functions,
@@ -32,12 +32,17 @@ from ingest.shared.polling import poll_until
 from ingest.usecases.fanout import Outcome
 from ingest_local.lambda_service import LambdaContext, s3_object_created_event, sqs_event
 
+#: the ``pipeline`` fixture of tests/functional/core/conftest.py, its bucket and region
+Pipeline = Any
+BUCKET = "test-landing-123456789012"
+REGION = "us-east-1"
 ROLE_ID = "AROAEXAMPLETRANSFER1"
 SERVER_ID = "s-0123456789abcdef0"
 ORDERS = b"order_id,amount,quantity\n" + b"".join(b"o%d,%d.5,%d\n" % (i, i, i) for i in range(40))
 
 
 def _record(p: Pipeline, key: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    assert p.bucket == BUCKET
     put = p.put(key, data)
     event = s3_object_created_event(
         BUCKET, key, size=len(data), etag=put["ETag"], version_id=put.get("VersionId"), **extra
@@ -99,6 +104,7 @@ def test_fanout_metrics_count_every_outcome(
     ]
     chunks = result["files"][0]["chunks"]
     assert chunks > 1
+    assert_json_logs_with_context(out, "FanoutFunction")
     points = emf_points(out)
     assert totals(points, service=service) == {
         "FilesReceived": 5,
@@ -163,7 +169,9 @@ def test_processor_metrics_count_rows_chunks_and_files(
         40,
         2,
     )
-    points = emf_points(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert_json_logs_with_context(out, "ProcessorFunction")
+    points = emf_points(out)
     got = totals(points, service=service)
     durations = [v for p in points if p.name == "ChunkDuration" for v in p.values]
     assert len(durations) == entry.chunks > 1  # one per chunk
@@ -251,7 +259,9 @@ def test_upload_events_metrics_count_completed_and_partial_uploads(
     def invoke(event: dict[str, Any]) -> dict[str, float]:
         capsys.readouterr()
         upload_events.handler(event, LambdaContext(function_name="UploadEventsFunction"))
-        points = emf_points(capsys.readouterr().out)
+        out = capsys.readouterr().out
+        assert_json_logs_with_context(out, "UploadEventsFunction")
+        points = emf_points(out)
         assert_emitted_as_documented(points, service)
         return totals(points, service=service)
 

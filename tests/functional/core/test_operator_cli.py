@@ -22,7 +22,6 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import BUCKET, FEEDS_YAML, REGION, Pipeline
 
 from ingest.adapters.dynamo import attr
 from ingest.adapters.ledger_items import FILE_SK, file_pk
@@ -31,6 +30,10 @@ from ingest.domain.files import FileStatus
 from ingest_local.lambda_service import LambdaContext
 
 STACK = "ops-cli-test"
+#: the ``pipeline`` fixture of tests/functional/core/conftest.py, its bucket and region
+Pipeline = Any
+BUCKET = "test-landing-123456789012"
+REGION = "us-east-1"
 ROLE_ID = "AROAEXAMPLETRANSFER1"
 HOURS_AGO = 3
 
@@ -49,6 +52,7 @@ Ingest = Callable[..., Run]
 def ingest(pipeline: Pipeline) -> Ingest:
     """``ingest ARGS… --stack STACK`` in this process; the stack's outputs name the pipeline's
     resources, as `sam deploy` leaves them."""
+    assert pipeline.bucket == BUCKET
     outputs = {
         "LandingBucketName": BUCKET,
         "IngestQueueUrl": pipeline.queue_url,
@@ -277,9 +281,9 @@ POISON = b"id,amount\n" + b"".join(b"p%d,%d.25\n" % (i, i) for i in range(POISON
 
 
 @pytest.fixture
-def feeds_yaml() -> str:
+def feeds_yaml(feeds_yaml: str) -> str:
     """The default feeds, orders files in 1 KiB chunks (the poison file is several)."""
-    return FEEDS_YAML.replace(
+    return feeds_yaml.replace(
         'match: "inbound/{partner}/orders/*.csv"',
         'match: "inbound/{partner}/orders/*.csv"\n    chunk_size: 1KiB',
     )
