@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connectors import config
+from connectors import cli_schedule, config
 from connectors.hostkeys import scan_host_keys
 from connectors.jobs import FINAL
 from connectors.request_rules import join_key, split_s3_path
@@ -38,6 +38,7 @@ def register(subparsers: Any) -> None:
     _register_create(sub)
     _register_admin(sub)
     _register_transfers(sub)
+    cli_schedule.register(sub)
 
 
 def _register_create(sub: Any) -> None:

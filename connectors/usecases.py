@@ -28,6 +28,8 @@ BUILTIN = "builtin"
 MANAGED = "managed"
 ENGINES = (BUILTIN, MANAGED)
 ENGINE_ALIASES = {"local": BUILTIN}
+#: where the jobs file is by default: next to the feeds, in the landing bucket
+RETRIEVALS_KEY = "config/retrievals.yaml"
 
 
 def engine_name(value: str) -> str:
@@ -61,7 +63,7 @@ class ConnectorSettings(BaseModel):
     @field_validator("retrievals_uri")
     @classmethod
     def _next_to_the_feeds(cls, uri: str, info: ValidationInfo) -> str:
-        return uri or f"s3://{info.data.get('bucket', '')}/config/retrievals.yaml"
+        return uri or f"s3://{info.data.get('bucket', '')}/{RETRIEVALS_KEY}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectorSettings:

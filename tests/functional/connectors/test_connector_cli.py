@@ -223,6 +223,47 @@ def _check_eleven_refused_and_delete(sd: list[str], connector: str) -> None:
     assert gone.returncode == 2 and "does not exist" in gone.stderr
 
 
+def _check_schedule(sd: list[str], connector: str, state_dir: Path, tmp_path: Path) -> None:
+    """``schedule`` refuses a bad jobs file and an unknown connector, ``--check`` installs
+    nothing, and then the file is where the RetrieveFunction reads it."""
+    endpoint = json.loads((state_dir / "endpoints.json").read_text())["aws_endpoint_url"]
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    jobs = tmp_path / "retrievals.yaml"
+
+    def job(connector_id: str, destination: str = "inbound/acme/orders") -> str:
+        return (
+            "retrievals:\n"
+            "  - name: acme-orders\n"
+            f"    connector_id: {connector_id}\n"
+            "    remote_directory: /out\n"
+            "    pattern: '*.csv'\n"
+            f"    destination: {destination}\n"
+            "    after_success: {move_to: /out/archive}\n"
+        )
+
+    jobs.write_text(job(connector, destination="elsewhere/orders"))
+    bad = ingest("schedule", str(jobs), *sd)
+    assert bad.returncode == 2
+    assert "job 'acme-orders', field 'destination'" in bad.stderr
+
+    jobs.write_text(job("c-0123456789abcdef0"))
+    unknown = ingest("schedule", str(jobs), *sd)
+    assert unknown.returncode == 2 and "c-0123456789abcdef0" in unknown.stderr
+
+    jobs.write_text(job(connector))
+    checked = ingest("schedule", str(jobs), "--check", *sd)
+    assert checked.returncode == 0, checked.stderr
+    assert "not installed" in checked.stdout
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="config/").get("KeyCount") == 0
+
+    installed = ingest("schedule", str(jobs), *sd)
+    assert installed.returncode == 0, installed.stderr
+    assert "acme-orders" in installed.stdout and "move to /out/archive" in installed.stdout
+    body = s3.get_object(Bucket=BUCKET, Key="config/retrievals.yaml")["Body"].read()
+    assert body.decode() == jobs.read_text()
+    s3.delete_object(Bucket=BUCKET, Key="config/retrievals.yaml")
+
+
 def test_operator_flow_create_scan_transfer_results(state_dir: Path, tmp_path: Path) -> None:
     key = asyncssh.generate_private_key("ssh-ed25519")
     key_file = tmp_path / "id_partner"
@@ -236,6 +277,7 @@ def test_operator_flow_create_scan_transfer_results(state_dir: Path, tmp_path: P
         fingerprint = _scan_fingerprint(srv)
         connector = _create(sd, srv, key_file, fingerprint)
         _check_list_describe_test(sd, connector, fingerprint)
+        _check_schedule(sd, connector, state_dir, tmp_path)
         _check_retrieve_and_results(sd, srv, connector)
         _check_send(sd, srv, connector)
         _check_listing(sd, srv, connector)
