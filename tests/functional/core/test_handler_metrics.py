@@ -51,14 +51,17 @@ def _record(p: Pipeline, key: str, data: bytes, **extra: Any) -> dict[str, Any]:
     return record
 
 
-def _invoke_processor(p: Pipeline) -> dict[str, Any]:
-    """One processor invocation with the messages the queue holds (one batch, as Lambda)."""
+def _invoke_processor(p: Pipeline, bodies: list[str] | None = None) -> dict[str, Any]:
+    """One processor invocation with the messages the queue holds (one batch, as Lambda);
+    their bodies are added to ``bodies``."""
     from lambdas import processor
 
     got = p.sqs.receive_message(
         QueueUrl=p.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
     ).get("Messages", [])
     assert got, "nothing queued"
+    if bodies is not None:
+        bodies.extend(m["Body"] for m in got)
     event = sqs_event(got, p.queue_arn, REGION)
     response = processor.handler(event, LambdaContext(function_name="ProcessorFunction"))
     # as the event source mapping does: the messages not reported failed are deleted
@@ -161,7 +164,8 @@ def test_processor_metrics_count_rows_chunks_and_files(
     rows = ORDERS + b"o-bad,not-a-number,1\n" + b"o-bad2,1.0,x\n"
     pipeline.land("inbound/acme/orders/rows.csv", rows)
     capsys.readouterr()
-    response = _invoke_processor(pipeline)
+    bodies: list[str] = []
+    response = _invoke_processor(pipeline, bodies)
     assert response == {"batchItemFailures": []}
     entry = pipeline.file("inbound/acme/orders/rows.csv")
     assert (entry.status, entry.rows_ok, entry.rows_rejected) == (
@@ -187,6 +191,31 @@ def test_processor_metrics_count_rows_chunks_and_files(
         "FilesFailed": 0,
     }
     assert_emitted_as_documented(points, service)
+
+    # the same chunks delivered again: their rows are written again, the file is not
+    # processed again
+    for body in bodies:
+        pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
+    capsys.readouterr()
+    assert _invoke_processor(pipeline) == {"batchItemFailures": []}
+    got = totals(emf_points(capsys.readouterr().out), service=service)
+    del got["ChunkDuration"]
+    assert got == {
+        "RowsWritten": 40,
+        "RowsRejected": 2,
+        "ChunksSucceeded": entry.chunks,
+        "ChunksFailed": 0,
+        "FilesProcessed": 0,
+        "FilesFailed": 0,
+    }
+    again = pipeline.file(entry.key)
+    assert (again.status, again.rows_ok, again.rows_rejected, again.chunks_done) == (
+        entry.status,
+        entry.rows_ok,
+        entry.rows_rejected,
+        entry.chunks_done,
+    )
+    assert pipeline.count_items() == 40
 
     # a permanent error turns the file FAILED at its first delivery: counted once
     pipeline.setenv("CHUNK_SIZE_BYTES", "1048576")
