@@ -827,3 +827,15 @@ def test_the_sftp_endpoint_is_public_by_default_and_vpc_by_parameter(raw: dict[s
         "EndpointDetails"
     ]
     assert details["AddressAllocationIds"] == {"Ref": "AddressAllocationIds"}
+
+
+def test_a_vpc_endpoint_without_its_network_is_refused_before_anything_is_created(
+    raw: dict[str, Any],
+) -> None:
+    rule = raw["Rules"]["VpcEndpointNeedsItsNetwork"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "EndpointType"}, "VPC"]}
+    asserted = [_referenced(a["Assert"]) for a in rule["Assertions"]]
+    assert asserted == [{"VpcId"}, {"SubnetIds"}, {"SecurityGroupIds"}]
+    # only the functions CloudFormation allows in rules
+    allowed = {"Fn::Not", "Fn::Equals", "Fn::Contains", "Ref"}
+    assert set(re.findall(r'"(Fn::\w+|Ref)"', json.dumps(rule))) <= allowed
