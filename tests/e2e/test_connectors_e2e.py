@@ -165,15 +165,17 @@ def test_scheduled_retrieval_lands_and_is_ingested(
         srv.stop()
 
 
-def test_managed_mode_scheduled_retrieval_goes_through_the_transfer_api(
-    start_local_stack: Callable[..., RunningStack], tmp_path: Path
+@pytest.mark.parametrize("engine", ["builtin", "managed"])
+def test_the_stacks_schedule_retrieves_in_either_connector_mode(
+    start_local_stack: Callable[..., RunningStack], tmp_path: Path, engine: str
 ) -> None:
-    """``ConnectorEngine=managed``: the stack's own schedule runs the RetrieveFunction, which
-    calls the Transfer API on the stack's AWS endpoint; the transfer runs in the background and
-    its events reach the TransferStatusFunction, the only writer of its status to the ledger."""
+    """The stack's own schedule runs the RetrieveFunction. ``builtin``: our engine inside the
+    function. ``managed``: the function calls the Transfer API on the stack's AWS endpoint,
+    the transfer runs in the background, and its events reach the TransferStatusFunction,
+    the only writer of its status to the ledger (as in AWS)."""
     stack = start_local_stack(
         tmp_path / "stack",
-        "--parameter", "ConnectorEngine=managed",
+        "--parameter", f"ConnectorEngine={engine}",
         "--parameter", "RetrieveSchedule=rate(1 minute)",
     )  # fmt: skip
     key = asyncssh.generate_private_key("ssh-ed25519")
@@ -202,22 +204,22 @@ def test_managed_mode_scheduled_retrieval_goes_through_the_transfer_api(
         transfer_id = source["transfer_id"]
         _assert_transfer_recorded(stack, connector, transfer_id, outbox)
 
-        # the Transfer API itself knows the transfer (the managed engine's results)
-        managed = stack.ingest(
-            "connectors", "results", connector, transfer_id, "--json", "--engine", "managed"
-        )
-        assert [r["StatusCode"] for r in json.loads(managed.stdout)] == ["COMPLETED"]
+        if engine == "managed":  # the Transfer API itself knows the transfer
+            managed = stack.ingest(
+                "connectors", "results", connector, transfer_id, "--json", "--engine", "managed"
+            )
+            assert [r["StatusCode"] for r in json.loads(managed.stdout)] == ["COMPLETED"]
 
-        # the function ran in managed mode, and the event came from aws.transfer
+        # the function ran in this mode, and its transfer's event reached the status function
         runs = [
             line
             for line in _json_lines(stack.state_dir / "logs" / "RetrieveFunction.log")
             if line.get("message") == "retrieval run"
         ]
-        assert runs and {line["engine"] for line in runs} == {"managed"}
+        assert runs and {line["engine"] for line in runs} == {engine}
         assert transfer_id in (stack.state_dir / "logs" / "TransferStatusFunction.log").read_text()
 
-        # after success, StartRemoteMove (through the Transfer API) moved it out of the outbox
+        # after success, StartRemoteMove (managed: through the Transfer API) moved it
         wait_for(
             lambda: (
                 (srv.root / "pulled-orders.csv").exists()
@@ -228,4 +230,4 @@ def test_managed_mode_scheduled_retrieval_goes_through_the_transfer_api(
         )
     finally:
         srv.stop()
-    assert stack.stop() == 0  # stops cleanly, the Transfer API's background work included
+    assert stack.stop() == 0  # stops cleanly (the Transfer API's background work included)
