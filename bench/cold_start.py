@@ -12,14 +12,14 @@ Compares, each in a new interpreter:
   library is part of: with ``ingest/domain/feeds.py`` and ``ingest/settings.py`` as they were at
   6396805 (hand-written), and as they are now (pydantic).
 
-The code runs from the Lambda artifact ``make build-lambda-package`` builds (the wheels pip picks
-for the functions, msgspec's installed next to it the same way), with ``python -B -S``: nothing on
-the path but the artifact, the standard library and, for the function, the runtime's boto3. Two
-settings: **as packaged** (the artifact has no .pyc, and Lambda's /var/task is read-only, so each
-cold start compiles every module it imports from the package) and **with .pyc** (the same artifact
-after ``compileall``). Each child times its own imports and first load (``perf_counter``;
-interpreter start-up is the same for every case and left out); the cases take turns, one warm-up
-round is dropped, and the median of ``--runs`` counts.
+The code runs from the processor's Lambda artifact, as ``make build-ProcessorFunction`` builds it
+(the wheels pip picks for the functions, msgspec's installed next to it the same way), with
+``python -B -S``: nothing on the path but the artifact, the standard library and, for the function,
+the runtime's boto3. Two settings: **as packaged** (the artifact has no .pyc, and Lambda's
+/var/task is read-only, so each cold start compiles every module it imports from the package) and
+**with .pyc** (the same artifact after ``compileall``). Each child times its own imports and first
+load (``perf_counter``; interpreter start-up is the same for every case and left out); the cases
+take turns, one warm-up round is dropped, and the median of ``--runs`` counts.
 
     .venv/bin/python bench/cold_start.py            # --runs N (default 15)
 """
@@ -109,7 +109,7 @@ def _build(tmp: str) -> dict[str, list[str]]:
     wheels_for = ["--platform", "manylinux2014_x86_64", "--implementation", "cp"]
     wheels_for += ["--python-version", python, "--only-binary=:all:"]
     subprocess.run(
-        ["make", "-s", "build-lambda-package", f"ARTIFACTS_DIR={art}", *make_vars],
+        ["make", "-s", "build-ProcessorFunction", f"ARTIFACTS_DIR={art}", *make_vars],
         cwd=ROOT,
         check=True,
         capture_output=True,

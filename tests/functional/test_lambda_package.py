@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support_lambda import EMULATOR_PACKAGES, runtime_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-#: What the Lambda Python runtime brings itself (everything else must be in the package).
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
-#: Dev-only packages of the emulator: the package must import without them.
-EMULATOR_PACKAGES = ("moto", "samtranslator", "cronsim", "ingest_local")
 
 
 def _runtime_dir(tmp_path: Path) -> Path:
     """A directory holding just the runtime's own packages (links into this venv)."""
-    runtime = tmp_path / "lambda-runtime"
-    runtime.mkdir()
-    for name in RUNTIME_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None, name
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (runtime / source.name).symlink_to(source)
-    return runtime
+    return runtime_dir(tmp_path / "lambda-runtime")
 
 
 @pytest.mark.slow

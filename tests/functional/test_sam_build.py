@@ -1,0 +1,221 @@
+"""The real SAM CLI on template.yaml: ``sam validate --lint``, ``sam build``, and what it built.
+
+``make tools`` installs the SAM CLI into ``.tools/sam`` (its own venv: it pins its own boto3);
+``make test`` runs it first. The build runs once for this module, into a temporary directory,
+with no container: each function's ``build-<LogicalId>`` Makefile target installs manylinux
+wheels for the functions' Python 3.13. Each built package is then checked: its size, that no
+test, emulator or benchmark code is inside, and that its handler imports from it alone.
+
+The import check runs with Python 3.13 when this machine has one (on the PATH, or installed by
+pyenv: ``support_lambda.lambda_python``). Without it, the artifacts' version-specific extension
+modules (pydantic-core, PyYAML's libyaml binding, wrapt, cffi) cannot load here: the check
+then loads the same release of those few shared objects built for this Python, and still takes
+every Python module from the artifact (``tests/support_lambda.py``; cryptography's binding is
+abi3 and loads as built). ``LAMBDA_TEST_PYTHON`` chooses the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support_lambda import (
+    EMULATOR_PACKAGES,
+    LAMBDA_PYTHON,
+    RUNTIME_PACKAGES,
+    SFTP_PACKAGES,
+    abi_shims,
+    lambda_python,
+    probe,
+    python_version,
+    runtime_dir,
+    tree_size,
+)
+
+from ingest_local.deploy import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
+#: the functions that must not carry the SFTP engine, and their bound (boto3 is the runtime's)
+CORE_FUNCTIONS = ("FanoutFunction", "ProcessorFunction", "UploadEventsFunction")
+CORE_LIMIT_BYTES = 15_000_000
+#: the connector functions: the core's packages and the SFTP engine. TransferStatusFunction
+#: runs a retrieval's after-success action (remote move or delete) over SFTP itself when
+#: ConnectorEngine=builtin, so it ships asyncssh too.
+SFTP_FUNCTIONS = ("RetrieveFunction", "TransferStatusFunction")
+#: distributions the SFTP functions have beyond the core's
+SFTP_DISTRIBUTIONS = ("asyncssh", "cryptography", "cffi", "pycparser")
+#: never in a package: the emulator, the tests, the benchmarks, sample data, the dev tools
+NOT_SHIPPED = (*EMULATOR_PACKAGES, "tests", "bench", "fixtures", "docs", ".venv", ".tools")
+#: what the connector functions' builder imports when it first runs (lambdas/runtime.py)
+CONNECTOR_BUILDER_MODULES = ["connectors.wiring", "connectors.service", "asyncssh"]
+SAM_TIMEOUT = 240
+
+
+def _sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    if not SAM.exists():
+        pytest.fail(f"{SAM} is missing: run `make tools` (make test does it first)")
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    return subprocess.run(
+        [str(SAM), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=SAM_TIMEOUT,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``sam build`` once: {function: (artifact dir, handler)}."""
+    build_dir = tmp_path_factory.mktemp("sam-build")
+    # --build-in-source: make runs in the repository itself; without it SAM first copies the
+    # whole CodeUri (".", .venv and .tools included) into a scratch directory per function.
+    proc = _sam(
+        "build",
+        "--template-file",
+        str(ROOT / "template.yaml"),
+        "--build-dir",
+        str(build_dir),
+        "--build-in-source",
+        "--no-cached",
+        "--parallel",
+    )
+    assert proc.returncode == 0, f"sam build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    template = load_template(build_dir / "template.yaml")
+    functions = {
+        name: (build_dir / res["Properties"]["CodeUri"], res["Properties"]["Handler"])
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+    assert set(functions) == {*CORE_FUNCTIONS, *SFTP_FUNCTIONS}, sorted(functions)
+    return {"functions": functions, "dir": build_dir}
+
+
+def test_sam_validate_lint() -> None:
+    proc = _sam("validate", "--lint", "--template-file", str(ROOT / "template.yaml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is a valid SAM Template" in proc.stdout + proc.stderr
+
+
+def _top_level(artifact: Path) -> set[str]:
+    return {p.name for p in artifact.iterdir()}
+
+
+def _dist_names(artifact: Path) -> set[str]:
+    return {p.name.split("-")[0].lower() for p in artifact.glob("*.dist-info")}
+
+
+def test_artifact_sizes_and_contents(built: dict[str, Any]) -> None:
+    functions = built["functions"]
+    sizes = {name: tree_size(art) for name, (art, _) in functions.items()}
+    print("\nsam build artifact sizes (bytes):", sizes)
+    for name, (art, _) in functions.items():
+        top = _top_level(art)
+        assert {"ingest", "connectors", "lambdas", "aws_lambda_powertools", "pydantic"} <= top
+        for forbidden in NOT_SHIPPED:
+            assert forbidden not in top, f"{name} ships {forbidden}"
+        assert not list(art.rglob("ingest_local")), f"{name} ships the emulator"
+        for runtime in RUNTIME_PACKAGES:
+            assert runtime not in top and f"{runtime}.py" not in top, f"{name} ships {runtime}"
+        assert "template.yaml" not in top
+    for name in CORE_FUNCTIONS:
+        art = functions[name][0]
+        assert not set(SFTP_PACKAGES) & _top_level(art), f"{name} ships the SFTP engine"
+        assert sizes[name] <= CORE_LIMIT_BYTES, (
+            f"{name}: {sizes[name] / 1e6:.1f} MB > {CORE_LIMIT_BYTES / 1e6:.0f} MB"
+        )
+    # the connector functions hold exactly the core's files plus the SFTP distributions'
+    core_art = functions[CORE_FUNCTIONS[0]][0]
+    core_files = {p.relative_to(core_art) for p in core_art.rglob("*") if p.is_file()}
+    for name in SFTP_FUNCTIONS:
+        art = functions[name][0]
+        assert set(SFTP_PACKAGES) <= _top_level(art), name
+        assert _dist_names(art) - _dist_names(core_art) == set(SFTP_DISTRIBUTIONS), name
+        files = {p.relative_to(art) for p in art.rglob("*") if p.is_file()}
+        assert core_files <= files, f"{name} lacks {sorted(core_files - files)[:5]}"
+        extra_tops = {f.parts[0] for f in files - core_files}
+        allowed = set(SFTP_PACKAGES) | {"cffi", "pycparser", "_cffi_backend"}
+        strays = {t for t in extra_tops if t.split(".")[0] not in allowed and ".dist-info" not in t}
+        assert not strays, f"{name} ships more than the SFTP engine: {strays}"
+
+
+@pytest.fixture(scope="module")
+def import_setup(built: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The interpreter to import with, the runtime's packages, and the ABI shims per function
+    (none with the functions' own Python)."""
+    base = tmp_path_factory.mktemp("lambda-import")
+    python = lambda_python() or sys.executable
+    shims: dict[str, dict[str, str]] = {name: {} for name in built["functions"]}
+    if python_version(python) != LAMBDA_PYTHON:
+        assert os.path.realpath(python) == os.path.realpath(sys.executable), (
+            f"{python}: the shims are built for this interpreter only"
+        )
+        for name, (art, _) in built["functions"].items():
+            shims[name] = abi_shims(art, base / "shims" / name)
+    print(f"\nimporting the handlers with {python}")
+    return {"python": python, "runtime": runtime_dir(base / "runtime"), "shims": shims}
+
+
+@pytest.mark.parametrize("function", [*CORE_FUNCTIONS, *SFTP_FUNCTIONS])
+def test_handler_imports_from_its_artifact_alone(
+    function: str, built: dict[str, Any], import_setup: dict[str, Any]
+) -> None:
+    art, handler = built["functions"][function]
+    module = handler.rsplit(".", 1)[0]
+    report = probe(
+        import_setup["python"],
+        art,
+        import_setup["runtime"],
+        modules=[module],
+        handler=handler,
+        absent=(*SFTP_PACKAGES, *EMULATOR_PACKAGES),
+        shims=import_setup["shims"][function],
+    )
+    assert report["files"][0].startswith(str(art)), report["files"]
+    assert not report["strays"], report["strays"]
+    # the handler's import graph never loads the SFTP engine, not even in the connector functions
+    assert report["present"] == [], f"{handler} imports {report['present']}"
+    assert report["origins"]["artifact"] > 50, report["origins"]
+    if import_setup["shims"][function]:
+        # only extension modules were taken from elsewhere, and they are the artifact's own
+        assert set(report["shimmed"]) <= set(import_setup["shims"][function])
+
+
+@pytest.mark.parametrize("function", SFTP_FUNCTIONS)
+def test_connector_builder_imports_the_sftp_engine_from_the_artifact(
+    function: str, built: dict[str, Any], import_setup: dict[str, Any]
+) -> None:
+    art, handler = built["functions"][function]
+    report = probe(
+        import_setup["python"],
+        art,
+        import_setup["runtime"],
+        modules=[handler.rsplit(".", 1)[0], *CONNECTOR_BUILDER_MODULES],
+        absent=EMULATOR_PACKAGES,
+        shims=import_setup["shims"][function],
+    )
+    assert not report["strays"], report["strays"]
+    assert all(f.startswith(str(art)) for f in report["files"]), report["files"]
+
+
+@pytest.mark.parametrize("function", CORE_FUNCTIONS)
+def test_core_artifacts_cannot_import_the_sftp_engine(
+    function: str, built: dict[str, Any], import_setup: dict[str, Any]
+) -> None:
+    """The check above can fail: the same probe on a core artifact cannot load asyncssh."""
+    art, _ = built["functions"][function]
+    with pytest.raises(AssertionError, match="No module named 'asyncssh'"):
+        probe(
+            import_setup["python"],
+            art,
+            import_setup["runtime"],
+            modules=["connectors.service"],
+            shims=import_setup["shims"][function],
+        )
