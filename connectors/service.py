@@ -14,7 +14,6 @@ AWS does; both read results back through ``list_file_transfer_results``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import posixpath
 import threading
@@ -108,11 +107,7 @@ class BuiltinConnectorService:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the service's loop and wait for it."""
-        return self.submit(coro).result()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Start a coroutine on the service's loop; its future."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
         """Close every connection and stop the loop."""
