@@ -93,4 +93,5 @@ class TransferProgress:
             self._progress.update(self._tasks[path], completed=done, total=total)
             if not self._live and done >= total and path not in self._finished:
                 self._finished.add(path)
-                self._console.print(f"{path}  {done:,} bytes  done")
+                # one line per file, never wrapped: operators and scripts grep these
+                self._console.print(f"{path}  {done:,} bytes  done", soft_wrap=True)
