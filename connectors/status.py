@@ -309,8 +309,11 @@ class StatusPublisher:
         *,
         source: str = EVENT_SOURCE,
         event_bus: str = "default",
+        retention_days: int | None = None,
     ) -> None:
-        self._publisher = Publisher(logs, events, source=source, event_bus=event_bus)
+        self._publisher = Publisher(
+            logs, events, source=source, event_bus=event_bus, retention_days=retention_days
+        )
 
     def publish(self, record: FileRecord) -> None:
         """Log one final record and send its event."""

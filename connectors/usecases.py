@@ -56,6 +56,9 @@ class ConnectorSettings(BaseModel):
     #: by default the jobs file next to the feeds, in the landing bucket
     retrievals_uri: str = Field("", alias="RETRIEVALS_URI", validate_default=True)
     engine: Annotated[str, AfterValidator(_engine)] = Field(BUILTIN, alias="CONNECTOR_ENGINE")
+    #: retention of the connector log groups the builtin engine creates (the template's
+    #: LogRetentionDays); unset: they keep their entries for ever, as CloudWatch's default
+    log_retention_days: int | None = Field(None, alias="LOG_RETENTION_DAYS", ge=1)
     region: str = Field(DEFAULT_REGION, validation_alias=REGION)
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
     endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")

@@ -5,7 +5,8 @@ gateway (a Transfer server's structured logs and ``SFTP Server File …`` events
 connector engine (AWS's connector logs and ``SFTP Connector …`` events). What goes in a
 record is theirs; the publisher owns how it gets there:
 
-* log groups and streams are created on first use (an existing one is fine), once each;
+* log groups and streams are created on first use (an existing one is fine), once each; a
+  group it creates gets ``retention_days`` (an existing group's retention is left as it is);
 * ``PutLogEvents`` carries at most 10,000 entries a call, ``PutEvents`` at most 10;
 * SDK errors become :class:`~ingest.errors.StorageUnavailableError`; entries EventBridge
   refuses are logged (the rest went through, and the caller's records are only a trace).
@@ -66,8 +67,10 @@ class Publisher:
         *,
         source: str,
         event_bus: str = "default",
+        retention_days: int | None = None,
     ) -> None:
         self._logs = logs
+        self._retention_days = retention_days
         self._events = events
         self.source = source
         self._bus = event_bus
@@ -84,6 +87,11 @@ class Publisher:
             except Exception as exc:
                 if error_code(exc) != _EXISTS:
                     raise
+            else:
+                if self._retention_days:
+                    self._logs.put_retention_policy(
+                        logGroupName=group, retentionInDays=self._retention_days
+                    )
         self._groups.add(group)
 
     def put_logs(self, group: str, stream: str, entries: Sequence[InputLogEventTypeDef]) -> None:
