@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.adapters.dynamo import attr, from_item
-from ingest.adapters.ledger_items import file_pk
+from ingest.adapters.ledger_items import file_pk, source_sk
 from ingest.adapters.publisher import Event, Publisher, iso_now
 from ingest.adapters.sdk import is_condition_failure, unavailable
 from ingest.errors import IngestError, StorageUnavailableError
 from ingest.shared.aio import Bridge
-from ingest.usecases.inspection import source_sk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

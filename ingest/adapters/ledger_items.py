@@ -9,6 +9,9 @@
 * ``pk = FILE#<key>``, ``sk = SUPERSEDED#<version>#<ingestion>``: a version that a newer one
   replaced, with what it had done by then (``SupersededVersion``), written by fanout when it
   registers the newer one.
+* ``pk = FILE#<key>``, ``sk = SOURCE#<transfer-id>``: the connector transfer that brought the
+  file (connector, transfer, remote path), written by the connectors' status store when a
+  retrieve completes, read by ``ingest status KEY``; it expires with the transfer records.
 
 Other packages keep their own item kinds in the same table under their own ``pk`` prefixes
 (for example ``TRANSFER#`` for connector transfers).
@@ -31,6 +34,15 @@ RACE_RETRIES = 5
 def file_pk(key: str) -> str:
     """The partition key of a file's ledger items."""
     return f"FILE#{key}"
+
+
+#: The sort-key prefix of a file's links to the transfers that brought it.
+SOURCE_PREFIX = "SOURCE#"
+
+
+def source_sk(transfer_id: str) -> str:
+    """The sort key of a file's link to the transfer that retrieved it."""
+    return f"{SOURCE_PREFIX}{transfer_id}"
 
 
 def chunk_prefix(version: str, ingestion: str | None) -> str:

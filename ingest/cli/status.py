@@ -12,6 +12,7 @@ from typing import Any
 from ingest.adapters.dynamo import from_item
 from ingest.adapters.leases import ChunkLeases
 from ingest.adapters.ledger import Ledger
+from ingest.adapters.ledger_items import SOURCE_PREFIX
 from ingest.adapters.ledger_versions import all_superseded, superseded_versions
 from ingest.adapters.s3 import S3Store
 from ingest.cli.context import Deployment, add_target_arguments, resolve_deployment
@@ -20,7 +21,6 @@ from ingest.cli.output import print_table
 from ingest.domain.files import FileEntry, SupersededVersion
 from ingest.errors import UnknownFileError
 from ingest.usecases.inspection import (
-    SOURCE_PREFIX,
     FileFilter,
     age,
     chunk_states,

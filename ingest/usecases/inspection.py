@@ -255,15 +255,7 @@ def chunk_states(entry: FileEntry, *, done: set[int], writing: set[int]) -> list
     return states
 
 
-#: ``pk = FILE#<key>``, ``sk = SOURCE#<transfer-id>``: the connector transfer that brought
-#: the file (written by the connectors' status store, read by ``ingest status KEY``).
-SOURCE_PREFIX = "SOURCE#"
 _SOURCE_FIELDS = ("connector_id", "transfer_id", "url", "remote_path", "completed_at", "bytes")
-
-
-def source_sk(transfer_id: str) -> str:
-    """The sort key of a file's link to the transfer that retrieved it."""
-    return f"{SOURCE_PREFIX}{transfer_id}"
 
 
 def transfer_sources(links: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
