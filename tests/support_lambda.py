@@ -80,17 +80,26 @@ def python_version(python: str) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
-def runtime_dir(where: Path) -> Path:
-    """A directory holding just the runtime's own packages (links into this venv)."""
+def runtime_dir(where: Path, *, compiled_by: str | None = None) -> Path:
+    """A directory holding just the runtime's own packages: links into this venv, or, with
+    ``compiled_by``, copies with bytecode made by that Python (as the Lambda runtime has)."""
     where.mkdir(parents=True, exist_ok=True)
     for name in RUNTIME_PACKAGES:
         spec = importlib.util.find_spec(name)
         assert spec is not None and spec.origin is not None, name
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
-        link = where / source.name
-        if not link.exists():
-            link.symlink_to(source)
+        target = where / source.name
+        if target.exists():
+            continue
+        if compiled_by is None:
+            target.symlink_to(source)
+        elif source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+    if compiled_by is not None:
+        subprocess.run([compiled_by, "-m", "compileall", "-q", "-j", "0", str(where)], check=True)
     return where
 
 
