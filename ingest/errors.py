@@ -160,6 +160,10 @@ class HeaderError(PermanentError):
     """A CSV file's header cannot be read, or lacks a column the feed requires."""
 
 
+class TrailerError(PermanentError):
+    """A fixed-width file's trailer is missing, unreadable, or declares another record count."""
+
+
 class RowError(IngestError):
     """One record is invalid; it is rejected with this reason and the rest go on."""
 

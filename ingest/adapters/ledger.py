@@ -97,7 +97,7 @@ class Ledger:
         self,
         *,
         key: str,
-        feed: str,
+        feed: str | None,
         version: str,
         etag: str,
         size: int,
@@ -189,12 +189,15 @@ class Ledger:
         rows_ok: int,
         rows_rejected: int,
         ingestion: str | None = None,
+        skipped: int = 0,
+        declared: int | None = None,
     ) -> bool:
         """Add a chunk's counters to its file exactly once.
 
         The chunk marker's conditional put and the counter update are one transaction, so a
         redelivered message (or a retry after a crash) cannot count the chunk twice. Returns
-        False when the chunk had already been counted.
+        False when the chunk had already been counted. ``skipped`` adds to the file's
+        ``records_skipped``; ``declared`` (a trailer's record count) sets ``declared_records``.
         """
         now = self.clock()
         same, same_values = _same_file(ingestion)
@@ -208,12 +211,16 @@ class Ledger:
         counters = {
             "TableName": self._table,
             "Key": {"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
-            "UpdateExpression": "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one "
-            "SET updated_at = :now",
+            "UpdateExpression": "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one"
+            + (", records_skipped :skip" if skipped else "")
+            + " SET updated_at = :now"
+            + (", declared_records = :declared" if declared is not None else ""),
             "ConditionExpression": same,
             "ExpressionAttributeValues": {
                 **{":ok": attr(rows_ok), ":bad": attr(rows_rejected), ":one": attr(1)},
                 **{":now": attr(now), ":v": attr(version), **same_values},
+                **({":skip": attr(skipped)} if skipped else {}),
+                **({":declared": attr(declared)} if declared is not None else {}),
             },
         }
         counted = self.write(
@@ -237,11 +244,18 @@ class Ledger:
         return False
 
     def finish_if_complete(
-        self, key: str, version: str, ingestion: str | None = None
+        self,
+        key: str,
+        version: str,
+        ingestion: str | None = None,
+        *,
+        verify: Callable[[FileEntry], str | None] | None = None,
     ) -> FileEntry | None:
         """Set PROCESSED / PROCESSED_WITH_REJECTS once every chunk is counted.
 
         Safe to call any number of times; returns the final entry when the file is complete.
+        ``verify`` looks at the complete entry (every chunk counted) and gives a reason when
+        the file as a whole is wrong (a fixed-width trailer's count): then it ends FAILED.
         """
         entry = self.get_file(key)
         if (
@@ -251,21 +265,27 @@ class Ledger:
         ):
             return None
         final = FileStatus.PROCESSED_WITH_REJECTS if entry.rows_rejected else FileStatus.PROCESSED
+        problem = verify(entry) if verify is not None else None
+        if problem is not None:
+            final = FileStatus.FAILED
         if entry.status != final:
             same, same_values = _same_file(ingestion)
             if not self.update_file(
                 key,
-                "SET #s = :final, updated_at = :now REMOVE reason",
+                "SET #s = :final, updated_at = :now, reason = :reason"
+                if problem is not None
+                else "SET #s = :final, updated_at = :now REMOVE reason",
                 condition=f"{same} AND chunks_done = chunks",
                 values={
                     ":final": attr(final),
                     ":now": attr(self.clock()),
                     ":v": attr(version),
                     **same_values,
+                    **({":reason": attr(problem[:1000])} if problem is not None else {}),
                 },
             ):
                 return None
-        return FileEntry(**{**entry.to_json(), "status": final, "reason": None})
+        return FileEntry(**{**entry.to_json(), "status": final, "reason": problem})
 
     def mark_failed(
         self, key: str, version: str, reason: str, ingestion: str | None = None

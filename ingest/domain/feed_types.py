@@ -38,6 +38,8 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Format(StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
+    FIXED_WIDTH = "fixed_width"
+    XLSX = "xlsx"
 
 
 class FieldType(StrEnum):
@@ -58,6 +60,11 @@ class FieldSpec:
     required: bool = False
     source: str = ""
     date_format: str | None = None
+    #: fixed-width: the field's 1-based first column and its width, in characters
+    start: int = 0
+    width: int = 0
+    #: implied decimals: ``scale=2`` reads ``000012345`` as ``123.45``
+    scale: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,40 @@ class CsvOptions:
     #: When true a quoted field may contain newlines, so the file cannot be split into
     #: byte ranges and is always processed as one chunk.
     quoted_newlines: bool = False
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A 1-based first column and a width, in characters (a fixed-width slice)."""
+
+    start: int
+    width: int
+
+    def cut(self, text: str) -> str:
+        return text[self.start - 1 : self.start - 1 + self.width]
+
+
+@dataclass(frozen=True)
+class FixedWidthOptions:
+    encoding: str = "utf-8"
+    #: lines at the start of the file (only in its first chunk) that are not records
+    header_lines: int = 0
+    #: lines at the end of the file (only in its last chunk) that are not records
+    trailer_lines: int = 0
+    #: only lines whose ``record_type`` columns hold ``record_value`` are records
+    record_type: Columns | None = None
+    record_value: str = ""
+    #: where the last trailer line declares the file's record count
+    trailer_count: Columns | None = None
+
+
+@dataclass(frozen=True)
+class XlsxOptions:
+    #: a sheet's name, or its 0-based index; None: the first sheet
+    sheet: str | int | None = None
+    header: bool = True
+    #: the 1-based row holding the column names; the records are the rows after it
+    header_row: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,6 +137,8 @@ class Feed:
     fields: tuple[FieldSpec, ...]
     csv: CsvOptions = field(default_factory=CsvOptions)
     encoding: str = "utf-8"
+    fixed_width: FixedWidthOptions = field(default_factory=FixedWidthOptions)
+    xlsx: XlsxOptions = field(default_factory=XlsxOptions)
     chunk_size: int | None = None
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
@@ -104,10 +147,14 @@ class Feed:
     @property
     def splittable(self) -> bool:
         """Whether an uncompressed file of this feed may be split into byte ranges."""
+        if self.format is Format.XLSX:
+            return False  # a zip container: its parts cannot be read from a byte range
         return not (self.format is Format.CSV and self.csv.quoted_newlines)
 
     @property
     def text_encoding(self) -> str:
+        if self.format is Format.FIXED_WIDTH:
+            return self.fixed_width.encoding
         return self.csv.encoding if self.format is Format.CSV else self.encoding
 
 

@@ -35,14 +35,17 @@ from ingest.domain.feed_types import (
     MAX_RECORD_SIZE_LIMIT,
     RESERVED_ATTRIBUTES,
     SUPPORTED_ENCODINGS,
+    Columns,
     CsvOptions,
     Feed,
     FeedMatch,
     FeedSet,
     FieldSpec,
     FieldType,
+    FixedWidthOptions,
     Format,
     KeyTemplate,
+    XlsxOptions,
     glob_to_regex,
     parse_size,
 )
@@ -169,6 +172,73 @@ class _JsonlSchema(BaseModel):
     encoding: _Encoding = "utf-8"
 
 
+_Column = Annotated[int, Field(ge=1)]
+_Width = Annotated[int, Field(ge=1, le=MAX_RECORD_SIZE_LIMIT)]
+
+
+class _RecordTypeSchema(BaseModel):
+    model_config = _SCHEMA
+    start: _Column
+    width: _Width
+    value: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> Self:
+        if len(self.value.strip(" ")) > self.width:
+            raise ValueError(f"'value' {self.value!r} is longer than 'width' ({self.width})")
+        return self
+
+
+class _TrailerSchema(BaseModel):
+    model_config = _SCHEMA
+    count_start: _Column
+    count_width: Annotated[int, Field(ge=1, le=38)]
+
+
+class _FixedWidthSchema(BaseModel):
+    model_config = _SCHEMA
+    encoding: _Encoding = "utf-8"
+    header_lines: Annotated[int, Field(ge=0)] = 0
+    trailer_lines: Annotated[int, Field(ge=0)] = 0
+    record_type: _RecordTypeSchema | None = None
+    trailer: _TrailerSchema | None = None
+
+    @model_validator(mode="after")
+    def _trailer_has_lines(self) -> Self:
+        if self.trailer is not None and self.trailer_lines < 1:
+            message = "'fixed_width.trailer' reads the count from a trailer line: set trailer_lines"
+            raise _Problem(message, field="fixed_width.trailer_lines")
+        return self
+
+    def options(self) -> FixedWidthOptions:
+        kind, trailer = self.record_type, self.trailer
+        return FixedWidthOptions(
+            encoding=self.encoding,
+            header_lines=self.header_lines,
+            trailer_lines=self.trailer_lines,
+            record_type=Columns(kind.start, kind.width) if kind else None,
+            record_value=kind.value if kind else "",
+            trailer_count=Columns(trailer.count_start, trailer.count_width) if trailer else None,
+        )
+
+
+class _XlsxSchema(BaseModel):
+    model_config = _SCHEMA
+    sheet: Annotated[str, Field(min_length=1)] | Annotated[int, Field(ge=0)] | None = None
+    header: bool = True
+    header_row: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _header_row_needs_header(self) -> Self:
+        if not self.header and "header_row" in self.model_fields_set:
+            message = "'xlsx.header_row' is the row of column names: it needs header: true"
+            raise _Problem(message, field="xlsx.header_row")
+        return self
+
+    def options(self) -> XlsxOptions:
+        return XlsxOptions(sheet=self.sheet, header=self.header, header_row=self.header_row)
+
+
 class _KeySchema(BaseModel):
     model_config = _SCHEMA
     pk: str
@@ -195,6 +265,9 @@ class _FieldSchema(BaseModel):
     column: _Text | None = None
     key: _Text | None = None
     format: str | None = None
+    start: _Column | None = None
+    width: _Width | None = None
+    scale: Annotated[int, Field(ge=0, le=38)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -210,11 +283,24 @@ class _FieldSchema(BaseModel):
     def _format_for_dates(self) -> Self:
         if self.format is not None and self.type not in (FieldType.DATE, FieldType.TIMESTAMP):
             raise ValueError("'format' is a strptime pattern, for date and timestamp fields")
+        if self.scale is not None and self.type is not FieldType.DECIMAL:
+            raise ValueError("'scale' (implied decimals) is for decimal fields")
+        if (self.start is None) != (self.width is None):
+            raise ValueError("a fixed-width field needs both 'start' and 'width'")
         return self
 
     def spec(self, name: str) -> FieldSpec:
         source = self.column or self.key or name
-        return FieldSpec(name, self.type, self.required, source, self.format)
+        return FieldSpec(
+            name,
+            self.type,
+            self.required,
+            source,
+            self.format,
+            start=self.start or 0,
+            width=self.width or 0,
+            scale=self.scale or 0,
+        )
 
 
 class _FeedSchema(BaseModel):
@@ -225,6 +311,8 @@ class _FeedSchema(BaseModel):
     fields: dict[Annotated[_Text, AfterValidator(_field_name)], _FieldSchema]
     csv: _CsvSchema | None = None
     jsonl: _JsonlSchema | None = None
+    fixed_width: _FixedWidthSchema | None = None
+    xlsx: _XlsxSchema | None = None
     key: _KeySchema
     chunk_size: _Size | None = None
     max_record_size: Annotated[_Size, AfterValidator(_record_size)] | None = None
@@ -257,6 +345,26 @@ class _FeedSchema(BaseModel):
                 raise _Problem(message, field=next(iter(missing)))
         return csv
 
+    @field_validator("fixed_width", "xlsx")
+    @classmethod
+    def _options_fit(cls, options: BaseModel | None, info: ValidationInfo) -> BaseModel | None:
+        fmt = info.data.get("format")
+        if options is not None and fmt is not None and fmt != info.field_name:
+            raise ValueError(f"'{info.field_name}' options given for a {fmt} feed")
+        return options
+
+    @field_validator("key")
+    @classmethod
+    def _columns_given(cls, key: _KeySchema, info: ValidationInfo) -> _KeySchema:
+        """A fixed-width feed's fields say where they are; no other feed's fields may."""
+        fmt, fields = info.data.get("format"), info.data.get("fields")
+        for name, spec in (fields or {}).items():
+            if fmt is Format.FIXED_WIDTH and spec.start is None:
+                raise _Problem("a fixed-width field needs 'start' and 'width'", field=name)
+            if fmt not in (None, Format.FIXED_WIDTH) and spec.start is not None:
+                raise _Problem("'start'/'width' are for fixed_width feeds", field=name)
+        return key
+
     @field_validator("key")
     @classmethod
     def _key_names_known(cls, key: _KeySchema, info: ValidationInfo) -> _KeySchema:
@@ -286,6 +394,8 @@ class _FeedSchema(BaseModel):
             fields=tuple(spec.spec(name) for name, spec in self.fields.items()),
             csv=self.csv.options() if self.csv and self.format is Format.CSV else CsvOptions(),
             encoding=self.jsonl.encoding if self.jsonl and self.format is Format.JSONL else "utf-8",
+            fixed_width=self.fixed_width.options() if self.fixed_width else FixedWidthOptions(),
+            xlsx=self.xlsx.options() if self.xlsx else XlsxOptions(),
             chunk_size=self.chunk_size,
             max_record_size=self.max_record_size or DEFAULT_MAX_RECORD_SIZE,
             max_decompressed_size=self.max_decompressed_size or DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -305,6 +415,8 @@ _OPTIONS: dict[str, type[BaseModel]] = {
     "fields": _FieldSchema,
     "csv": _CsvSchema,
     "jsonl": _JsonlSchema,
+    "fixed_width": _FixedWidthSchema,
+    "xlsx": _XlsxSchema,
     "key": _KeySchema,
 }
 
@@ -371,7 +483,7 @@ def _locate(error: ErrorDetails, path: list[str]) -> tuple[str | None, str]:
     if head == "fields" and rest:
         field, label = rest[0], ".".join(rest[1:]) or rest[0]
         label = "the field name" if label == "[key]" else repr(label)
-    elif head in ("csv", "jsonl", "key") and rest:
+    elif head in ("csv", "jsonl", "fixed_width", "xlsx", "key") and rest:
         field = "key" if head == "key" else f"{head}.{rest[0]}"
         label = repr(".".join(rest) if head == "key" else ".".join(path))
     else:

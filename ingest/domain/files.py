@@ -54,6 +54,10 @@ class FileEntry:
     #: the last SFTP upload to this key that did not complete, when it left the object that
     #: the entry tracks in place: ``{"at", "reason", "bytes"}``
     failed_upload: dict[str, Any] | None = None
+    #: fixed-width: lines of other record types than the feed's, skipped (not rows)
+    records_skipped: int = 0
+    #: fixed-width: the record count the file's trailer declares
+    declared_records: int | None = None
 
     @property
     def partner(self) -> str | None:

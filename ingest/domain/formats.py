@@ -1,6 +1,7 @@
 """Stream parsers: a range's lines → raw records of the feed's format (CSV in
-:mod:`ingest.domain.csv_records`, JSON Lines here), in constant memory (lines:
-:mod:`ingest.domain.lines`)."""
+:mod:`ingest.domain.csv_records`, fixed-width in :mod:`ingest.domain.fixed_width`, JSON Lines
+here), in constant memory (lines: :mod:`ingest.domain.lines`). xlsx files are not lines: see
+:mod:`ingest.domain.xlsx_records`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from decimal import Decimal
 
 from ingest.domain.csv_records import CsvParser
 from ingest.domain.feeds import Feed, Format
+from ingest.domain.fixed_width import ChunkTally, FixedWidthParser
 from ingest.domain.lines import ParsedRecord, RawLine, decode_line, lossy, strip_eol, too_long
 from ingest.errors import RowError
 
@@ -60,10 +62,19 @@ def parse_records(
     *,
     owns_file_start: bool,
     header: list[str] | None = None,
+    following: Iterator[RawLine] | None = None,
+    tally: ChunkTally | None = None,
 ) -> Iterator[ParsedRecord]:
-    """Records of the feed's format from a range's lines."""
+    """Records of the feed's format from a range's lines.
+
+    ``following`` are the lines after the range (a fixed-width chunk looks at them to tell
+    its trailer lines); ``tally`` collects what a fixed-width chunk skips and declares.
+    """
     if feed.format is Format.CSV:
         yield from CsvParser(feed, header).records(lines, owns_file_start=owns_file_start)
+    elif feed.format is Format.FIXED_WIDTH:
+        parser = FixedWidthParser(feed, tally if tally is not None else ChunkTally())
+        yield from parser.records(lines, following if following is not None else iter(()))
     else:
         yield from jsonl_records(
             lines,

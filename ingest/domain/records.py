@@ -52,6 +52,8 @@ def _as_text(value: Any) -> str:
 def _to_string(value: Any, spec: FieldSpec) -> str:
     if isinstance(value, (dict, list)):
         raise RowError(f"field {spec.name!r}: expected a string, got a JSON {type(value).__name__}")
+    if isinstance(value, (dt.date, dt.time)):  # a typed spreadsheet cell
+        return value.isoformat()
     # a JSON true/false keeps its JSON spelling, not Python's "True"
     return value if isinstance(value, str) else _key_value(value)
 
@@ -127,6 +129,12 @@ def _to_bool(value: Any, spec: FieldSpec) -> bool:
 
 
 def _to_date(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, dt.datetime):  # an Excel date cell
+        if value.time() != dt.time():
+            raise RowError(f"field {spec.name!r}: a date, not a date and time: {value}")
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
     text = _as_text(value)
     try:
         if spec.date_format:
@@ -138,6 +146,10 @@ def _to_date(value: Any, spec: FieldSpec) -> str:
 
 
 def _to_timestamp(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, dt.datetime):  # an Excel date-and-time cell
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time()).isoformat()
     text = _as_text(value)
     try:
         if spec.date_format:

@@ -6,7 +6,7 @@ pass them in. A test or a benchmark may pass any object with the same methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -163,10 +163,17 @@ class FileLedger(Protocol):
         rows_ok: int,
         rows_rejected: int,
         ingestion: str | None = None,
+        skipped: int = 0,
+        declared: int | None = None,
     ) -> bool: ...
 
     def finish_if_complete(
-        self, key: str, version: str, ingestion: str | None = None
+        self,
+        key: str,
+        version: str,
+        ingestion: str | None = None,
+        *,
+        verify: Callable[[FileEntry], str | None] | None = None,
     ) -> FileEntry | None: ...
 
     def mark_failed(

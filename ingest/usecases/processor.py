@@ -22,12 +22,14 @@ from typing import IO, Any
 from ingest.domain.csv_records import CsvParser
 from ingest.domain.feeds import Feed, FeedMatch, FeedSet, Format
 from ingest.domain.files import FileEntry, FileStatus
+from ingest.domain.fixed_width import ChunkTally, finish_check
 from ingest.domain.formats import parse_records
 from ingest.domain.inflate import InflateLimits, open_gzip
 from ingest.domain.lines import ParsedRecord, RawLine, iter_lines
 from ingest.domain.messages import ChunkMessage
 from ingest.domain.records import RecordRow, build_item
 from ingest.domain.rejects import rejects_key
+from ingest.domain.xlsx_records import xlsx_records
 from ingest.errors import (
     CorruptInputError,
     IngestError,
@@ -44,6 +46,7 @@ from ingest.usecases.ports import (
     Redelivery,
     WriteFence,
 )
+from ingest.usecases.workbooks import spool_object
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,15 @@ class ChunkResult:
     @property
     def finished_file(self) -> bool:
         """This chunk completed its file (a redelivery of a counted chunk does not)."""
-        return self.counted and self.finished is not None
+        return self.counted and self.finished is not None and not self.failed_file
+
+    @property
+    def failed_file(self) -> bool:
+        """This chunk completed its file, and the file as a whole failed its check (a
+        fixed-width trailer's count)."""
+        return (
+            self.counted and self.finished is not None and self.finished.status == FileStatus.FAILED
+        )
 
 
 class RejectFile:
@@ -142,8 +153,10 @@ def _read_header(store: ObjectStore, msg: ChunkMessage, feed: Feed) -> list[str]
 
 
 def _records(
-    store: ObjectStore, msg: ChunkMessage, feed: Feed, stack: ExitStack
+    store: ObjectStore, msg: ChunkMessage, feed: Feed, stack: ExitStack, tally: ChunkTally
 ) -> Iterator[ParsedRecord]:
+    if feed.format is Format.XLSX:
+        return xlsx_records(feed, spool_object(store, msg, stack), key=msg.key)
     header = _read_header(store, msg, feed)
     stream: IO[bytes] = stack.enter_context(
         store.open_range(
@@ -168,9 +181,19 @@ def _records(
         first_line=msg.first_line,
         max_size=feed.max_record_size,
     )
+    # What follows the range: a fixed-width chunk looks at it for the file's trailer lines.
+    following = iter_lines(stream, start=0, end=None, first_line=0, max_size=feed.max_record_size)
     if msg.compressed:
         lines = _guard_corruption(lines, msg.key)
-    return parse_records(feed, lines, owns_file_start=msg.start == 0, header=header)
+        following = _guard_corruption(following, msg.key)
+    return parse_records(
+        feed,
+        lines,
+        owns_file_start=msg.start == 0,
+        header=header,
+        following=following,
+        tally=tally,
+    )
 
 
 def process_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkResult:
@@ -194,7 +217,8 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
     match = _current_feed(msg, ports)
     with VersionFence(msg, ports.ledger, ports.leases) as fence:
         ports.ledger.mark_processing(msg.key, msg.version, msg.ingestion_id)
-        rows_ok, rows_rejected = _write_chunk(msg, match, ports, fence)
+        tally = ChunkTally()
+        rows_ok, rows_rejected = _write_chunk(msg, match, ports, fence, tally)
     counted = ports.ledger.complete_chunk(
         msg.key,
         msg.version,
@@ -202,8 +226,12 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
         rows_ok=rows_ok,
         rows_rejected=rows_rejected,
         ingestion=msg.ingestion_id,
+        skipped=tally.skipped,
+        declared=tally.declared,
     )
-    finished = ports.ledger.finish_if_complete(msg.key, msg.version, msg.ingestion_id)
+    finished = ports.ledger.finish_if_complete(
+        msg.key, msg.version, msg.ingestion_id, verify=finish_check(match.feed)
+    )
     log.info(
         "chunk done",
         extra={
@@ -211,6 +239,7 @@ def _process_current_chunk(msg: ChunkMessage, ports: ProcessorPorts) -> ChunkRes
             "chunk": msg.index,
             "rows_ok": rows_ok,
             "rows_rejected": rows_rejected,
+            "records_skipped": tally.skipped,
             "redelivery": not counted,
         },
     )
@@ -241,13 +270,18 @@ def _current_feed(msg: ChunkMessage, ports: ProcessorPorts) -> FeedMatch:
 
 
 def _write_chunk(
-    msg: ChunkMessage, match: FeedMatch, ports: ProcessorPorts, fence: WriteFence
+    msg: ChunkMessage,
+    match: FeedMatch,
+    ports: ProcessorPorts,
+    fence: WriteFence,
+    tally: ChunkTally,
 ) -> tuple[int, int]:
     """Parse the chunk, write its good rows, upload its rejects: (rows written, rejected)."""
     rejects = RejectFile()
     with ExitStack() as stack:
         stack.callback(rejects.close)
-        rows = _Rows(_records(ports.store, msg, match.feed, stack), msg, match, rejects)
+        records = _records(ports.store, msg, match.feed, stack, tally)
+        rows = _Rows(records, msg, match, rejects)
         try:
             rows_ok = ports.sink.write(rows, rejects.add, fence)
         except Exception as exc:

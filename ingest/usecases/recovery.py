@@ -10,6 +10,7 @@ from typing import Any
 
 from ingest.domain.feeds import FeedSet
 from ingest.domain.files import FileStatus
+from ingest.domain.fixed_width import finish_check
 from ingest.domain.messages import ChunkMessage
 from ingest.errors import InvalidEventError, PermanentError, RetryableError
 from ingest.usecases.fanout import plan_file
@@ -73,7 +74,9 @@ def requeue_file(
         queue.send_all(plan.messages(ingestion=entry.ingestion, only=set(missing)))
         ledger.mark_requeued(key, entry.version, entry.ingestion)
     else:
-        ledger.finish_if_complete(key, entry.version, entry.ingestion)
+        ledger.finish_if_complete(
+            key, entry.version, entry.ingestion, verify=finish_check(match.feed)
+        )
     log.info("re-queued chunks", extra={"key": key, "chunks": missing})
     return RequeueResult(key=key, chunks=len(plan.chunks), requeued=missing)
 

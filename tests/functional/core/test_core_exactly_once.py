@@ -298,12 +298,14 @@ class LedgerThatDiesBeforeFinishing:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)
 
-    def finish_if_complete(self, key: str, version: str, ingestion: str | None = None) -> Any:
+    def finish_if_complete(
+        self, key: str, version: str, ingestion: str | None = None, **kwargs: Any
+    ) -> Any:
         entry = self._ledger.get_file(key)
         if not self.failures and entry.chunks_done == entry.chunks:
             self.failures += 1
             raise StorageUnavailableError("dynamodb", "UpdateItem", "injected: timeout")
-        return self._ledger.finish_if_complete(key, version, ingestion)
+        return self._ledger.finish_if_complete(key, version, ingestion, **kwargs)
 
 
 def test_death_between_counting_the_last_chunk_and_closing_the_file(small_chunks):

@@ -202,7 +202,7 @@ def test_a_file_with_several_mistakes_reports_every_one():
     for line, problem in zip(lines[1:], err.errors, strict=True):
         assert line == f"  feed {problem.feed!r}, field {problem.field!r}: {problem.message}"
     for needle in [
-        "'format' must be one of 'csv' or 'jsonl', got 'xml'",
+        "'format' must be one of 'csv', 'jsonl', 'fixed_width' or 'xlsx', got 'xml'",
         "key template refers to {order}",
         "not a size: '12 furlongs'",
         "unknown setting 'colour'",

@@ -1,0 +1,101 @@
+"""Fixed-width files end to end through the real fanout and processor handlers (moto): split
+into chunks, with header, trailer and record types; the trailer's count checked once every
+chunk is counted, a mismatch failing the file with both numbers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+ROWS = 400
+CHUNK = 2048
+
+
+@pytest.fixture
+def feeds_yaml(feeds_yaml: str) -> str:
+    return (
+        feeds_yaml
+        + f"""
+  - name: payments
+    match: "inbound/{{partner}}/payments/*.txt"
+    format: fixed_width
+    chunk_size: {CHUNK}
+    fixed_width: {{encoding: latin-1, header_lines: 1, trailer_lines: 1,
+                   record_type: {{start: 1, width: 1, value: "D"}},
+                   trailer: {{count_start: 2, count_width: 9}}}}
+    key: {{pk: "PAYMENT#{{payment_id}}", sk: "PARTNER#{{partner}}"}}
+    fields:
+      payment_id: {{type: string, required: true, start: 2, width: 10}}
+      amount:     {{type: decimal, required: true, start: 12, width: 12, scale: 2}}
+      booked_on:  {{type: date, start: 24, width: 8, format: "%Y%m%d"}}
+"""
+    )
+
+
+def payments_file(rows: int, declared: int, *, bad: set[int] = frozenset()) -> bytes:
+    lines = ["H20240131ACME BANK           "]
+    for i in range(rows):
+        sign = "-" if i % 5 == 0 else "+"
+        amount = "00000000012A" if i in bad else f"{i * 101:011d}{sign}"
+        lines.append(f"D{f'P{i:05d}':<10}{amount}20240131")
+        if i % 7 == 0:
+            lines.append(f"S subtotal after {i}")  # another record type: skipped, counted
+    lines.append(f"T{declared:09d}")
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+
+def test_a_chunked_file_lands_every_record_and_passes_its_trailer_check(pipeline):
+    key = "inbound/acme/payments/2024-01-31.txt"
+    data = payments_file(ROWS, ROWS, bad={3})
+    result = pipeline.land(key, data)
+    chunks = result["files"][0]["chunks"]
+    assert chunks == -(-len(data) // CHUNK) and chunks >= 5
+    assert pipeline.drain().failed == 0
+
+    entry = pipeline.file(key)
+    skipped = len(range(0, ROWS, 7))
+    assert (entry.status, entry.rows_ok, entry.rows_rejected, entry.chunks_done) == (
+        "PROCESSED_WITH_REJECTS",
+        ROWS - 1,
+        1,
+        chunks,
+    )
+    assert (entry.records_skipped, entry.declared_records) == (skipped, ROWS)
+    items = {item["payment_id"]: item for item in pipeline.items()}
+    assert len(items) == ROWS - 1
+    assert items["P00000"]["amount"] == Decimal("0")
+    assert items["P00001"]["amount"] == Decimal("1.01")
+    assert items["P00005"]["amount"] == Decimal("-5.05")
+    assert items["P00005"]["booked_on"] == "2024-01-31"
+    # line numbers count the header and the skipped records
+    assert items["P00001"]["_line"] == 4
+    rejects = pipeline.rejects(key)
+    assert [r["line"] for r in rejects] == [6]
+    assert "field 'amount'" in rejects[0]["reason"]
+
+
+def test_a_trailer_count_mismatch_fails_the_file_with_both_numbers(pipeline):
+    key = "inbound/acme/payments/short.txt"
+    pipeline.land(key, payments_file(ROWS, ROWS + 2))
+    pipeline.drain()
+    entry = pipeline.file(key)
+    assert entry.status == "FAILED"
+    assert entry.reason == (
+        f"the trailer declares {ROWS + 2} records but {ROWS} were read "
+        "(a truncated or padded delivery)"
+    )
+    assert (entry.chunks_done, entry.rows_ok) == (entry.chunks, ROWS)
+
+
+def test_a_file_without_its_trailer_fails(pipeline):
+    key = "inbound/acme/payments/cut.txt"
+    data = payments_file(20, 20)
+    pipeline.land(key, data[: data.rindex(b"T")])  # the trailer line lost in transit
+    pipeline.drain()
+    entry = pipeline.file(key)
+    assert entry.status == "FAILED"
+    # the last line left is a detail record, where a trailer's count is expected
+    assert "the trailer's record count (columns 2-10) is not a number: 'P00019'" in (
+        entry.reason or ""
+    )
