@@ -156,6 +156,15 @@ class InputLimitError(PermanentError):
         super().__init__(f"{key}: {message}")
 
 
+class ArchiveRefusedError(PermanentError):
+    """An archive is not expanded (zip slip, an encrypted member, a zip bomb limit...)."""
+
+    def __init__(self, message: str, *, key: str, rule: str) -> None:
+        self.key = key
+        self.rule = rule
+        super().__init__(f"{key}: {message}")
+
+
 class HeaderError(PermanentError):
     """A CSV file's header cannot be read, or lacks a column the feed requires."""
 

@@ -27,6 +27,9 @@ OUTCOME_METRICS: dict[Outcome, str | None] = {
     Outcome.HELD: "FilesHeld",
     Outcome.DUPLICATE: "FilesDuplicate",
     Outcome.IGNORED: None,
+    # envelopes: in the ledger (EXPANDED / FAILED) and the log; their outputs count as files
+    Outcome.EXPANDED: None,
+    Outcome.FAILED: None,
 }
 METRICS = ("FilesReceived", *filter(None, OUTCOME_METRICS.values()), "FilesFailed", "ChunksQueued")
 

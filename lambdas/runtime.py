@@ -9,6 +9,7 @@ environment (``reset()`` makes the next invocation a cold start again), and the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -23,9 +24,14 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
+from ingest.adapters.ledger_envelopes import EnvelopeLedger
+from ingest.adapters.multipart import STREAMING_S3_CONFIG
 from ingest.adapters.s3 import S3Store
+from ingest.adapters.s3_zip import ZipExpander
 from ingest.adapters.sqs import SqsQueue
+from ingest.domain.envelopes import EnvelopeKind
 from ingest.settings import CommonSettings, FanoutSettings
+from ingest.usecases.envelopes import EnvelopePorts, open_envelope
 from ingest.usecases.fanout import FanoutPorts, held_by_role
 
 if TYPE_CHECKING:
@@ -141,13 +147,24 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
     """FanoutFunction's and UploadEventsFunction's settings and ports."""
     settings = FanoutSettings.from_env(env)
     store, feeds, ledger = store_feeds_ledger(settings.common)
+    aws = aws_target(settings.common)
+    holds = held_by_role(settings.transfer_role_id)
+    envelopes = EnvelopePorts(
+        feeds=feeds,
+        store=store,
+        ledger=ledger,
+        records=EnvelopeLedger(ledger),
+        steps={EnvelopeKind.ZIP: ZipExpander(aws.client("s3", config=STREAMING_S3_CONFIG))},
+        holds_upload=holds,
+    )
     ports = FanoutPorts(
         feeds=feeds,
         store=store,
-        queue=SqsQueue(aws_target(settings.common).client("sqs"), settings.queue_url),
+        queue=SqsQueue(aws.client("sqs"), settings.queue_url),
         ledger=ledger,
         default_chunk_size=settings.chunk_size,
-        holds_upload=held_by_role(settings.transfer_role_id),
+        holds_upload=holds,
+        envelopes=functools.partial(open_envelope, ports=envelopes),
     )
     return Wired(settings, ports)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ingest.domain.archives import ZipLimits
 from ingest.errors import ConfigError
 
 #: Attributes every record carries; feed fields may not use these names.
@@ -139,6 +140,8 @@ class Feed:
     encoding: str = "utf-8"
     fixed_width: FixedWidthOptions = field(default_factory=FixedWidthOptions)
     xlsx: XlsxOptions = field(default_factory=XlsxOptions)
+    #: limits of the zip archives the feed owns (ingest.domain.envelopes.envelope_feed)
+    zip: ZipLimits = field(default_factory=ZipLimits)
     chunk_size: int | None = None
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from ingest.domain.archives import ZipLimits
 from ingest.domain.config_files import EntryKind, entry_label, validate_entries
 from ingest.domain.feed_types import (
     DEFAULT_MAX_COMPRESSION_RATIO,
@@ -239,6 +240,18 @@ class _XlsxSchema(BaseModel):
         return XlsxOptions(sheet=self.sheet, header=self.header, header_row=self.header_row)
 
 
+class _ZipSchema(BaseModel):
+    """``zip:``: the limits of the archives this feed owns (docs/feeds.md, "Zip archives")."""
+
+    model_config = _SCHEMA
+    max_expanded_bytes: _Size = ZipLimits.max_expanded_bytes
+    max_ratio: Annotated[int, Field(ge=1)] = ZipLimits.max_ratio
+    max_members: Annotated[int, Field(ge=1)] = ZipLimits.max_members
+
+    def limits(self) -> ZipLimits:
+        return ZipLimits(self.max_expanded_bytes, self.max_ratio, self.max_members)
+
+
 class _KeySchema(BaseModel):
     model_config = _SCHEMA
     pk: str
@@ -313,6 +326,7 @@ class _FeedSchema(BaseModel):
     jsonl: _JsonlSchema | None = None
     fixed_width: _FixedWidthSchema | None = None
     xlsx: _XlsxSchema | None = None
+    zip: _ZipSchema | None = None
     key: _KeySchema
     chunk_size: _Size | None = None
     max_record_size: Annotated[_Size, AfterValidator(_record_size)] | None = None
@@ -396,6 +410,7 @@ class _FeedSchema(BaseModel):
             encoding=self.jsonl.encoding if self.jsonl and self.format is Format.JSONL else "utf-8",
             fixed_width=self.fixed_width.options() if self.fixed_width else FixedWidthOptions(),
             xlsx=self.xlsx.options() if self.xlsx else XlsxOptions(),
+            zip=self.zip.limits() if self.zip else ZipLimits(),
             chunk_size=self.chunk_size,
             max_record_size=self.max_record_size or DEFAULT_MAX_RECORD_SIZE,
             max_decompressed_size=self.max_decompressed_size or DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -417,6 +432,7 @@ _OPTIONS: dict[str, type[BaseModel]] = {
     "jsonl": _JsonlSchema,
     "fixed_width": _FixedWidthSchema,
     "xlsx": _XlsxSchema,
+    "zip": _ZipSchema,
     "key": _KeySchema,
 }
 
@@ -483,7 +499,7 @@ def _locate(error: ErrorDetails, path: list[str]) -> tuple[str | None, str]:
     if head == "fields" and rest:
         field, label = rest[0], ".".join(rest[1:]) or rest[0]
         label = "the field name" if label == "[key]" else repr(label)
-    elif head in ("csv", "jsonl", "fixed_width", "xlsx", "key") and rest:
+    elif head in ("csv", "jsonl", "fixed_width", "xlsx", "zip", "key") and rest:
         field = "key" if head == "key" else f"{head}.{rest[0]}"
         label = repr(".".join(rest) if head == "key" else ".".join(path))
     else:

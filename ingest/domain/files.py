@@ -28,6 +28,8 @@ class FileStatus(StrEnum):
     UNMATCHED = "UNMATCHED"
     PARTIAL = "PARTIAL"
     IGNORED = "IGNORED"
+    #: an envelope (a zip archive) whose members were written next to it
+    EXPANDED = "EXPANDED"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class FileEntry:
     #: the last SFTP upload to this key that did not complete, when it left the object that
     #: the entry tracks in place: ``{"at", "reason", "bytes"}``
     failed_upload: dict[str, Any] | None = None
+    #: an envelope's (EXPANDED): how many objects it wrote, and the first of their keys
+    #: (``ingest status KEY`` lists them all; docs/contracts.md)
+    output_count: int | None = None
+    outputs: list[str] | None = None
     #: fixed-width: lines of other record types than the feed's, skipped (not rows)
     records_skipped: int = 0
     #: fixed-width: the record count the file's trailer declares

@@ -16,6 +16,7 @@ from ingest.domain.feeds import FeedMatch, FeedSet
 from ingest.domain.files import HELD_REASON, FileStatus
 from ingest.domain.messages import ChunkMessage
 from ingest.domain.rejects import rejects_prefix
+from ingest.usecases.envelopes import EnvelopeOutcome
 from ingest.usecases.ports import FileLedger, MessageSender, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class Outcome(StrEnum):
     UNMATCHED = "UNMATCHED"
     IGNORED = "IGNORED"
     HELD = "HELD"
+    #: an envelope opened next to itself (a zip archive's members written)
+    EXPANDED = "EXPANDED"
+    #: an envelope refused (ledger FAILED with the reason; nothing written)
+    FAILED = "FAILED"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class FanoutPorts:
     #: whether an object was written by an SFTP server that may leave partial files
     #: (Transfer Family): such an object waits in RECEIVED for the server's outcome event
     holds_upload: Callable[[LandedObject], bool] = lambda _: False
+    #: opens envelopes (``ingest.usecases.envelopes.open_envelope``); None when not one
+    envelopes: Callable[[LandedObject], EnvelopeOutcome | None] | None = None
 
 
 def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
@@ -86,6 +93,8 @@ def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
     if is_temporary(key, obj.size):
         log.info("ignoring temporary or marker object", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
+    if ports.envelopes is not None and (opened := ports.envelopes(obj)) is not None:
+        return FanoutResult(key, Outcome(opened.status), feed=opened.feed, size=opened.size)
     match = ports.feeds().resolve(key)
     if match is None:
         return _unmatched(obj, ports.ledger)

@@ -6,11 +6,13 @@ pass them in. A test or a benchmark may pass any object with the same methods.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource
 from ingest.domain.events import ObjectInfo
+from ingest.domain.feeds import Feed
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.records import RecordRow
 
@@ -124,7 +126,7 @@ class FileLedger(Protocol):
         self,
         *,
         key: str,
-        feed: str,
+        feed: str | None,
         version: str,
         etag: str,
         size: int,
@@ -189,4 +191,27 @@ class FileLedger(Protocol):
         ingestion: str | None = None,
         *,
         reason: str | None = None,
+    ) -> bool: ...
+
+
+class EnvelopeStep(Protocol):
+    """Opens one kind of envelope (``ingest.adapters.s3_zip.ZipExpander`` for ``.zip``).
+
+    Writes what the envelope holds next to it and returns the keys written, all of them or
+    none: a refused envelope raises a ``PermanentError`` with nothing written.
+    """
+
+    def open(self, source: EnvelopeSource, feed: Feed | None) -> list[str]: ...
+
+
+class EnvelopeRecords(Protocol):
+    """What the ledger keeps of envelope steps (``ingest.adapters.ledger_envelopes``)."""
+
+    def record_outputs(
+        self,
+        key: str,
+        version: str,
+        ingestion: str | None,
+        kind: EnvelopeKind,
+        outputs: Sequence[str],
     ) -> bool: ...

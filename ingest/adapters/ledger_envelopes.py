@@ -1,0 +1,126 @@
+"""The ledger's record of envelope steps: what an envelope wrote, and where each output came from.
+
+Items (beside the file's entry, under the same ``pk = FILE#<key>``):
+
+* on the envelope's entry (``sk = FILE``): ``status`` (its step's: EXPANDED, later DECRYPTED),
+  ``output_count`` and ``outputs``, the first :data:`~ingest.domain.envelopes.OUTPUT_KEYS_IN_ENTRY`
+  output keys, in archive order. An item holds at most 400 KB, so a large archive's other keys
+  are items of their own: ``sk = OUTPUT#<version>#<index>`` with ``output_key``.
+* on each output (``pk = FILE#<output key>``): ``sk = ENVELOPE#<envelope key>``, with
+  ``envelope`` (its key), ``envelope_version``, ``step`` and ``at``: the link that
+  ``ingest status KEY`` follows back. It is written before the step's result is recorded, and
+  it outlives the output's own entry being replaced (a newer upload of the same key is not
+  from the envelope: compare ``at`` with the entry's ``received_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from ingest.adapters.dynamo import attr, from_item
+from ingest.adapters.ledger_items import file_pk, ledger_item
+from ingest.domain.envelopes import OUTPUT_KEYS_IN_ENTRY, EnvelopeKind
+
+OUTPUT_PREFIX = "OUTPUT#"
+ENVELOPE_PREFIX = "ENVELOPE#"
+#: TransactWriteItems takes at most 100 items.
+_BATCH = 100
+
+
+class _Ledger(Protocol):
+    @property
+    def table(self) -> str: ...
+
+    def clock(self) -> float: ...
+
+    def write(self, operation: str, **request: Any) -> bool: ...
+
+    def update_file(
+        self, key: str, expression: str, *, condition: str, values: dict[str, Any]
+    ) -> bool: ...
+
+    def query_items(
+        self, key: str, prefix: str, *, projection: str | None = None
+    ) -> Iterator[dict[str, Any]]: ...
+
+
+def output_prefix(version: str) -> str:
+    return f"{OUTPUT_PREFIX}{version}#"
+
+
+class EnvelopeLedger:
+    """Envelope steps in the ledger table (over the :class:`~ingest.adapters.ledger.Ledger`)."""
+
+    def __init__(self, ledger: _Ledger) -> None:
+        self._ledger = ledger
+
+    def record_outputs(
+        self,
+        key: str,
+        version: str,
+        ingestion: str | None,
+        kind: EnvelopeKind,
+        outputs: Sequence[str],
+    ) -> bool:
+        """The envelope's entry becomes ``kind``'s status with its outputs; False if a newer
+        version or ingestion took the entry meanwhile. Idempotent."""
+        now = self._ledger.clock()
+        items = [
+            ledger_item(
+                {
+                    "pk": file_pk(output),
+                    "sk": f"{ENVELOPE_PREFIX}{key}",
+                    "envelope": key,
+                    "envelope_version": version,
+                    "step": kind.value,
+                    "at": now,
+                }
+            )
+            for output in outputs
+        ]
+        items += [
+            ledger_item(
+                {"pk": file_pk(key), "sk": f"{output_prefix(version)}{i:06d}", "output_key": output}
+            )
+            for i, output in enumerate(outputs)
+            if i >= OUTPUT_KEYS_IN_ENTRY
+        ]
+        table = self._ledger.table
+        for start in range(0, len(items), _BATCH):
+            puts = [{"Put": {"TableName": table, "Item": i}} for i in items[start : start + _BATCH]]
+            self._ledger.write("TransactWriteItems", TransactItems=puts)
+        same = "version = :v" + (" AND ingestion = :i" if ingestion else "")
+        return self._ledger.update_file(
+            key,
+            "SET #s = :step, output_count = :n, outputs = :outs, updated_at = :now REMOVE reason",
+            condition=same,
+            values={
+                ":step": attr(kind.value),
+                ":n": attr(len(outputs)),
+                ":outs": attr(list(outputs[:OUTPUT_KEYS_IN_ENTRY])),
+                ":now": attr(now),
+                ":v": attr(version),
+                **({":i": attr(ingestion)} if ingestion else {}),
+            },
+        )
+
+    def all_outputs(self, key: str, version: str, first: Sequence[str]) -> list[str]:
+        """Every output of an envelope version: ``first`` (its entry's) and the overflow items."""
+        rest = [
+            from_item(i)["output_key"]
+            for i in self._ledger.query_items(key, output_prefix(version))
+        ]
+        return [*first, *rest]
+
+    def envelopes_of(self, key: str) -> list[dict[str, Any]]:
+        """The envelopes ``key`` was written from (oldest first): ``{envelope, envelope_version,
+        step, at}``."""
+        links = [from_item(i) for i in self._ledger.query_items(key, ENVELOPE_PREFIX)]
+        return sorted(
+            (
+                {name: link.get(name) for name in ("envelope", "envelope_version", "step", "at")}
+                for link in links
+            ),
+            key=lambda link: link["at"] or 0,
+        )

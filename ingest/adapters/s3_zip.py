@@ -1,0 +1,267 @@
+"""Zip archives in S3: read with the stdlib ``zipfile`` through ranged GETs, members streamed
+into S3 multipart uploads, all of them or none.
+
+* :class:`S3RangeFile` is a seekable raw file over one object version (ranged ``GetObject``,
+  pinned by version id or ``If-Match``); an :class:`io.BufferedReader` on top reads ahead
+  :data:`READ_AHEAD` bytes at a time. ``zipfile`` needs random access for the central
+  directory at the end of the archive and each member's local header.
+* :class:`ZipExpander` (the ``EnvelopeStep`` of ``.zip``) checks the whole central directory
+  (:func:`ingest.domain.archives.plan_members`) before anything is written, then streams
+  member by member: each member goes to its own multipart upload, in parts of
+  :data:`PART_SIZE`, at most :data:`PARTS_IN_FLIGHT` at a time, while its real bytes are
+  counted (:class:`~ingest.domain.archives.MemberMeter`). The uploads are completed only once
+  every member has streamed within the limits; on any failure every upload begun is aborted,
+  so no member appears (and none fires an S3 event). Local disk is never used; memory is about
+  ``READ_AHEAD + (PARTS_IN_FLIGHT + 1) * PART_SIZE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import zipfile
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ingest.adapters.multipart import MultipartUpload
+from ingest.adapters.sdk import error_code, is_not_found, unavailable
+from ingest.domain.archives import (
+    ArchiveMember,
+    MemberMeter,
+    PlannedMember,
+    ZipLimits,
+    plan_members,
+)
+from ingest.domain.envelopes import EnvelopeSource
+from ingest.domain.feeds import Feed
+from ingest.errors import ArchiveRefusedError, ObjectNotFoundError, StaleVersionError
+from ingest.shared.aio import Bridge
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+READ_AHEAD = 8 * MIB
+PART_SIZE = 8 * MIB
+PARTS_IN_FLIGHT = 4
+#: completions (and aborts) sent at once when an archive's members are made visible
+COMPLETIONS_IN_FLIGHT = 16
+
+
+class S3RangeFile(io.RawIOBase):
+    """One object version as a seekable binary file: every read is a ranged GET."""
+
+    def __init__(self, s3: S3Client, source: EnvelopeSource) -> None:
+        self._s3 = s3
+        self._source = source
+        self._pos = 0
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        source = self._source
+        end = min(self._pos + len(buffer), source.size)
+        if end <= self._pos:
+            return 0
+        pin: dict[str, Any] = (
+            {"VersionId": source.version_id}
+            if source.version_id
+            else {"IfMatch": f'"{source.etag}"'}
+        )
+        where = f"s3://{source.bucket}/{source.key}"
+        try:
+            resp = self._s3.get_object(
+                Bucket=source.bucket, Key=source.key, Range=f"bytes={self._pos}-{end - 1}", **pin
+            )
+            data = resp["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise StaleVersionError(f"{where} no longer has ETag {source.etag}") from exc
+            if is_not_found(exc):
+                raise ObjectNotFoundError(source.bucket, source.key) from exc
+            raise unavailable(exc, "s3", "GetObject", where) from exc
+        self.requests += 1
+        n = len(data)
+        memoryview(buffer)[:n] = data
+        self._pos += n
+        return n
+
+
+def _members(archive: zipfile.ZipFile) -> list[ArchiveMember]:
+    return [
+        ArchiveMember(
+            name=info.filename,
+            size=info.file_size,
+            compressed_size=info.compress_size,
+            method=info.compress_type,
+            encrypted=bool(info.flag_bits & 0x1),
+        )
+        for info in archive.infolist()
+    ]
+
+
+class ZipExpander:
+    """The ``.zip`` envelope step: expand an archive next to itself, every member or none."""
+
+    def __init__(self, s3: S3Client, *, default_limits: ZipLimits | None = None) -> None:
+        self._s3 = s3
+        self._default_limits = default_limits or ZipLimits()
+
+    def limits(self, feed: Feed | None) -> ZipLimits:
+        """The limits of an archive whose directory ``feed`` owns (the defaults without one)."""
+        return feed.zip if feed is not None else self._default_limits
+
+    def open(self, source: EnvelopeSource, feed: Feed | None) -> list[str]:
+        """Write every member of the archive at ``source`` next to it; their keys, in order.
+
+        Raises :class:`ArchiveRefusedError` (nothing written) for an archive that breaks a
+        rule; S3 errors are translated (retryable) and leave nothing written either.
+        """
+        limits = self.limits(feed)
+        raw = S3RangeFile(self._s3, source)
+        with io.BufferedReader(raw, buffer_size=READ_AHEAD) as stream:
+            try:
+                archive = zipfile.ZipFile(stream)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+                raise ArchiveRefusedError(
+                    f"not a readable zip archive ({exc})", key=source.key, rule="corrupt"
+                ) from exc
+            with archive:
+                planned = plan_members(source.key, _members(archive), limits)
+                infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
+                expansion = _Expansion(self._s3, archive, source, MemberMeter(source.key, limits))
+                try:
+                    asyncio.run(expansion.run(list(zip(planned, infos, strict=True))))
+                except (ClientError, BotoCoreError) as exc:  # from the uploads (nothing shown)
+                    where = f"s3://{source.bucket}/{source.key}"
+                    raise unavailable(exc, "s3", "multipart upload", where) from exc
+        log.info(
+            "expanded archive",
+            extra={"key": source.key, "members": len(planned), "bytes": expansion.meter.total},
+        )
+        return [p.key for p in planned]
+
+
+class _Expansion:
+    """One archive being expanded: its members' uploads and the parts in flight."""
+
+    def __init__(
+        self, s3: S3Client, archive: zipfile.ZipFile, source: EnvelopeSource, meter: MemberMeter
+    ) -> None:
+        self._s3 = s3
+        self._archive = archive
+        self._source = source
+        self.meter = meter
+        self._bridge = Bridge(PARTS_IN_FLIGHT + 1, name="zip")
+        self._uploads: list[MultipartUpload] = []
+        self._parts: set[asyncio.Task[None]] = set()
+
+    async def run(self, members: list[tuple[PlannedMember, zipfile.ZipInfo]]) -> None:
+        """Stream every member, then complete every upload; on any failure abort them all."""
+        slots = asyncio.Semaphore(PARTS_IN_FLIGHT)
+        try:
+            for planned, info in members:
+                upload = MultipartUpload(
+                    self._s3, self._source.bucket, planned.key, bridge=self._bridge
+                )
+                self._uploads.append(upload)
+                await self._stream(planned, info, upload, slots)
+            while self._parts:
+                await self._parts.pop()
+            await _all(self._uploads, _finish)
+        except BaseException:
+            for task in self._parts:
+                task.cancel()
+            await asyncio.gather(*self._parts, return_exceptions=True)
+            await _all(self._uploads, _abort)
+            raise
+        finally:
+            self._bridge.close(wait=False)
+
+    async def _stream(
+        self,
+        planned: PlannedMember,
+        info: zipfile.ZipInfo,
+        upload: MultipartUpload,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """One member into its upload (left open: completed with the others)."""
+        member, written, number = planned.member, 0, 0
+        run = self._bridge.run
+        try:
+            stream = await run(self._archive.open, info)
+            with stream:
+                while block := await run(stream.read, PART_SIZE):
+                    self.meter.add(member, written, len(block))
+                    written += len(block)
+                    if not upload.started:
+                        await upload.start()
+                    number += 1
+                    await slots.acquire()
+                    _raise_failed(self._parts)
+                    self._parts.add(asyncio.create_task(_part(upload, number, block, slots)))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ArchiveRefusedError(
+                f"member {member.name!r} cannot be read ({exc})",
+                key=self._source.key,
+                rule="corrupt",
+            ) from exc
+        self.meter.finish(member, written)
+
+
+async def _part(
+    upload: MultipartUpload, number: int, block: bytes, slots: asyncio.Semaphore
+) -> None:
+    try:
+        await upload.upload_part(number, block)
+    finally:
+        slots.release()
+
+
+def _raise_failed(tasks: set[asyncio.Task[None]]) -> None:
+    """Surface a part that failed already, and forget the parts that are done."""
+    for task in [t for t in tasks if t.done()]:
+        tasks.discard(task)
+        task.result()
+
+
+async def _finish(upload: MultipartUpload) -> None:
+    if upload.started:
+        await upload.complete()
+    else:
+        await upload.put_object(b"")  # an empty member: S3 completes no upload without parts
+
+
+async def _abort(upload: MultipartUpload) -> None:
+    try:
+        await upload.abort()
+    except Exception:  # the others still get aborted; S3's lifecycle rule ends this one
+        log.warning("could not abort a member's upload", extra={"key": upload.key}, exc_info=True)
+
+
+async def _all(uploads: list[MultipartUpload], step: Any) -> None:
+    gate = asyncio.Semaphore(COMPLETIONS_IN_FLIGHT)
+
+    async def one(upload: MultipartUpload) -> None:
+        async with gate:
+            await step(upload)
+
+    await asyncio.gather(*(one(u) for u in uploads))
