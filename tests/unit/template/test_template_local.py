@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
-from test_template import EVERYTHING, KEY, SERVICES, TEMPLATE, resolve_conditions, transform
+from support_template import EVERYTHING, KEY, SERVICES, TEMPLATE, resolve_conditions, transform
 
 from ingest.adapters.aws import AwsTarget
 from ingest_local.deploy import load_template
