@@ -95,6 +95,7 @@ def record_handler(record: SQSRecord) -> None:
             "RowsWritten": result.rows_ok,
             "RowsRejected": result.rows_rejected,
             "FilesProcessed": int(result.finished_file),
+            "FilesFailed": int(result.failed_file),  # a whole-file check (a trailer count)
         },
     )
 

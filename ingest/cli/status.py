@@ -198,6 +198,9 @@ def file_story(deployment: Deployment, key: str) -> dict[str, Any]:
     sources = transfer_sources(from_item(i) for i in ledger.query_items(key, SOURCE_PREFIX))
     return {
         **status_json(entry, superseded_versions(ledger, key)),
+        # fixed-width: lines of other record types, and the record count the trailer declares
+        "records_skipped": entry.records_skipped,
+        "declared_records": entry.declared_records,
         "source": sources,
         "chunk_states": chunk_states(entry, done=done, writing=writing),
         "reject_files": rejects.files,
@@ -231,6 +234,8 @@ def _one_file(args: argparse.Namespace) -> int:
         "status",
         "rows_ok",
         "rows_rejected",
+        "records_skipped",
+        "declared_records",
         "chunks_done",
         "chunks",
         "size",
