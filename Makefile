@@ -62,7 +62,7 @@ clean:
 # ingest/, connectors/ and lambdas/ (never the emulator ingest_local/, tests, fixtures or bench)
 # plus the function's runtime deps, as wheels for the functions' Python (LAMBDA_PYTHON):
 # lambdas/requirements-core.txt for every function, lambdas/requirements-sftp.txt (the core's
-# and asyncssh, which brings cryptography: ~17 MB) only for the two connector functions.
+# and asyncssh, which brings cryptography: ~17 MB) only for RetrieveFunction.
 # What the Lambda runtime brings itself (boto3 and what it needs, LAMBDA_RUNTIME_DISTS) is taken
 # out again when a requirement pulled it in (aws-xray-sdk needs botocore). Shared objects lose
 # their debug info (strip --strip-debug: PyYAML's libyaml binding is 2.8 MB with it, 0.4 without).
@@ -98,8 +98,10 @@ define lambda-package
 	fi
 endef
 
-build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction:
+# TransferStatusFunction is a core one: it never runs SFTP (with the builtin engine it leaves
+# after-success actions to RetrieveFunction's next run: connectors/claims.py).
+build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction build-TransferStatusFunction:
 	$(call lambda-package,lambdas/requirements-core.txt)
 
-build-RetrieveFunction build-TransferStatusFunction:
+build-RetrieveFunction:
 	$(call lambda-package,lambdas/requirements-sftp.txt)

@@ -7,6 +7,13 @@ transfer releases its claim for the next run; a claim left by a crashed run may 
 over after ``stale_after`` seconds. Settling a final result (``CLAIMED → FETCHED`` and the
 after-success action, or ``CLAIMED → RELEASED``) is conditional too, so the retrieve run and
 the transfer-status function can both try it and it happens once.
+
+A settler that cannot reach the partner's server (the transfer-status function with the
+builtin engine: it ships no SFTP engine) leaves the after-success action *pending*: the claim
+is FETCHED with ``action_pending``, and a marker ``pk = PENDING-ACTION#<connector-id>#<job>``,
+``sk = <claim pk>|<claim sk>`` lets the job's next retrieve run find it. That run takes the
+action with a conditional update (``REMOVE action_pending``: one run wins), runs it, and drops
+the marker (:func:`run_pending_actions`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REMOTE_PK = "REMOTE#"
+#: the partition of a job's pending after-success actions (markers pointing at their claims)
+PENDING_PK = "PENDING-ACTION#"
 CLAIMED, FETCHED, RELEASED = "CLAIMED", "FETCHED", "RELEASED"
 #: concurrent ledger requests of one run (claims, settles): each is one small item
 DB_THREADS = 8
@@ -116,13 +125,24 @@ def claim(
 
 
 def settle_update(
-    ports: JobPorts, item: Mapping[str, Any], result: Mapping[str, str]
+    ports: JobPorts,
+    item: Mapping[str, Any],
+    result: Mapping[str, str],
+    *,
+    defer_action: bool = False,
 ) -> dict[str, Any]:
-    """CLAIMED → FETCHED (completed) or RELEASED (failed), only for the claim's own transfer."""
+    """CLAIMED → FETCHED (completed) or RELEASED (failed), only for the claim's own transfer.
+
+    ``defer_action``: the FETCHED claim keeps its after-success action as ``action_pending``
+    for the job's next retrieve run.
+    """
     values: dict[str, Any] = {":claimed": attr(CLAIMED), ":t": item["transfer_id"]}
     if result["StatusCode"] == "COMPLETED":
         expression = "SET #s = :new, fetched_at = :now"
         values.update({":new": attr(FETCHED), ":now": attr(time.time())})
+        if defer_action:
+            expression += ", action_pending = :a"
+            values[":a"] = item["after_success"]
     else:
         expression = "SET #s = :new, reason = :r"
         reason = f"{result.get('FailureCode', '')}: {result.get('FailureMessage', '')}"
@@ -271,8 +291,33 @@ def find_claim(
     return None
 
 
+def has_action(item: Mapping[str, Any]) -> bool:
+    """Whether the claim's job does something to the remote file once it is fetched."""
+    return bool(from_item(item).get("after_success", "leave") != "leave")
+
+
+def pending_pk(connector_id: str, job: str) -> str:
+    """The partition of one job's pending after-success actions."""
+    return f"{PENDING_PK}{connector_id}#{job}"
+
+
+def _put_pending(ports: JobPorts, connector_id: str, item: Mapping[str, Any]) -> None:
+    """The marker by which the job's next retrieve run finds a pending action."""
+    claim = from_item(item)
+    marker = {
+        "pk": attr(pending_pk(connector_id, claim["job"])),
+        "sk": attr(f"{claim['pk']}|{claim['sk']}"),
+        "claim_pk": item["pk"],
+        "claim_sk": item["sk"],
+        "file_path": item["file_path"],
+        "created_at": attr(time.time()),
+    }
+    with translated("dynamodb", "PutItem", claim["file_path"]):
+        ports.db.put_item(TableName=ports.table, Item=marker)
+
+
 def settle(
-    api: ConnectorApi,
+    api: ConnectorApi | None,
     ports: JobPorts,
     *,
     connector_id: str,
@@ -282,12 +327,77 @@ def settle(
 ) -> bool:
     """Apply a final result to its claim, once: FETCHED (+ after-success action) or RELEASED.
 
-    Returns True when this call made the change (and so ran the action).
+    With ``api`` None (a settler without the connector engine) the action is left pending for
+    the job's next retrieve run instead. The marker is written before the claim is settled: a
+    marker whose claim has no pending action (this call lost the settle) is dropped by that run;
+    it is not deleted here, since losing may also mean an earlier delivery of the same event
+    won, and the action it left pending is this marker's.
+
+    Returns True when this call made the change (and so ran or deferred the action).
     """
     item = find_claim(ports, connector_id, path, transfer_id)
     if item is None:
         return False  # not a scheduled retrieval (e.g. a manual transfer)
-    won = _single(ports, settle_update(ports, item, result))
-    if won and result["StatusCode"] == "COMPLETED":
+    completed = result["StatusCode"] == "COMPLETED"
+    defer = api is None and completed and has_action(item)
+    if defer:
+        _put_pending(ports, connector_id, item)
+    won = _single(ports, settle_update(ports, item, result, defer_action=defer))
+    if won and completed and api is not None:
         after_success(api, ports, connector_id, item)
     return won
+
+
+def _take_pending(ports: JobPorts, key: dict[str, Any]) -> dict[str, Any] | None:
+    """Take a claim's pending action (one run wins); the claim item as it now is, or None."""
+    try:
+        resp = ports.db.update_item(
+            TableName=ports.table,
+            Key=key,
+            UpdateExpression="REMOVE action_pending SET action_taken_at = :now",
+            ConditionExpression="attribute_exists(action_pending)",
+            ExpressionAttributeValues={":now": attr(time.time())},
+            ReturnValues="ALL_NEW",
+        )
+    except (ClientError, BotoCoreError) as exc:
+        if is_condition_failure(exc):
+            return None
+        raise unavailable(exc, "dynamodb", "UpdateItem") from exc
+    return dict(resp["Attributes"])
+
+
+def run_pending_actions(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> list[str]:
+    """Run the job's after-success actions that a settler left pending, each once.
+
+    Returns the remote paths whose action this call ran (a failed one is noted on its claim as
+    ``action_error``, as :func:`after_success` does).
+    """
+    pk = pending_pk(job.connector_id, job.name)
+    markers: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": ports.table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": attr(pk)},
+        "ConsistentRead": True,
+    }
+    while True:
+        with translated("dynamodb", "Query", pk):
+            page = ports.db.query(**kwargs)
+        markers.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def one(marker: dict[str, Any]) -> str | None:
+        claim = _take_pending(ports, {"pk": marker["claim_pk"], "sk": marker["claim_sk"]})
+        if claim is not None:
+            after_success(api, ports, job.connector_id, claim)
+        with translated("dynamodb", "DeleteItem", pk):
+            ports.db.delete_item(
+                TableName=ports.table, Key={"pk": marker["pk"], "sk": marker["sk"]}
+            )
+        return None if claim is None else str(from_item(claim)["file_path"])
+
+    with ThreadPoolExecutor(max_workers=DB_THREADS) as pool:
+        done = list(pool.map(one, markers))
+    return sorted(p for p in done if p is not None)

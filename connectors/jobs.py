@@ -6,7 +6,9 @@ overlapping runs comes from the ledger claims of :mod:`connectors.claims`.
 ``api`` is either the builtin service or boto3's ``transfer`` client (managed mode): the same
 calls, the same response shapes. Results are settled here when they are final before the
 run ends, or by the transfer-status function from the connector's events; settling is
-idempotent, so whichever comes first wins and the other is a no-op.
+idempotent, so whichever comes first wins and the other is a no-op. The transfer-status
+function has no SFTP engine: with the builtin engine, the after-success actions of the claims
+it settles are left pending and run by the job's next run, first thing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from connectors.claims import (
     claim_put,
     conditional_writes,
     release,
+    run_pending_actions,
     settle,
     settle_update,
 )
@@ -70,6 +73,8 @@ class JobReport:
     completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)
+    #: remote paths whose after-success action a settler had left pending, run by this run
+    actions: list[str] = field(default_factory=list)
     transfer_ids: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -92,8 +97,9 @@ def run_jobs(api: ConnectorApi, ports: JobPorts, jobs: Sequence[RetrievalJob]) -
 
 
 def run_job(api: ConnectorApi, ports: JobPorts, job: RetrievalJob) -> JobReport:
-    """List, claim, retrieve and settle one job."""
+    """Run the job's pending after-success actions, then list, claim, retrieve and settle."""
     report = JobReport(job=job.name, connector_id=job.connector_id)
+    report.actions = run_pending_actions(api, ports, job)
     files = list_remote(api, ports, job)
     report.listed = len(files)
     matched = [

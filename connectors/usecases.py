@@ -133,9 +133,14 @@ def record_from_event(event: Mapping[str, Any]) -> FileRecord:
 
 
 def consume_status_event(
-    event: Mapping[str, Any], store: StatusStore, api: ConnectorApi, ports: JobPorts
+    event: Mapping[str, Any], store: StatusStore, api: ConnectorApi | None, ports: JobPorts
 ) -> dict[str, Any]:
-    """Store the file's final status and settle its retrieval claim (idempotent)."""
+    """Store the file's final status and settle its retrieval claim (idempotent).
+
+    ``api`` runs the claim's after-success action (boto3's ``transfer`` client in managed
+    mode); None (the builtin engine, which this function does not ship) leaves it pending for
+    the job's next retrieve run (:func:`connectors.claims.settle`).
+    """
     record = record_from_event(event)
     store.save(record)
     settled = settle(

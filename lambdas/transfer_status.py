@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Metrics
 
 from connectors.status import FileTransferStatus
-from connectors.usecases import consume_status_event
+from connectors.status_wiring import StatusPorts, build_status_ports
+from connectors.usecases import ConnectorSettings, consume_status_event
 from lambdas.runtime import (
+    Wired,
     Wiring,
     add_connector_counts,
     add_counts,
-    build_connector_function,
     function_logger,
     function_tracer,
 )
@@ -20,7 +22,16 @@ from lambdas.runtime import (
 logger = function_logger()
 metrics = Metrics()
 tracer = function_tracer()
-wiring = Wiring(build_connector_function)
+
+
+def build(env: Mapping[str, str]) -> Wired[ConnectorSettings, StatusPorts]:
+    """The function's settings and ports: no connector engine, so no SFTP (asyncssh) in its
+    package; with the builtin engine, after-success actions are left to the retrieve function."""
+    settings = ConnectorSettings.from_env(env)
+    return Wired(settings, build_status_ports(settings))
+
+
+wiring = Wiring(build)
 
 
 @logger.inject_lambda_context

@@ -40,13 +40,18 @@ from ingest_local.deploy import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
-#: the functions that must not carry the SFTP engine, and their bound (boto3 is the runtime's)
-CORE_FUNCTIONS = ("FanoutFunction", "ProcessorFunction", "UploadEventsFunction")
+#: the functions that must not carry the SFTP engine, and their bound (boto3 is the runtime's).
+#: TransferStatusFunction is one: with ConnectorEngine=builtin it leaves a retrieval's
+#: after-success action (remote move or delete) pending for RetrieveFunction's next run.
+CORE_FUNCTIONS = (
+    "FanoutFunction",
+    "ProcessorFunction",
+    "UploadEventsFunction",
+    "TransferStatusFunction",
+)
 CORE_LIMIT_BYTES = 15_000_000
-#: the connector functions: the core's packages and the SFTP engine. TransferStatusFunction
-#: runs a retrieval's after-success action (remote move or delete) over SFTP itself when
-#: ConnectorEngine=builtin, so it ships asyncssh too.
-SFTP_FUNCTIONS = ("RetrieveFunction", "TransferStatusFunction")
+#: the connector function that runs SFTP: the core's packages and the SFTP engine
+SFTP_FUNCTIONS = ("RetrieveFunction",)
 #: distributions the SFTP functions have beyond the core's
 SFTP_DISTRIBUTIONS = ("asyncssh", "cryptography", "cffi", "pycparser")
 #: never in a package: the emulator, the tests, the benchmarks, sample data, the dev tools

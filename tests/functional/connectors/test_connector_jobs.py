@@ -392,3 +392,137 @@ def test_one_jobs_sdk_error_does_not_stop_the_jobs_after_it(
     assert reports[0].error and "ResourceNotFoundException" in reports[0].error
     assert reports[1].error is None
     assert reports[1].completed == [server.path_of("later") + "/a.csv"]
+
+
+class ResultsLater:
+    """The real service, whose results the run does not see in time: the run leaves its files
+    to the transfer-status function (as when a managed transfer outlasts the run's wait)."""
+
+    def __init__(self, service: BuiltinConnectorService) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+    def list_file_transfer_results(self, **kwargs: Any) -> dict[str, Any]:
+        return {"FileTransferResults": []}
+
+
+def _claim_of(aws: Aws, connector: str, path: str) -> dict[str, Any]:
+    items = aws.ddb.query(
+        TableName=LEDGER,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"REMOTE#{connector}#{path}"}},
+        ConsistentRead=True,
+    )["Items"]
+    assert len(items) == 1, items
+    return dict(items[0])
+
+
+def _pending_markers(aws: Aws, connector: str, job: str) -> list[dict[str, Any]]:
+    return list(
+        aws.ddb.query(
+            TableName=LEDGER,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"PENDING-ACTION#{connector}#{job}"}},
+            ConsistentRead=True,
+        )["Items"]
+    )
+
+
+def test_status_function_leaves_builtin_actions_pending_for_the_next_run(
+    aws: Aws,
+    server: SftpServer,
+    client_key: asyncssh.SSHKey,
+    service: BuiltinConnectorService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Builtin engine: the transfer-status function (no SFTP engine in its package) settles the
+    claims from the events and leaves their after-success actions pending; the job's next run
+    performs each once (a failing one is noted as action_error), and the run after that does
+    not repeat them."""
+    from ingest.shared.polling import poll_until
+    from lambdas import transfer_status
+
+    queue_url = capture_events(aws, "SFTP Connector File ")
+    for d in ("out/archive", "del"):
+        (server.root / d).mkdir(parents=True)
+    (server.root / "out" / "a.csv").write_text("a")
+    (server.root / "del" / "c.csv").write_text("c")
+    connector = make_connector(aws, server, client_key)
+    jobs = load_jobs(
+        f"""
+retrievals:
+  - name: moved
+    connector_id: {connector}
+    remote_directory: '{server.path_of("out")}'
+    pattern: "*.csv"
+    destination: inbound/acme/orders
+    after_success: {{move_to: '{server.path_of("out/archive")}'}}
+  - name: broken
+    connector_id: {connector}
+    remote_directory: '{server.path_of("del")}'
+    destination: inbound/acme/returns
+    after_success: {{move_to: '{server.path_of("no/such/dir")}'}}
+"""
+    )
+    a_path, c_path = server.path_of("out/a.csv"), server.path_of("del/c.csv")
+    ports = _ports(aws, wait_seconds=0.2, poll_seconds=0.1)
+    first = [run_job(ResultsLater(service), ports, job) for job in jobs]
+    assert [(r.pending, r.completed, r.actions) for r in first] == [
+        ([a_path], [], []),
+        ([c_path], [], []),
+    ]
+
+    # the transfer-status function, builtin mode, settles both from their events
+    for name, value in {
+        "LANDING_BUCKET": BUCKET,
+        "LEDGER_TABLE": LEDGER,
+        "CONNECTOR_ENGINE": "builtin",
+        "POWERTOOLS_SERVICE_NAME": "transfer-status",
+    }.items():
+        monkeypatch.setenv(name, value)
+    transfer_status.wiring.reset()
+    try:
+        got: list[dict[str, Any]] = []
+
+        def both() -> list[dict[str, Any]] | None:
+            got.extend(drain(aws, queue_url))
+            return got if len(got) >= 2 else None
+
+        events = poll_until(both, timeout=60, interval=0.2, what="two connector file events")
+        assert transfer_status.wiring().ports.api is None  # no connector engine at all
+        context = LambdaContext(function_name="TransferStatusFunction")
+        outs = [transfer_status.handler(e, context) for e in events]
+        assert [o["settled"] for o in outs] == [True, True]
+        # the same event delivered again changes nothing
+        assert transfer_status.handler(events[0], context)["settled"] is False
+    finally:
+        transfer_status.wiring.reset()
+    for path in (a_path, c_path):
+        claim = _claim_of(aws, connector, path)
+        assert claim["status"]["S"] == "FETCHED" and claim["action_pending"]["S"] == "move"
+    assert (server.root / "out" / "a.csv").exists()  # nothing done on the server yet
+    assert [len(_pending_markers(aws, connector, j.name)) for j in jobs] == [1, 1]
+
+    # the next run of each job performs its pending action first, once
+    second = [run_job(service, _ports(aws), job) for job in jobs]
+    assert [(r.actions, r.claimed, r.error) for r in second] == [
+        ([a_path], 0, None),
+        ([c_path], 0, None),
+    ]
+    assert not (server.root / "out" / "a.csv").exists()
+    assert (server.root / "out" / "archive" / "a.csv").read_text() == "a"
+    moved = _claim_of(aws, connector, a_path)
+    assert "action_pending" not in moved and "action_error" not in moved
+    assert moved["action_taken_at"]
+    broken = _claim_of(aws, connector, c_path)
+    assert "action_pending" not in broken and broken["action_error"]["S"]
+    assert (server.root / "del" / "c.csv").exists()  # the failed move left it in place
+    assert [_pending_markers(aws, connector, j.name) for j in jobs] == [[], []]
+
+    # the run after that repeats neither action, and fetches nothing again
+    third = [run_job(service, _ports(aws), job) for job in jobs]
+    assert [(r.actions, r.claimed) for r in third] == [([], 0), ([], 0)]
+    assert sorted(p.name for p in (server.root / "out" / "archive").iterdir()) == ["a.csv"]
+    assert _claim_of(aws, connector, a_path)["action_taken_at"] == moved["action_taken_at"]
