@@ -29,6 +29,7 @@ TERMINAL = frozenset(
         FileStatus.UNMATCHED,
         FileStatus.PARTIAL,
         FileStatus.IGNORED,
+        FileStatus.EXPANDED,
     }
 )
 

@@ -12,6 +12,7 @@ from typing import Any
 from ingest.adapters.dynamo import from_item
 from ingest.adapters.leases import ChunkLeases
 from ingest.adapters.ledger import Ledger
+from ingest.adapters.ledger_envelopes import EnvelopeLedger
 from ingest.adapters.ledger_items import SOURCE_PREFIX
 from ingest.adapters.ledger_versions import all_superseded, superseded_versions
 from ingest.adapters.s3 import S3Store
@@ -96,6 +97,12 @@ def status_json(
         "received_at": iso_time(entry.received_at),
         "updated_at": iso_time(entry.updated_at),
         "superseded": [_superseded_json(s) for s in superseded or []],
+        # an envelope's (EXPANDED): what it wrote (the first keys; ingest status KEY: all)
+        **(
+            {"output_count": entry.output_count, "outputs": entry.outputs or []}
+            if entry.output_count is not None
+            else {}
+        ),
     }
 
 
@@ -196,8 +203,17 @@ def file_story(deployment: Deployment, key: str) -> dict[str, Any]:
     )
     letters = dead_letter_report(dead_letters(deployment).peek(), ledger)
     sources = transfer_sources(from_item(i) for i in ledger.query_items(key, SOURCE_PREFIX))
+    envelopes = EnvelopeLedger(ledger)
+    outputs = (
+        envelopes.all_outputs(key, entry.version, entry.outputs or [])
+        if entry.output_count is not None and entry.version
+        else []
+    )
     return {
         **status_json(entry, superseded_versions(ledger, key)),
+        **({"outputs": outputs} if outputs else {}),
+        # the envelopes (zip archives) this file was written from: the chain back to the partner
+        "envelopes": envelopes.envelopes_of(key),
         # fixed-width: lines of other record types, and the record count the trailer declares
         "records_skipped": entry.records_skipped,
         "declared_records": entry.declared_records,
@@ -250,6 +266,12 @@ def _one_file(args: argparse.Namespace) -> int:
             f"Source: connector {source['connector_id']}, transfer {source['transfer_id']}, "
             f"{source['url']}{source['remote_path']} at {source['completed_at']}"
         )
+    for link in story["envelopes"]:
+        print(f"From: {link['envelope']} ({link['step']}, version {link['envelope_version']})")
+    if story.get("output_count") is not None:
+        print(f"\n{story['status'].lower()} into {story['output_count']} file(s):")
+        for output in story.get("outputs", []):
+            print(f"  {output}")
     if story["superseded"]:
         print("\nreplaced versions (not counted):")
         print_table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tracemalloc
 import zipfile
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import FEEDS_YAML
+from test_operator_cli import ingest  # noqa: F401  (the fixture: the CLI against this stack)
 from zip_kit import MIB, build_zip, patch_central, zeros_bomb
 
 from ingest.adapters.ledger_envelopes import EnvelopeLedger
@@ -318,3 +320,30 @@ def test_a_large_archive_keeps_its_first_keys_in_the_entry_and_the_rest_beside_i
     assert entry.etag is not None
     everything = EnvelopeLedger(pipeline.ledger).all_outputs(ARCHIVE, entry.etag, entry.outputs)
     assert everything == keys
+
+
+def test_ingest_status_shows_the_chain_from_archive_to_records(pipeline, ingest):
+    data = build_zip({"a.csv": orders(0, 3), "more/b.csv": orders(10, 2)})
+    assert outcomes(pipeline.land(ARCHIVE, data)) == ["EXPANDED"]
+    members = ["inbound/acme/orders/a.csv", "inbound/acme/orders/more/b.csv"]
+    assert land_members(pipeline, members) == ["QUEUED", "UNMATCHED"]
+    pipeline.drain(timeout=60)
+
+    archive = json.loads(ingest("status", ARCHIVE, "--json").out)
+    assert (archive["status"], archive["output_count"], archive["outputs"]) == (
+        "EXPANDED",
+        2,
+        members,
+    )
+    assert archive["envelopes"] == []
+    member = json.loads(ingest("status", members[0], "--json").out)
+    assert (member["status"], member["rows_ok"]) == ("PROCESSED", 3)
+    assert [(e["envelope"], e["step"]) for e in member["envelopes"]] == [(ARCHIVE, "EXPANDED")]
+    assert member["envelopes"][0]["envelope_version"] == archive["etag"]
+    listed = {f["key"]: f for f in json.loads(ingest("status", "--json").out)}
+    assert listed[ARCHIVE]["outputs"] == members and "outputs" not in listed[members[0]]
+
+    text = ingest("status", members[0]).out
+    assert f"From: {ARCHIVE} (EXPANDED" in text
+    text = ingest("status", ARCHIVE).out
+    assert "expanded into 2 file(s):" in text and all(m in text for m in members)

@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,7 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
         FileStatus.QUEUED: "inbound/acme/events/queued.jsonl",
         FileStatus.PROCESSING: "inbound/globex/events/busy.jsonl",
         FileStatus.IGNORED: "inbound/acme/orders/notes.txt",
+        FileStatus.EXPANDED: "inbound/acme/orders/batch.zip",
     }
     p.land(keys[FileStatus.PROCESSED], b"order_id,amount\ng0,0.5\n")
     p.drain(timeout=60)
@@ -137,6 +139,10 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
     p.land(keys[FileStatus.PROCESSED_WITH_REJECTS], MIXED)
     p.land(keys[FileStatus.FAILED], b"\x1f\x8b\x08\x00not gzip at all")
     p.land(keys[FileStatus.UNMATCHED], b"%PDF-1.4")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as members:
+        members.writestr("from-batch.csv", GOOD)  # written next to it (no event on moto)
+    p.land(keys[FileStatus.EXPANDED], archive.getvalue())
     p.drain(timeout=60)  # the broken file: FAILED at once, its message to the DLQ
     p.land(keys[FileStatus.RECEIVED], GOOD, principal_id=held_by)
     p.land(keys[FileStatus.PARTIAL], GOOD[:10], principal_id=held_by)
