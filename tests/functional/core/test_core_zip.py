@@ -322,7 +322,7 @@ def test_a_large_archive_keeps_its_first_keys_in_the_entry_and_the_rest_beside_i
     assert everything == keys
 
 
-def test_ingest_status_shows_the_chain_from_archive_to_records(pipeline, ingest):
+def test_ingest_status_shows_the_chain_from_archive_to_records(pipeline, ingest):  # noqa: F811
     data = build_zip({"a.csv": orders(0, 3), "more/b.csv": orders(10, 2)})
     assert outcomes(pipeline.land(ARCHIVE, data)) == ["EXPANDED"]
     members = ["inbound/acme/orders/a.csv", "inbound/acme/orders/more/b.csv"]
