@@ -14,7 +14,6 @@ the processor hands this module a seekable local copy (:mod:`ingest.usecases.wor
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -53,9 +52,19 @@ def column_letter(index: int) -> str:
     return name
 
 
+def _letter_index(name: str) -> int:
+    """``A`` → 0, ``AA`` → 26; -1 for a name that is not a column letter."""
+    if not (name.isascii() and name.isalpha() and name.isupper() and len(name) <= 3):
+        return -1
+    index = 0
+    for char in name:
+        index = index * 26 + ord(char) - ord("A") + 1
+    return index - 1
+
+
 def _raw(row: Sequence[Any]) -> str:
-    """A row as the text a reject keeps: its cells as a JSON list."""
-    return json.dumps(list(row), default=str, ensure_ascii=False)
+    """A row as the text a reject keeps: its cells, tab-separated (cheap: every row has one)."""
+    return "\t".join(["" if c is None else str(c) for c in row])
 
 
 def _sheet(book: Any, sheet: str | int | None, key: str) -> Any:
@@ -103,25 +112,31 @@ def xlsx_records(feed: Feed, file: IO[bytes], *, key: str = "") -> Iterator[Pars
         raise CorruptInputError(f"not a readable xlsx workbook: {exc}", key=key) from exc
     try:
         sheet = _sheet(book, opts.sheet, key)
-        columns: list[str] | None = None
+        sources = {f.source for f in feed.fields}
+        width: int | None = None  # the header's: a row with cells beyond it is a reject
+        wanted: list[tuple[str, int]] = []  # (column, index) of the columns the feed reads
+        if not opts.header:
+            wanted = [(s, _letter_index(s)) for s in sources if _letter_index(s) >= 0]
         first = opts.header_row + 1 if opts.header else 1
         for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
             if opts.header and number == opts.header_row:
                 columns = _header(feed, row, number)
+                width = len(columns)
+                wanted = [(c, i) for i, c in enumerate(columns) if c in sources]
                 continue
-            if number < first or all(c is None or c == "" for c in row):
+            if number < first or row.count(None) + row.count("") == len(row):
                 continue  # above the header, or an empty row: not a record
-            names = columns or [column_letter(i) for i in range(len(row))]
-            if len(row) > len(names) and any(c is not None for c in row[len(names) :]):
+            if width is not None and len(row) > width and any(c is not None for c in row[width:]):
                 yield ParsedRecord(
                     line=number,
                     raw=_raw(row),
-                    error=f"row {number} has cells beyond the header's {len(names)} columns",
+                    error=f"row {number} has cells beyond the header's {width} columns",
                 )
                 continue
-            values = {name: cell_value(v) for name, v in zip(names, row, strict=False) if name}
+            size = len(row)
+            values = {c: cell_value(row[i]) if i < size else None for c, i in wanted}
             yield ParsedRecord(line=number, raw=_raw(row), values=values)
-        if opts.header and columns is None:
+        if opts.header and width is None:
             raise HeaderError(f"the sheet has no header row {opts.header_row} (it is empty)")
     finally:
         book.close()

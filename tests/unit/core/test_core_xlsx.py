@@ -162,7 +162,7 @@ def test_rejects_carry_row_numbers():
     records = parse(feed, data)
     assert records[1] == ParsedRecord(
         line=3,
-        raw='["A2", 1, 2, 3, 4, 5, "extra"]',
+        raw="A2\t1\t2\t3\t4\t5\textra",
         error="row 3 has cells beyond the header's 6 columns",
     )
     with pytest.raises(RowError, match="field 'amount': not a decimal: 'abc'"):
