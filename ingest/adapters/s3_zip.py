@@ -1,18 +1,18 @@
 """Zip archives in S3: read with the stdlib ``zipfile`` through ranged GETs, members streamed
 into S3 multipart uploads, all of them or none.
 
-* :class:`S3RangeFile` is a seekable raw file over one object version (ranged ``GetObject``,
-  pinned by version id or ``If-Match``); an :class:`io.BufferedReader` on top reads ahead
-  :data:`READ_AHEAD` bytes at a time. ``zipfile`` needs random access for the central
-  directory at the end of the archive and each member's local header.
+* :class:`~ingest.adapters.s3_range_file.S3RangeFile` is a seekable raw file over one object
+  version (ranged ``GetObject`` with read-ahead): ``zipfile`` needs random access for the
+  central directory at the end of the archive and each member's local header.
 * :class:`ZipExpander` (the ``EnvelopeStep`` of ``.zip``) checks the whole central directory
   (:func:`ingest.domain.archives.plan_members`) before anything is written, then streams
   member by member: each member goes to its own multipart upload, in parts of
   :data:`PART_SIZE`, at most :data:`PARTS_IN_FLIGHT` at a time, while its real bytes are
   counted (:class:`~ingest.domain.archives.MemberMeter`). The uploads are completed only once
   every member has streamed within the limits; on any failure every upload begun is aborted,
-  so no member appears (and none fires an S3 event). Local disk is never used; memory is about
-  ``READ_AHEAD + (PARTS_IN_FLIGHT + 1) * PART_SIZE``.
+  so no member appears (and none fires an S3 event). Local disk is never used; the buffers are
+  two read windows, the inflater's input and output and ``PARTS_IN_FLIGHT + 1`` parts: about
+  64 MiB.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.adapters.multipart import MultipartUpload
-from ingest.adapters.sdk import error_code, is_not_found, unavailable
+from ingest.adapters.s3_range_file import S3RangeFile
+from ingest.adapters.sdk import unavailable
 from ingest.domain.archives import (
     ArchiveMember,
     MemberMeter,
@@ -37,7 +38,7 @@ from ingest.domain.archives import (
 )
 from ingest.domain.envelopes import EnvelopeSource
 from ingest.domain.feeds import Feed
-from ingest.errors import ArchiveRefusedError, ObjectNotFoundError, StaleVersionError
+from ingest.errors import ArchiveRefusedError
 from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
@@ -46,63 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-READ_AHEAD = 8 * MIB
 PART_SIZE = 8 * MIB
 PARTS_IN_FLIGHT = 4
 #: completions (and aborts) sent at once when an archive's members are made visible
 COMPLETIONS_IN_FLIGHT = 16
-
-
-class S3RangeFile(io.RawIOBase):
-    """One object version as a seekable binary file: every read is a ranged GET."""
-
-    def __init__(self, s3: S3Client, source: EnvelopeSource) -> None:
-        self._s3 = s3
-        self._source = source
-        self._pos = 0
-        self.requests = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        source = self._source
-        end = min(self._pos + len(buffer), source.size)
-        if end <= self._pos:
-            return 0
-        pin: dict[str, Any] = (
-            {"VersionId": source.version_id}
-            if source.version_id
-            else {"IfMatch": f'"{source.etag}"'}
-        )
-        where = f"s3://{source.bucket}/{source.key}"
-        try:
-            resp = self._s3.get_object(
-                Bucket=source.bucket, Key=source.key, Range=f"bytes={self._pos}-{end - 1}", **pin
-            )
-            data = resp["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) in ("PreconditionFailed", "412"):
-                raise StaleVersionError(f"{where} no longer has ETag {source.etag}") from exc
-            if is_not_found(exc):
-                raise ObjectNotFoundError(source.bucket, source.key) from exc
-            raise unavailable(exc, "s3", "GetObject", where) from exc
-        self.requests += 1
-        n = len(data)
-        memoryview(buffer)[:n] = data
-        self._pos += n
-        return n
 
 
 def _members(archive: zipfile.ZipFile) -> list[ArchiveMember]:
@@ -137,7 +85,8 @@ class ZipExpander:
         """
         limits = self.limits(feed)
         raw = S3RangeFile(self._s3, source)
-        with io.BufferedReader(raw, buffer_size=READ_AHEAD) as stream:
+        # the raw file holds the read-ahead; the buffer serves zipfile's small header reads
+        with io.BufferedReader(raw, buffer_size=64 * 1024) as stream:
             try:
                 archive = zipfile.ZipFile(stream)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
