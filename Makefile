@@ -66,14 +66,30 @@ clean:
 # What the Lambda runtime brings itself (boto3 and what it needs, LAMBDA_RUNTIME_DISTS) is taken
 # out again when a requirement pulled it in (aws-xray-sdk needs botocore). Shared objects lose
 # their debug info (strip --strip-debug: PyYAML's libyaml binding is 2.8 MB with it, 0.4 without).
-# The package ships bytecode made by the functions' own Python when this machine has it:
-# /var/task is read-only, so without .pyc every cold start compiles all it imports (about half
-# the processor's cold start: docs/benchmarks.md). unchecked-hash: valid whatever the files'
-# mtimes become in the zip.
+# The package ships bytecode made by the functions' own Python (LAMBDA_PYC: python3.13 on the
+# PATH, else pyenv's, found by `pyenv prefix` or under $PYENV_ROOT/versions), for the modules a
+# cold start loads (tools/lambda_bytecode.py traces the handlers' imports and builds, with the
+# runtime's boto3 still in the package for it): /var/task is read-only, so without .pyc every
+# cold start compiles all it imports (docs/benchmarks.md). Bytecode for everything would not fit
+# the core packages' 15 MB; what no cold start loads ships as source. unchecked-hash: valid
+# whatever the files' mtimes become in the zip. LAMBDA_PYC= (empty) builds without bytecode.
+# Powertools utilities that nothing in the package imports are left out (LAMBDA_PRUNE: the REST/
+# GraphQL event handler alone is 2.1 MB); the trace above would fail the build if one were used.
+# So are typing stubs (*.pyi, *-stubs) and C sources (wrapt's), which nothing reads at run time.
 LAMBDA_PACKAGES := ingest connectors lambdas
 LAMBDA_PYTHON ?= 3.13
-LAMBDA_PYC ?= $(shell python$(LAMBDA_PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+ifeq ($(origin LAMBDA_PYC),undefined)
+LAMBDA_PYC := $(shell for p in python$(LAMBDA_PYTHON) \
+	"$$(pyenv prefix $(LAMBDA_PYTHON) 2>/dev/null)/bin/python$(LAMBDA_PYTHON)" \
+	"$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$(LAMBDA_PYTHON)*/bin/python$(LAMBDA_PYTHON); do \
+	"$$p" -c 'import sys; assert "%d.%d" % sys.version_info[:2] == "$(LAMBDA_PYTHON)"; print(sys.executable)' \
+	2>/dev/null && break; done)
+endif
 LAMBDA_RUNTIME_DISTS := boto3 botocore s3transfer jmespath python_dateutil:dateutil urllib3 six:six.py
+POWERTOOLS_UNUSED := event_handler utilities/idempotency utilities/parameters \
+	utilities/feature_flags utilities/auth_alpha utilities/circuit_breaker utilities/kafka \
+	utilities/data_masking utilities/streaming utilities/validation
+LAMBDA_PRUNE := $(addprefix aws_lambda_powertools/,$(POWERTOOLS_UNUSED))
 STRIP ?= strip
 
 # $(1): the requirements file of the function
@@ -83,23 +99,25 @@ define lambda-package
 	find "$(ARTIFACTS_DIR)" -name '__pycache__' -type d -prune -exec rm -rf {} +
 	$(PYTHON) -m pip install --quiet --no-compile --target "$(ARTIFACTS_DIR)" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version $(LAMBDA_PYTHON) \
-		--only-binary=:all: -r $(1)
-	cd "$(ARTIFACTS_DIR)" && rm -rf bin && for dist in $(LAMBDA_RUNTIME_DISTS); do \
-		name=$${dist%%:*}; top=$${dist#*:}; rm -rf "$$top" "$$name"-*.dist-info; done
+		--only-binary=:all: -r $(1) boto3
+	cd "$(ARTIFACTS_DIR)" && rm -rf bin $(LAMBDA_PRUNE) *-stubs \
+		&& find . \( -name '*.pyi' -o -name '*.c' \) -type f -delete
 	@if command -v $(STRIP) >/dev/null 2>&1; then \
 		find "$(ARTIFACTS_DIR)" -name '*.so' -exec $(STRIP) --strip-debug {} +; \
 	else \
 		echo "note: no $(STRIP) on this machine: shared objects keep their debug info (bigger package)" >&2; \
 	fi
 	@if [ -n "$(LAMBDA_PYC)" ]; then \
-		"$(LAMBDA_PYC)" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)" >/dev/null; \
+		list=$$(mktemp) && "$(LAMBDA_PYC)" -I -S -B tools/lambda_bytecode.py "$(ARTIFACTS_DIR)" >"$$list" \
+		&& "$(LAMBDA_PYC)" -m compileall -q --invalidation-mode unchecked-hash -i "$$list" >/dev/null \
+		&& rm -f "$$list" || { rm -f "$$list"; exit 1; }; \
 	else \
 		echo "note: no python$(LAMBDA_PYTHON) on this machine: the package ships without .pyc (slower cold starts)" >&2; \
 	fi
+	cd "$(ARTIFACTS_DIR)" && for dist in $(LAMBDA_RUNTIME_DISTS); do \
+		name=$${dist%%:*}; top=$${dist#*:}; rm -rf "$$top" "$$name"-*.dist-info; done
 endef
 
-# TransferStatusFunction is a core one: it never runs SFTP (with the builtin engine it leaves
-# after-success actions to RetrieveFunction's next run: connectors/claims.py).
 build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction build-TransferStatusFunction:
 	$(call lambda-package,lambdas/requirements-core.txt)
 

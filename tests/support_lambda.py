@@ -173,13 +173,20 @@ def probe(
     absent: tuple[str, ...] = (),
     shims: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    invoke: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Import ``modules`` in a new ``python -I -S -B`` with nothing on the path but the artifact,
-    the runtime's packages and the standard library; the probe's report (see :func:`_main`)."""
+    the runtime's packages and the standard library; the probe's report (see :func:`_main`).
+
+    ``invoke``: then call ``handler`` once with this event and a Lambda-like context (its first
+    invocation: the cold-start build, then the event); the report's ``invoke_error`` is what it
+    raised, if anything.
+    """
     config = {
         "paths": [str(artifact), str(runtime)],
         "modules": modules,
         "handler": handler,
+        "invoke": invoke,
         "absent": list(absent),
         "unimportable": list(EMULATOR_PACKAGES),
         "shims": shims or {},
@@ -212,6 +219,21 @@ class _ShimFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, file, loader=loader)
 
 
+class _Context:
+    """What Lambda's context object offers a handler (Powertools reads these)."""
+
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "probe")
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+    aws_request_id = "00000000-0000-0000-0000-000000000001"
+    log_group_name = f"/aws/lambda/{function_name}"
+    log_stream_name = "probe"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
 def _main(config: dict[str, Any]) -> None:
     """The probe: import, then report where every loaded module came from."""
     paths = [os.path.realpath(p) for p in config["paths"]]
@@ -220,9 +242,16 @@ def _main(config: dict[str, Any]) -> None:
     for name in config["unimportable"]:
         assert importlib.util.find_spec(name) is None, f"{name} is importable"
     loaded = [importlib.import_module(m) for m in config["modules"]]
+    invoke_error = None
     if config["handler"]:
         module_name, attr = config["handler"].rsplit(".", 1)
-        assert callable(getattr(importlib.import_module(module_name), attr)), config["handler"]
+        handler = getattr(importlib.import_module(module_name), attr)
+        assert callable(handler), config["handler"]
+        if config.get("invoke") is not None:
+            try:
+                handler(config["invoke"], _Context())
+            except Exception as exc:  # reported to the test, which judges it
+                invoke_error = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
     stdlib = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib")}
     shim_files = set(config["shims"].values())
     origins: dict[str, int] = {"artifact": 0, "runtime": 0, "stdlib": 0, "shim": 0}
@@ -248,6 +277,13 @@ def _main(config: dict[str, Any]) -> None:
         "present": sorted(n for n in config["absent"] if n in sys.modules),
         "files": [m.__file__ for m in loaded],
         "shimmed": sorted(n for n in config["shims"] if n in sys.modules),
+        "artifact_files": sorted(
+            os.path.realpath(m.__file__)
+            for m in list(sys.modules.values())
+            if getattr(m, "__file__", None)
+            and os.path.realpath(m.__file__).startswith(paths[0] + os.sep)
+        ),
+        "invoke_error": invoke_error,
     }
     sys.stdout.write(json.dumps(report) + "\n")
 

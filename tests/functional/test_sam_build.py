@@ -16,7 +16,9 @@ abi3 and loads as built). ``LAMBDA_TEST_PYTHON`` chooses the interpreter.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +60,49 @@ SFTP_DISTRIBUTIONS = ("asyncssh", "cryptography", "cffi", "pycparser")
 NOT_SHIPPED = (*EMULATOR_PACKAGES, "tests", "bench", "fixtures", "docs", ".venv", ".tools")
 #: what the connector functions' builder imports when it first runs (lambdas/runtime.py)
 CONNECTOR_BUILDER_MODULES = ["connectors.wiring", "connectors.service", "asyncssh"]
+#: Powertools utilities no function imports, left out of every package (Makefile LAMBDA_PRUNE)
+POWERTOOLS_UNUSED = (
+    "event_handler",
+    "utilities/idempotency",
+    "utilities/parameters",
+    "utilities/feature_flags",
+    "utilities/auth_alpha",
+    "utilities/circuit_breaker",
+    "utilities/kafka",
+    "utilities/data_masking",
+    "utilities/streaming",
+    "utilities/validation",
+)
+#: each core function's first event: it goes as far as its first AWS call (see _first_env)
+FIRST_EVENTS: dict[str, dict[str, Any]] = {
+    "FanoutFunction": json.loads((ROOT / "fixtures/events/s3-put.json").read_text()),
+    "ProcessorFunction": json.loads((ROOT / "fixtures/events/sqs-chunk.json").read_text()),
+    "UploadEventsFunction": {
+        "source": "aws.transfer",
+        "detail-type": "SFTP Server File Upload Failed",
+        "account": "123456789012",
+        "detail": {
+            "file-path": "/landing/inbound/demo/orders/orders-2026-11-01.csv",
+            "status-code": "FAILED",
+            "bytes": 10,
+        },
+    },
+    "TransferStatusFunction": {
+        "source": "aws.transfer",
+        "detail-type": "SFTP Connector File Retrieve Completed",
+        "account": "123456789012",
+        "resources": ["arn:aws:transfer:us-east-1:123456789012:connector/c-0123456789abcdef0"],
+        "detail": {
+            "operation": "RETRIEVE",
+            "connector-id": "c-0123456789abcdef0",
+            "transfer-id": "t-1",
+            "file-path": "/outbox/a.csv",
+            "status-code": "COMPLETED",
+            "local-directory-path": "/landing/inbound/demo/orders",
+            "bytes": 10,
+        },
+    },
+}
 SAM_TIMEOUT = 240
 
 
@@ -224,3 +269,79 @@ def test_core_artifacts_cannot_import_the_sftp_engine(
             modules=["connectors.service"],
             shims=import_setup["shims"][function],
         )
+
+
+TRACE_ROOT = "1-5759e988-bd862e3fe1be46a994272793"
+
+
+def _first_env(function: str, art: Path, feeds: Path) -> dict[str, str]:
+    """A Lambda environment for a first invocation: the runtime's variables (LAMBDA_TASK_ROOT:
+    the X-Ray SDK's Lambda path, a trace header), the function's settings, feeds read from a
+    file, and AWS at a local port where nothing listens (so the event stops at its first call)."""
+    return {
+        "LAMBDA_TASK_ROOT": str(art),
+        "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_REGION": "us-east-1",
+        "_X_AMZN_TRACE_ID": f"Root={TRACE_ROOT};Parent=53995c3f42cd8ad8;Sampled=1",
+        "AWS_ACCESS_KEY_ID": "probe",
+        "AWS_SECRET_ACCESS_KEY": "probe",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+        "POWERTOOLS_SERVICE_NAME": function,
+        "POWERTOOLS_METRICS_NAMESPACE": "sftp-ingest",
+        "LANDING_BUCKET": "landing",
+        "LEDGER_TABLE": "ledger",
+        "RECORDS_TABLE": "records",
+        "FEEDS_URI": str(feeds),
+        "INGEST_QUEUE_URL": "http://127.0.0.1:9/123456789012/ingest",
+        "CONNECTOR_ENGINE": "builtin",
+    }
+
+
+def _pyc(source: str) -> Path:
+    """Where the functions' Python keeps a source file's bytecode (what the Makefile ships)."""
+    path = Path(source)
+    return path.parent / "__pycache__" / "{}.cpython-{}{}.pyc".format(path.stem, *LAMBDA_PYTHON)
+
+
+@pytest.mark.parametrize("function", CORE_FUNCTIONS)
+def test_first_invocation_runs_from_the_artifact_with_its_bytecode(
+    function: str,
+    built: dict[str, Any],
+    import_setup: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """Each core handler's first invocation (cold-start build, feeds parsed, the event handled up
+    to its first AWS call) loads nothing that the package left out (the unused Powertools
+    utilities, the SFTP engine), and with the functions' Python on the build machine every
+    module it loads from the package has the bytecode the Makefile compiled for it."""
+    art, handler = built["functions"][function]
+    feeds = tmp_path / "feeds.yaml"
+    shutil.copy(ROOT / "fixtures" / "feeds.yaml", feeds)
+    for unused in POWERTOOLS_UNUSED:
+        assert not (art / "aws_lambda_powertools" / unused).exists(), unused
+    report = probe(
+        import_setup["python"],
+        art,
+        import_setup["runtime"],
+        modules=[handler.rsplit(".", 1)[0]],
+        handler=handler,
+        absent=(*SFTP_PACKAGES, *EMULATOR_PACKAGES),
+        shims=import_setup["shims"][function],
+        env=_first_env(function, art, feeds),
+        invoke=FIRST_EVENTS[function],
+    )
+    assert not report["strays"], report["strays"]
+    assert report["present"] == [], report["present"]
+    # it got as far as AWS: the settings, the clients, the feeds and the event were all handled
+    assert "Could not connect to the endpoint URL" in (report["invoke_error"] or ""), report[
+        "invoke_error"
+    ]
+    loaded = report["artifact_files"]
+    assert any(f.endswith("/ingest/domain/feeds.py") for f in loaded)
+    if lambda_python() is not None:  # sam build compiled with it (Makefile LAMBDA_PYC)
+        missing = [f for f in loaded if f.endswith(".py") and not _pyc(f).exists()]
+        assert not missing, f"{function}: no bytecode for {missing[:10]} ({len(missing)})"
+    else:
+        assert not list(art.rglob("*.pyc")), "bytecode without the functions' Python"
