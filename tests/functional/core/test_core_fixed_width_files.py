@@ -4,9 +4,12 @@ chunk is counted, a mismatch failing the file with both numbers."""
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
 
 import pytest
+from test_operator_cli import ingest  # noqa: F401 (the fixture: `ingest ARGS` on this pipeline)
 
 ROWS = 400
 CHUNK = 2048
@@ -99,3 +102,20 @@ def test_a_file_without_its_trailer_fails(pipeline):
     assert "the trailer's record count (columns 2-10) is not a number: 'P00019'" in (
         entry.reason or ""
     )
+
+
+def test_ingest_status_key_shows_the_skipped_records_and_the_declared_count(
+    pipeline,
+    ingest,  # noqa: F811
+):
+    key = "inbound/acme/payments/small.txt"
+    pipeline.land(key, payments_file(20, 20))
+    pipeline.drain()
+    run = ingest("status", key, "--json")
+    assert run.code == 0, run.err
+    story = json.loads(run.out)
+    assert (story["status"], story["rows_ok"]) == ("PROCESSED", 20)
+    assert (story["records_skipped"], story["declared_records"]) == (3, 20)
+    table = ingest("status", key).out
+    assert re.search(r"records_skipped\s+3\b", table), table
+    assert re.search(r"declared_records\s+20\b", table), table
