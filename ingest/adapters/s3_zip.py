@@ -11,8 +11,8 @@ into S3 multipart uploads, all of them or none.
   counted (:class:`~ingest.domain.archives.MemberMeter`). The uploads are completed only once
   every member has streamed within the limits; on any failure every upload begun is aborted,
   so no member appears (and none fires an S3 event). Local disk is never used; the buffers are
-  two read windows, the inflater's input and output and ``PARTS_IN_FLIGHT + 1`` parts: about
-  64 MiB.
+  three read windows, the inflater's input and output and ``PARTS_IN_FLIGHT + 1`` parts: about
+  80 MiB.
 """
 
 from __future__ import annotations
