@@ -28,7 +28,15 @@ from support_aws import wait_for
 from ingest.adapters.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
-TERMINAL = {"PROCESSED", "PROCESSED_WITH_REJECTS", "FAILED", "UNMATCHED", "PARTIAL", "IGNORED"}
+TERMINAL = {
+    "PROCESSED",
+    "PROCESSED_WITH_REJECTS",
+    "FAILED",
+    "UNMATCHED",
+    "PARTIAL",
+    "IGNORED",
+    "EXPANDED",
+}
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
