@@ -30,6 +30,8 @@ RATIO_AFTER = 1024 * 1024
 STORED, DEFLATED = 0, 8
 SUPPORTED_METHODS = {STORED: "stored", DEFLATED: "deflated"}
 
+#: S3's longest key, in UTF-8 bytes.
+MAX_KEY_BYTES = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -87,7 +89,14 @@ def member_key(archive_key: str, name: str) -> str:
             key=archive_key,
             rule="zip_slip",
         )
-    return posixpath.join(posixpath.dirname(archive_key), *parts)
+    key = posixpath.join(posixpath.dirname(archive_key), *parts)
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise ArchiveRefusedError(
+            f"member {name[:100]!r}... would have a key longer than S3's {MAX_KEY_BYTES} bytes",
+            key=archive_key,
+            rule="name",
+        )
+    return key
 
 
 def plan_members(

@@ -61,6 +61,13 @@ def test_zip_slip_names_are_refused(name: str) -> None:
     assert caught.value.rule == "zip_slip"
 
 
+def test_a_member_whose_key_s3_would_refuse_is_refused() -> None:
+    member_key(ARCHIVE, "é" * 400)  # 800 bytes of name: the key still fits
+    with pytest.raises(ArchiveRefusedError) as caught:
+        member_key(ARCHIVE, "é" * 510)
+    assert caught.value.rule == "name"
+
+
 def test_the_central_directory_is_checked_whole() -> None:
     limits = ZipLimits(max_expanded_bytes=100, max_ratio=10, max_members=3)
     planned = plan_members(ARCHIVE, [member("d/"), member("d/a.csv"), member("b.csv")], limits)
