@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -190,3 +191,26 @@ def test_sqs_consumers_get_queue_scoped_permissions_not_the_managed_role(
         "sqs:ReceiveMessage",
     ]
     assert consume[0]["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+
+
+def test_every_function_that_ingests_may_clear_the_rejects_of_a_replaced_version(
+    transformed: dict[str, Any],
+) -> None:
+    """fanout's ingest deletes the reject files of the version a new one replaces; the
+    upload-events function runs that ingest for every upload Transfer confirms."""
+    for function in ("FanoutFunction", "UploadEventsFunction"):
+        role = f"{function}Role"
+        granted = [
+            s
+            for name, s in _statements(transformed)
+            if name == role and "s3:DeleteObject" in _actions(s)
+        ]
+        resources = [json.dumps(s["Resource"]) for s in granted]
+        assert any("/rejects/*" in r for r in resources), (function, resources)
+        # and nothing wider: partners' files are never deleted by the pipeline
+        assert all("/rejects/*" in r for r in resources), (function, resources)
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
