@@ -10,7 +10,7 @@ from aws_lambda_powertools import Metrics
 from connectors.status import FileTransferStatus
 from connectors.status_wiring import StatusPorts, build_status_ports
 from connectors.usecases import ConnectorSettings, consume_status_event
-from lambdas.runtime import (
+from lambdas.function import (
     Wired,
     Wiring,
     add_connector_counts,
