@@ -165,6 +165,15 @@ class ArchiveRefusedError(PermanentError):
         super().__init__(f"{key}: {message}")
 
 
+class DecryptionRefusedError(PermanentError):
+    """A PGP file is not decrypted (no key, a wrong key, a corrupt message, a bad signature...)."""
+
+    def __init__(self, message: str, *, key: str, rule: str) -> None:
+        self.key = key
+        self.rule = rule
+        super().__init__(f"{key}: {message}")
+
+
 class HeaderError(PermanentError):
     """A CSV file's header cannot be read, or lacks a column the feed requires."""
 

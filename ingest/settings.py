@@ -83,6 +83,9 @@ class FanoutSettings(_FunctionSettings):
     #: RoleId of the Transfer Family users' role: objects it writes wait for the
     #: server's upload-completed event (Transfer writes partial uploads to S3).
     transfer_role_id: str | None = Field(None, alias="TRANSFER_ROLE_ID")
+    #: The Transfer Family server whose workflows' PGP secrets decrypt ``.pgp`` files
+    #: (``aws/transfer/<server id>/<partner>``).
+    transfer_server_id: str | None = Field(None, alias="TRANSFER_SERVER_ID")
 
     @property
     def chunk_size(self) -> int:

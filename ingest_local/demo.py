@@ -30,6 +30,7 @@ TERMINAL = frozenset(
         FileStatus.PARTIAL,
         FileStatus.IGNORED,
         FileStatus.EXPANDED,
+        FileStatus.DECRYPTED,
     }
 )
 

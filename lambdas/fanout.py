@@ -29,6 +29,7 @@ OUTCOME_METRICS: dict[Outcome, str | None] = {
     Outcome.IGNORED: None,
     # envelopes: in the ledger (EXPANDED / FAILED) and the log; their outputs count as files
     Outcome.EXPANDED: None,
+    Outcome.DECRYPTED: None,
     Outcome.FAILED: None,
 }
 METRICS = ("FilesReceived", *filter(None, OUTCOME_METRICS.values()), "FilesFailed", "ChunksQueued")

@@ -15,7 +15,9 @@ from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.ledger_envelopes import EnvelopeLedger
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
+from ingest.adapters.pgp_keys import PgpKeys
 from ingest.adapters.s3 import S3Store
+from ingest.adapters.s3_pgp import PgpDecryptor
 from ingest.adapters.s3_zip import ZipExpander
 from ingest.adapters.sqs import SqsQueue
 from ingest.domain.envelopes import EnvelopeKind
@@ -72,12 +74,17 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
     store, feeds, ledger = store_feeds_ledger(settings.common)
     aws = aws_target(settings.common)
     holds = held_by_role(settings.transfer_role_id)
+    streaming_s3 = aws.client("s3", config=STREAMING_S3_CONFIG)
+    pgp_keys = PgpKeys(aws.client("secretsmanager"), settings.transfer_server_id)
     envelopes = EnvelopePorts(
         feeds=feeds,
         store=store,
         ledger=ledger,
         records=EnvelopeLedger(ledger),
-        steps={EnvelopeKind.ZIP: ZipExpander(aws.client("s3", config=STREAMING_S3_CONFIG))},
+        steps={
+            EnvelopeKind.ZIP: ZipExpander(streaming_s3),
+            EnvelopeKind.PGP: PgpDecryptor(streaming_s3, pgp_keys),
+        },
         holds_upload=holds,
     )
     ports = FanoutPorts(

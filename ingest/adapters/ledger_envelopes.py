@@ -2,7 +2,7 @@
 
 Items (beside the file's entry, under the same ``pk = FILE#<key>``):
 
-* on the envelope's entry (``sk = FILE``): ``status`` (its step's: EXPANDED, later DECRYPTED),
+* on the envelope's entry (``sk = FILE``): ``status`` (its step's: EXPANDED, DECRYPTED),
   ``output_count`` and ``outputs``, the first :data:`~ingest.domain.envelopes.OUTPUT_KEYS_IN_ENTRY`
   output keys, in archive order. An item holds at most 400 KB, so a large archive's other keys
   are items of their own: ``sk = OUTPUT#<version>#<index>`` with ``output_key``.

@@ -1,9 +1,9 @@
-"""Envelopes: files that wrap other files (a zip archive; later a PGP message).
+"""Envelopes: files that wrap other files (a zip archive, a PGP message).
 
 An envelope is not ingested as records. Fanout opens it with the step its suffix names and
 writes what it holds next to it, in the same S3 directory; those objects are then ingested by
 their own S3 events like any upload. Each step is one ledger entry (the envelope's: EXPANDED,
-later DECRYPTED) that names what it wrote, and each output is linked back to its envelope, so
+DECRYPTED) that names what it wrote, and each output is linked back to its envelope, so
 ``ingest status`` shows the chain from what the partner sent to the records it produced.
 
 Only objects under a partner's prefix (``inbound/<partner>/…``) are envelopes.
@@ -22,11 +22,17 @@ class EnvelopeKind(StrEnum):
     """What opens an envelope; its value is the status its ledger entry ends in."""
 
     ZIP = "EXPANDED"
-    # PGP = "DECRYPTED"  (issue 12, section 4: ".pgp", ".gpg", ".asc" → the file without it)
+    #: ``.pgp``, ``.gpg``, ``.asc``: decrypted to the key without the suffix
+    PGP = "DECRYPTED"
 
 
 #: suffix (lower case) → kind. A step not wired into fanout leaves the file to the feeds.
-SUFFIXES: dict[str, EnvelopeKind] = {".zip": EnvelopeKind.ZIP}
+SUFFIXES: dict[str, EnvelopeKind] = {
+    ".zip": EnvelopeKind.ZIP,
+    ".pgp": EnvelopeKind.PGP,
+    ".gpg": EnvelopeKind.PGP,
+    ".asc": EnvelopeKind.PGP,
+}
 
 #: How many output keys an envelope's entry holds itself; the rest are ledger items of their
 #: own (``OUTPUT#…``, :mod:`ingest.adapters.ledger_envelopes`), read by ``ingest status KEY``.

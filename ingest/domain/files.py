@@ -30,6 +30,8 @@ class FileStatus(StrEnum):
     IGNORED = "IGNORED"
     #: an envelope (a zip archive) whose members were written next to it
     EXPANDED = "EXPANDED"
+    #: an envelope (a PGP file) whose plaintext was written next to it
+    DECRYPTED = "DECRYPTED"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The envelope use case: a landed zip archive (later a PGP file) opened next to itself.
+"""The envelope use case: a landed zip archive or PGP file opened next to itself.
 
 Fanout hands every landed object to :func:`open_envelope` first (``FanoutPorts.envelopes``).
 For an envelope (by suffix, :func:`ingest.domain.envelopes.envelope_kind`) it
@@ -6,9 +6,9 @@ For an envelope (by suffix, :func:`ingest.domain.envelopes.envelope_kind`) it
 1. registers the version in the ledger like any file (``RECEIVED``; a Transfer Family upload is
    held there until the server confirms it, as fanout holds other uploads);
 2. opens it with its kind's step, which writes every output next to the envelope or none;
-3. records the step: the envelope's entry becomes the step's status (``EXPANDED``) with its
-   outputs, and each output is linked back to it. A refused envelope is ``FAILED`` with the
-   reason.
+3. records the step: the envelope's entry becomes the step's status (``EXPANDED``,
+   ``DECRYPTED``) with its outputs, and each output is linked back to it. A refused envelope
+   is ``FAILED`` with the reason.
 
 The outputs are ingested by their own S3 events, like any upload: they are written by the
 function's own role, so fanout never holds them. A repeated event of a version that is past

@@ -34,6 +34,8 @@ class Outcome(StrEnum):
     HELD = "HELD"
     #: an envelope opened next to itself (a zip archive's members written)
     EXPANDED = "EXPANDED"
+    #: an envelope decrypted next to itself (a PGP file's plaintext written)
+    DECRYPTED = "DECRYPTED"
     #: an envelope refused (ledger FAILED with the reason; nothing written)
     FAILED = "FAILED"
 
