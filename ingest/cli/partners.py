@@ -1,4 +1,5 @@
-"""``ingest partners add|list|remove``: SFTP partners, as Transfer Family users.
+"""``ingest partners add|list|remove|set-pgp-key``: SFTP partners, as Transfer Family users,
+and the PGP keys their files are decrypted with.
 
 The same commands serve a deployed stack (``--stack``: real Transfer Family, and the stack's
 ``TransferUserRoleArn``) and the local stack (``--state-dir``: moto's Transfer API, read back
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ingest.adapters.partners import add_partner, list_partners, remove_partner
+from ingest.adapters.pgp_keys import PgpKey, store_key
 from ingest.cli.context import add_target_arguments, ensure_local_credentials, resolve_deployment
 from ingest.errors import ConfigError
 
@@ -38,6 +41,25 @@ def register(subparsers: Any) -> None:
     remove.add_argument("--server-id", default=None)
     add_target_arguments(remove)
     remove.set_defaults(func=cmd_partners_remove)
+    pgp = actions.add_parser(
+        "set-pgp-key",
+        help="store the PGP private key a partner's files are decrypted with "
+        "(secret aws/transfer/<server-id>/NAME; NAME @pgp-default: every partner's fallback)",
+    )
+    pgp.add_argument("name")
+    pgp.add_argument("--private-key", type=Path, required=True, help="armored private key file")
+    pgp.add_argument(
+        "--passphrase-env", default=None, metavar="VAR", help="env var holding its passphrase"
+    )
+    pgp.add_argument(
+        "--public-key",
+        type=Path,
+        default=None,
+        help="the partner's own public key: signed files must then verify against it",
+    )
+    pgp.add_argument("--server-id", default=None, help="Transfer server (default: the stack's)")
+    add_target_arguments(pgp)
+    pgp.set_defaults(func=cmd_partners_set_pgp_key)
 
 
 def _read(path: Path) -> str:
@@ -92,3 +114,41 @@ def cmd_partners_remove(args: argparse.Namespace) -> int:
     remove_partner(transfer, server_id, args.name, state_dir=deployment.state_dir)
     print(f"partner {args.name} removed (their files stay in S3)")
     return 0
+
+
+def cmd_partners_set_pgp_key(args: argparse.Namespace) -> int:
+
+    passphrase = None
+    if args.passphrase_env:
+        passphrase = os.environ.get(args.passphrase_env)
+        if passphrase is None:
+            raise ConfigError(f"environment variable {args.passphrase_env} is not set")
+    key = PgpKey(
+        secret="",
+        private_key=_read(args.private_key),
+        passphrase=passphrase,
+        public_key=_read(args.public_key) if args.public_key else None,
+    )
+    fingerprint = _check_pgp_key(key)
+    deployment = resolve_deployment(args)
+    if deployment.is_local:
+        ensure_local_credentials()
+    server_id = args.server_id or deployment.resource("server_id")
+    name = store_key(deployment.aws.client("secretsmanager"), server_id, args.name, key)
+    print(f"partner {args.name}: PGP key {fingerprint} stored in secret {name}")
+    return 0
+
+
+def _check_pgp_key(key: PgpKey) -> str:
+    """The key's fingerprint, once it is known to be a private key that the passphrase opens."""
+    import pysequoia  # noqa: PLC0415  (only this command loads Sequoia)
+
+    try:
+        tsk = pysequoia.Tsk.from_bytes(key.private_key.encode())
+        tsk.decryptor(key.passphrase)
+        if key.public_key is not None:
+            pysequoia.Cert.from_bytes(key.public_key.encode())
+    except Exception as exc:  # pysequoia raises plain exceptions with Sequoia's message
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"not a usable PGP private key (and passphrase): {first}") from exc
+    return tsk.extract_certificate().fingerprint.upper()

@@ -17,6 +17,7 @@ import pytest
 from conftest import FEEDS_YAML
 from pysequoia.packet import PacketPile, Tag
 from test_core_zip import keys_under, land_members, orders, outcomes
+from test_operator_cli import ingest  # noqa: F401  (the fixture: the CLI against this stack)
 from zip_kit import build_zip
 
 from ingest.adapters.ledger_envelopes import EnvelopeLedger
@@ -76,6 +77,14 @@ def gpg_key_with_passphrase(tmp: Path, passphrase: str) -> str:
         [*gpg, "--armor", "--export-secret-keys", uid], check=True, capture_output=True
     )
     return out.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One passphrase-protected key made by gpg for the module ("s3cret")."""
+    if shutil.which("gpg") is None:
+        pytest.fail("gpg is needed (.ci/run installs gnupg)")
+    return gpg_key_with_passphrase(tmp_path_factory.mktemp("gpg"), "s3cret")
 
 
 def encryption_key_id(tsk: Any) -> str:
@@ -140,12 +149,10 @@ def test_an_rsa_encrypted_file_is_decrypted_next_to_itself_and_its_records_land(
 
 
 def test_a_passphrase_protected_gpg_key_in_the_default_secret_decrypts_an_armored_file(
-    pgp, tmp_path
+    pgp, gpg_key
 ):
-    if shutil.which("gpg") is None:
-        pytest.fail("gpg is needed (.ci/run installs gnupg)")
-    private = gpg_key_with_passphrase(tmp_path, "correct horse")
-    put_secret(pgp, "@pgp-default", {"PGPPrivateKey": private, "PGPPassphrase": "correct horse"})
+    private = gpg_key
+    put_secret(pgp, "@pgp-default", {"PGPPrivateKey": private, "PGPPassphrase": "s3cret"})
     cert = pysequoia.Cert.from_bytes(private.encode())
     plaintext = orders(50, 3)
     message = pysequoia.encrypt(plaintext, [cert])  # armored
@@ -157,8 +164,8 @@ def test_a_passphrase_protected_gpg_key_in_the_default_secret_decrypts_an_armore
     assert pgp.file("inbound/acme/orders/day2.csv").rows_ok == 3
 
 
-def test_a_wrong_passphrase_fails_the_file(pgp, tmp_path):
-    private = gpg_key_with_passphrase(tmp_path, "right")
+def test_a_wrong_passphrase_fails_the_file(pgp, gpg_key):
+    private = gpg_key
     put_secret(pgp, "acme", {"PGPPrivateKey": private, "PGPPassphrase": "wrong"})
     message = pysequoia.encrypt(orders(0, 1), [pysequoia.Cert.from_bytes(private.encode())])
     assert outcomes(pgp.land(FILE, message)) == ["FAILED"]
@@ -278,3 +285,43 @@ def test_without_a_transfer_server_id_an_encrypted_file_fails_with_the_reason(pi
     assert outcomes(pipeline.land(FILE, encrypt(orders(0, 1), keys["rsa"]))) == ["FAILED"]
     assert "TRANSFER_SERVER_ID" in (pipeline.file(FILE).reason or "")
     assert_nothing_written(pipeline)
+
+
+def test_set_pgp_key_stores_the_workflow_secret_that_decrypts_the_partners_files(
+    pgp,
+    gpg_key,
+    ingest,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    private = gpg_key
+    key_file = tmp_path / "acme.asc"
+    key_file.write_text(private)
+    monkeypatch.setenv("ACME_PGP_PASSPHRASE", "s3cret")
+    run = ingest(
+        "partners", "set-pgp-key", "acme", "--private-key", str(key_file),
+        "--passphrase-env", "ACME_PGP_PASSPHRASE", "--server-id", SERVER_ID,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    name = f"aws/transfer/{SERVER_ID}/acme"
+    assert name in run.out
+    from boto3 import client
+
+    secrets = client("secretsmanager", region_name=pgp.s3.meta.region_name)
+    stored = json.loads(secrets.get_secret_value(SecretId=name)["SecretString"])
+    assert stored == {"PGPPrivateKey": private, "PGPPassphrase": "s3cret"}
+    message = pysequoia.encrypt(orders(0, 2), [pysequoia.Cert.from_bytes(private.encode())])
+    assert outcomes(pgp.land(FILE, message)) == ["DECRYPTED"]
+
+    monkeypatch.setenv("ACME_PGP_PASSPHRASE", "wrong")  # refused before anything is stored
+    again = ingest(
+        "partners", "set-pgp-key", "acme", "--private-key", str(key_file),
+        "--passphrase-env", "ACME_PGP_PASSPHRASE", "--server-id", SERVER_ID,
+    )  # fmt: skip
+    assert again.code != 0
+    assert json.loads(secrets.get_secret_value(SecretId=name)["SecretString"]) == stored
+    updated = ingest(
+        "partners", "set-pgp-key", "acme", "--private-key", str(key_file),
+        "--public-key", str(key_file), "--server-id", SERVER_ID,
+    )  # fmt: skip
+    assert updated.code != 0  # a passphrase-protected key without its passphrase
