@@ -325,3 +325,11 @@ def test_set_pgp_key_stores_the_workflow_secret_that_decrypts_the_partners_files
         "--public-key", str(key_file), "--server-id", SERVER_ID,
     )  # fmt: skip
     assert updated.code != 0  # a passphrase-protected key without its passphrase
+
+
+def test_with_a_public_key_configured_an_unsigned_file_fails(pgp, keys):
+    partner_cert = str(keys["signer"].extract_certificate())
+    put_secret(pgp, "acme", {"PGPPrivateKey": str(keys["rsa"]), "PGPPublicKey": partner_cert})
+    assert outcomes(pgp.land(FILE, encrypt(orders(0, 4), keys["rsa"]))) == ["FAILED"]
+    assert "signature does not verify" in (pgp.file(FILE).reason or "")
+    assert_nothing_written(pgp)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pysequoia
 import pytest
 
 from ingest.adapters.dynamo import attr
@@ -132,6 +133,7 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
         FileStatus.PROCESSING: "inbound/globex/events/busy.jsonl",
         FileStatus.IGNORED: "inbound/acme/orders/notes.txt",
         FileStatus.EXPANDED: "inbound/acme/orders/batch.zip",
+        FileStatus.DECRYPTED: "inbound/acme/orders/day.csv.pgp",
     }
     p.land(keys[FileStatus.PROCESSED], b"order_id,amount\ng0,0.5\n")
     p.drain(timeout=60)
@@ -143,6 +145,14 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
     with zipfile.ZipFile(archive, "w") as members:
         members.writestr("from-batch.csv", GOOD)  # written next to it (no event on moto)
     p.land(keys[FileStatus.EXPANDED], archive.getvalue())
+    p.setenv("TRANSFER_SERVER_ID", "s-0123456789abcdef0")
+    pgp_key = pysequoia.Tsk.generate("acme")  # made here, never committed
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="aws/transfer/s-0123456789abcdef0/acme",
+        SecretString=json.dumps({"PGPPrivateKey": str(pgp_key), "PGPPassphrase": ""}),
+    )
+    encrypted = pysequoia.encrypt(GOOD, [pgp_key.extract_certificate()])
+    p.land(keys[FileStatus.DECRYPTED], encrypted)  # its plaintext written next to it
     p.drain(timeout=60)  # the broken file: FAILED at once, its message to the DLQ
     p.land(keys[FileStatus.RECEIVED], GOOD, principal_id=held_by)
     p.land(keys[FileStatus.PARTIAL], GOOD[:10], principal_id=held_by)
