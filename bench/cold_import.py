@@ -226,6 +226,8 @@ def _aws(endpoint: str, events_dir: str) -> dict[str, str]:
 
     import boto3
 
+    from ingest_local.tables import create_pk_sk_table
+
     root = Path(ROOT)
     env = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -251,15 +253,7 @@ def _aws(endpoint: str, events_dir: str) -> dict[str, str]:
         Body=(root / "fixtures/files/orders/orders-2026-11-01.csv").read_bytes(),
     )
     for table in ("ledger", "records"):
-        ddb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(ddb, table)
     env["INGEST_QUEUE_URL"] = sqs.create_queue(QueueName="ingest")["QueueUrl"]
     events = {
         "FanoutFunction": json.loads((root / "fixtures/events/s3-put.json").read_text()),

@@ -27,6 +27,7 @@ from connectors.transfer_engine import SFTP_BLOCK_SIZE, SFTP_MAX_REQUESTS  # noq
 from connectors.wiring import build_builtin_service  # noqa: E402
 from ingest.adapters.aws import AwsTarget  # noqa: E402
 from ingest.adapters.multipart import STREAMING_S3_CONFIG  # noqa: E402
+from ingest_local.tables import create_pk_sk_table  # noqa: E402
 
 MIB = 1024 * 1024
 BUCKET = "bench-landing"
@@ -137,15 +138,7 @@ def _s3_side(endpoint: str) -> tuple[AwsTarget, Any]:
     # the engine's S3 client settings, so every path does the same S3 work per byte
     s3 = aws.client("s3", config=STREAMING_S3_CONFIG)
     s3.create_bucket(Bucket=BUCKET)
-    aws.client("dynamodb").create_table(
-        TableName=LEDGER,
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(aws.client("dynamodb"), LEDGER)
     return aws, s3
 
 

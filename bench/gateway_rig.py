@@ -24,6 +24,7 @@ from sftp_servers import (
 )
 
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
+from ingest_local.tables import create_pk_sk_table
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -95,15 +96,7 @@ def deploy(endpoint: str) -> tuple[Any, Any, str]:
     # moto answers its HEAD ?versionId=null on an unversioned bucket with 400)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
-    ddb.create_table(
-        TableName=LEDGER,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-    )
+    create_pk_sk_table(ddb, LEDGER)
     transfer = boto3.client("transfer", endpoint_url=endpoint, region_name=REGION)
     server_id = transfer.create_server(Domain="S3", Protocols=["SFTP"])["ServerId"]
     return s3, transfer, server_id

@@ -25,6 +25,7 @@ from processor_data import FEEDS_YAML
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.ledger import Ledger
 from ingest_local.lambda_service import LambdaContext, load_handler, s3_object_created_event
+from ingest_local.tables import create_pk_sk_table
 
 WORKER = Path(__file__).resolve().parent / "processor_worker.py"
 REGION = "us-east-1"
@@ -58,7 +59,7 @@ class Bench:
         ddb = self.ddb
         if "records" in ddb.list_tables()["TableNames"]:
             ddb.delete_table(TableName="records")
-        create_table(ddb, "records")
+        create_pk_sk_table(ddb, "records")
 
     def item_count(self) -> int:
         """Items in the records table (moto counts them live)."""
@@ -147,22 +148,6 @@ class Worker:
         return out
 
 
-def create_table(ddb: Any, name: str) -> None:
-    """A table shaped like the template's (``pk``/``sk`` strings, on demand)."""
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def deploy(moto: MotoProcess, data: Path, chunk_mib: int, log: Any) -> Bench:
     """Create the bucket, queues and tables; return the functions' environment."""
     endpoint_url = moto.endpoint_url
@@ -186,7 +171,7 @@ def deploy(moto: MotoProcess, data: Path, chunk_mib: int, log: Any) -> Bench:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    create_table(aws.client("dynamodb"), "ledger")
+    create_pk_sk_table(aws.client("dynamodb"), "ledger")
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": endpoint_url,

@@ -45,6 +45,7 @@ from connectors.wiring import build_builtin_service
 from ingest.adapters.aws import AwsTarget
 from ingest.domain.events import TRANSFER_EVENT_SOURCE
 from ingest.errors import ConfigError, PermanentError, RetryableError
+from ingest_local.tables import create_pk_sk_table
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -207,19 +208,7 @@ def start_transfer_service(aws: AwsTarget, stack_name: str) -> BackgroundConnect
     """The engine behind the local Transfer API: its results table, and its events from
     ``aws.transfer`` like the managed service's."""
     table = results_table(stack_name)
-    ddb = aws.shared_client("dynamodb")
-    ddb.create_table(
-        TableName=table,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(aws.shared_client("dynamodb"), table)
     return build_builtin_service(
         aws,
         table,

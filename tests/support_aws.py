@@ -22,22 +22,6 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
         raise AssertionError(str(exc)) from None
 
 
-def create_pk_sk_table(ddb: Any, name: str) -> None:
-    """A table with the records/ledger tables' key schema (``pk``/``sk`` strings)."""
-    ddb.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def fake_aws_env(monkeypatch: Any, region: str = "us-east-1") -> None:
     """Fake credentials, the region and Powertools' settings, and no endpoint override: what
     the handlers need to run against in-process moto."""

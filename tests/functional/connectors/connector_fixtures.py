@@ -17,13 +17,14 @@ from typing import Any
 import asyncssh
 import pytest
 from moto import mock_aws
-from support_aws import create_pk_sk_table, fake_aws_env, wait_for
+from support_aws import fake_aws_env, wait_for
 
 from connectors.config import create_connector
 from connectors.service import BuiltinConnectorService
 from connectors.wiring import build_builtin_service
 from ingest.adapters.aws import AwsTarget
 from ingest_local.moto_fidelity import serialize_dynamodb_requests
+from ingest_local.tables import create_pk_sk_table
 
 SSHD = "/usr/sbin/sshd"
 BUCKET = "landing-bucket"

@@ -17,10 +17,10 @@ import boto3
 import pytest
 from connector_fixtures import SftpServer, start_sshd
 from moto.server import ThreadedMotoServer
-from support_aws import create_pk_sk_table
 
 from ingest.cli import main
 from ingest.cli.endpoints import Endpoints, write_endpoints
+from ingest_local.tables import create_pk_sk_table
 
 BUCKET = "cli-landing"
 LEDGER = "cli-ledger"

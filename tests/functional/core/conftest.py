@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from support_aws import create_pk_sk_table, fake_aws_env
+from support_aws import fake_aws_env
 
 from ingest.adapters.ledger import Ledger
 from ingest.domain.files import FileEntry
@@ -23,6 +23,7 @@ from ingest_local.lambda_service import (
     in_process_invoker,
     s3_object_created_event,
 )
+from ingest_local.tables import create_pk_sk_table
 
 REGION = "us-east-1"
 BUCKET = "test-landing-123456789012"

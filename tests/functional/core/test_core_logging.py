@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = r"""
 import boto3
 from moto import mock_aws
-from support_aws import create_pk_sk_table
+from ingest_local.tables import create_pk_sk_table
 from ingest_local.lambda_service import LambdaContext, s3_object_created_event
 
 FEEDS = '''

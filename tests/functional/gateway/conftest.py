@@ -21,11 +21,12 @@ from gateway_kit import (
     PartnerKeys,
 )
 from moto.server import ThreadedMotoServer
-from support_aws import create_pk_sk_table, fake_aws_env
+from support_aws import fake_aws_env
 
 from ingest.adapters.aws import AwsTarget
 from ingest.adapters.partners import add_partner
 from ingest_local.gateway import GatewayConfig, Limits
+from ingest_local.tables import create_pk_sk_table
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,9 +9,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from support_aws import create_pk_sk_table, fake_aws_env
+from support_aws import fake_aws_env
 
 from ingest_local.moto_fidelity import serialize_dynamodb_requests
+from ingest_local.tables import create_pk_sk_table
 
 THREADS = 8
 KEYS = 40
