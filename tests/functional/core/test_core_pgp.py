@@ -333,3 +333,33 @@ def test_with_a_public_key_configured_an_unsigned_file_fails(pgp, keys):
     assert outcomes(pgp.land(FILE, encrypt(orders(0, 4), keys["rsa"]))) == ["FAILED"]
     assert "signature does not verify" in (pgp.file(FILE).reason or "")
     assert_nothing_written(pgp)
+
+
+def test_a_message_made_by_gpg_decrypts_and_a_wrong_key_names_gpgs_key_id(
+    pgp, keys, tmp_path_factory
+):
+    """Partners mostly encrypt with gpg (v3 PKESK packets), not Sequoia (v6)."""
+    home = tmp_path_factory.mktemp("partner-gpg")
+    home.chmod(0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--trust-model", "always"]
+    subprocess.run([*gpg, "--import"], input=str(keys["ecc"].extract_certificate()).encode(),
+                   check=True, capture_output=True)  # fmt: skip
+    plain = home / "orders.csv"
+    plain.write_bytes(orders(0, 6))
+    out = subprocess.run(
+        [*gpg, "--encrypt", "--recipient", "ops@example.com", "--output", "-", str(plain)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    # no secret key in this home: gpg lists the packets and exits non-zero
+    listed = subprocess.run(
+        [*gpg, "--list-packets"], input=out.stdout, capture_output=True, check=False
+    )
+    assert f"keyid {encryption_key_id(keys['ecc'])}" in listed.stdout.decode()
+    put_secret(pgp, "acme", {"PGPPrivateKey": str(keys["ecc"]), "PGPPassphrase": ""})
+    assert outcomes(pgp.land(FILE, out.stdout)) == ["DECRYPTED"]
+    assert pgp.s3.get_object(Bucket=pgp.bucket, Key=PLAIN)["Body"].read() == orders(0, 6)
+
+    put_secret(pgp, "globex", {"PGPPrivateKey": str(keys["rsa"])})
+    wrong = "inbound/globex/orders/day1.csv.pgp"
+    assert outcomes(pgp.land(wrong, out.stdout)) == ["FAILED"]
+    assert encryption_key_id(keys["ecc"]) in (pgp.file(wrong).reason or "")
