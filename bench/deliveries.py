@@ -1,4 +1,5 @@
-"""Partner deliveries (issue 12): zip expansion against the job a user would write, on moto.
+"""Partner deliveries (issue 12): zip expansion and PGP decryption against the jobs a user
+would write, on moto.
 
 Side by side in one run, against the same moto server (its own process, bench/moto_server.py):
 
@@ -15,8 +16,23 @@ The archive (about 256 MiB by default, CSV-like members at about 2:1) is made fo
 in a temporary directory. The target is ours >= 1.0 x naive's rate. Then one archive holding
 one 1 GiB member is expanded by ours alone, with its peak RSS.
 
+PGP (``--pgp-mib``, 256 by default; 0 skips it; ``--archive-mib 0`` skips the zip part):
+
+* **ours**: ``ingest.adapters.s3_pgp.PgpDecryptor.open`` as fanout runs it (the key read from
+  its Secrets Manager secret on the same moto), except that its size limit (200 MiB) is raised
+  to the message's size: the run says so;
+* **naive**: ``download_file`` to a temporary directory, ``gpg --decrypt --output``,
+  ``upload_file`` of the plaintext;
+* **floor**: ``gpg --decrypt`` of the local copy to ``/dev/null``.
+
+The key is a Curve25519 key made for the run (imported into a throw-away gpg home); the
+message is the same CSV-like blocks, encrypted by gpg (as partners do), uncompressed so
+that the message is ``--pgp-mib`` MiB. Target: ours >= 1.0 x naive,
+peak RSS <= 128 MiB.
+
     .venv/bin/python bench/deliveries.py         # --archive-mib N (256), --members N (8),
-                                                 # --runs N (3), --big-member-mib N (1024)
+                                                 # --runs N (3), --big-member-mib N (1024),
+                                                 # --pgp-mib N (256)
 """
 
 from __future__ import annotations
@@ -110,6 +126,111 @@ def _naive(endpoint: str, key: str, size: int, etag: str, queue: Any) -> None:
     queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, count))
 
 
+PGP_SERVER = "s-0000000000bench"
+
+
+def _pgp_ours(endpoint: str, key: str, size: int, etag: str, queue: Any) -> None:
+    import boto3
+
+    from ingest.adapters.pgp_keys import PgpKeys
+    from ingest.adapters.s3_pgp import PgpDecryptor
+    from ingest.domain.envelopes import EnvelopeSource
+
+    s3 = _client(endpoint)
+    secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
+    step = PgpDecryptor(s3, PgpKeys(secrets, PGP_SERVER), max_bytes=size)
+    started = time.perf_counter()
+    written = step.open(EnvelopeSource(BUCKET, key, size, etag, None), None)
+    elapsed = time.perf_counter() - started
+    queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(written)))
+
+
+def _pgp_naive(endpoint: str, key: str, size: int, etag: str, queue: Any) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="naive-pgp-") as tmp:
+        local, out = Path(tmp, "message.pgp"), Path(tmp, "plain.csv")
+        s3.download_file(BUCKET, key, str(local))
+        subprocess.run(
+            ["gpg", "--batch", "--quiet", "--decrypt", "--output", str(out), str(local)],
+            check=True,
+        )
+        s3.upload_file(str(out), BUCKET, "naive/plain.csv")
+    elapsed = time.perf_counter() - started
+    # gpg is a child of this process: its peak counts too
+    rss = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    queue.put((elapsed, rss / 1024, 1))
+
+
+def _gpg_floor(path: Path) -> float:
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        subprocess.run(
+            ["gpg", "--batch", "--quiet", "--decrypt", str(path)], stdout=null, check=True
+        )
+    return time.perf_counter() - started
+
+
+def _pgp(s3: Any, endpoint: str, tmp: str, mib: int, runs: int) -> None:
+    import json
+
+    import boto3
+    import pysequoia
+
+    tsk = pysequoia.Tsk.generate("bench <bench@example.com>")
+    home = Path(tmp, "gnupg")
+    home.mkdir(mode=0o700)
+    os.environ["GNUPGHOME"] = str(home)  # the naive job's and the floor's gpg
+    subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=str(tsk).encode(), check=True)
+    boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint).create_secret(
+        Name=f"aws/transfer/{PGP_SERVER}/bench",
+        SecretString=json.dumps({"PGPPrivateKey": str(tsk), "PGPPassphrase": ""}),
+    )
+    plain = Path(tmp, "plain.csv")
+    with plain.open("wb") as f:
+        for i in range(mib):
+            f.write(_block(i))
+    message = Path(tmp, "orders.csv.pgp")
+    # by gpg, as a partner would (gpg 2.2 cannot read pysequoia's RFC 9580 v6 PKESK packets)
+    subprocess.run(
+        ["gpg", "--batch", "--quiet", "--trust-model", "always", "--compress-algo", "none",
+         "--encrypt", "--recipient", "bench@example.com", "--output", str(message), str(plain)],
+        check=True,
+    )  # fmt: skip
+    plain.unlink()
+    size = message.stat().st_size
+    key = "inbound/bench/pgp/orders.csv.pgp"
+    s3.upload_file(str(message), BUCKET, key)
+    etag = s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"')
+    print(f"\nPGP message {size / MIB:.0f} MiB (gpg, Curve25519; ours' 200 MiB limit raised)")
+    ours, naive, floor = [], [], []
+    for run in range(runs):
+        for name, target, results in (("ours", _pgp_ours, ours), ("naive", _pgp_naive, naive)):
+            took, rss, count = _in_child(target, endpoint, key, size, etag)
+            assert count == 1, (name, count)
+            results.append((took, rss))
+            _clear(s3, "inbound/bench/pgp/", key)
+            _clear(s3, "naive/", key)
+            print(f"  run {run + 1} {name:5s} {took:6.2f} s  {size / MIB / took:6.1f} MiB/s  "
+                  f"peak RSS {rss:6.0f} MiB")  # fmt: skip
+        floor.append(_gpg_floor(message))
+    med = {n: statistics.median(t for t, _ in r) for n, r in (("ours", ours), ("naive", naive))}
+    print("\nPGP decryption, medians of", runs)
+    print(f"  ours   {size / MIB / med['ours']:7.1f} MiB/s  peak RSS {max(r for _, r in ours):.0f} "
+          f"MiB (+ {2 * size / MIB:.0f} MiB of /tmp)")  # fmt: skip
+    print(f"  naive  {size / MIB / med['naive']:7.1f} MiB/s  peak RSS "
+          f"{max(r for _, r in naive):.0f} MiB (+ {2 * size / MIB:.0f} MiB of /tmp)")  # fmt: skip
+    print(
+        f"  floor  {size / MIB / statistics.median(floor):7.1f} MiB/s  (gpg --decrypt > /dev/null)"
+    )
+    print(f"  ours / naive = {med['naive'] / med['ours']:.2f} x (target >= 1.0 x, RSS <= 128 MiB)")
+
+
 def _in_child(target: Any, *args: Any) -> tuple[float, float, int]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -142,13 +263,16 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--big-member-mib", type=int, default=1024)
+    parser.add_argument("--pgp-mib", type=int, default=256)
     args = parser.parse_args()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ[name] = "testing"  # moto's; the spawned children inherit them
     os.environ["AWS_DEFAULT_REGION"] = REGION
     os.environ.pop("AWS_CA_BUNDLE", None)
-    if shutil.which("unzip") is None:
+    if args.archive_mib and shutil.which("unzip") is None:
         sys.exit("unzip is needed for the naive job and the floor: apt-get install -y unzip")
+    if args.pgp_mib and shutil.which("gpg") is None:
+        sys.exit("gpg is needed for the naive PGP job and its floor: apt-get install -y gnupg")
     from moto_server import moto_server
 
     with (
@@ -157,6 +281,10 @@ def main() -> None:
     ):
         s3 = _client(moto.endpoint_url)
         s3.create_bucket(Bucket=BUCKET)
+        if args.pgp_mib:
+            _pgp(s3, moto.endpoint_url, tmp, args.pgp_mib, args.runs)
+        if not args.archive_mib:
+            return
         # members sized so that the archive is about --archive-mib (the blocks deflate ~2:1)
         expanded_mib = int(args.archive_mib * 2)
         per = max(1, expanded_mib // args.members)
