@@ -7,7 +7,6 @@ field it is about. The feeds' types (:mod:`ingest.domain.feed_types`) are re-exp
 
 from __future__ import annotations
 
-import codecs
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainValidator,
     Strict,
     ValidationInfo,
     field_validator,
@@ -29,6 +27,22 @@ from pydantic_core import ErrorDetails
 
 from ingest.domain.archives import ZipLimits
 from ingest.domain.config_files import EntryKind, entry_label, validate_entries
+from ingest.domain.feed_formats import (
+    SCHEMA,
+    Column,
+    CsvSchema,
+    FixedWidthSchema,
+    JsonlSchema,
+    SchemaProblem,
+    Size,
+    Text,
+    Width,
+    XlsxSchema,
+    ZipSchema,
+    check_field_name,
+    check_glob,
+    check_record_size,
+)
 from ingest.domain.feed_types import (
     DEFAULT_MAX_COMPRESSION_RATIO,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -36,7 +50,6 @@ from ingest.domain.feed_types import (
     MAX_RECORD_SIZE_LIMIT,
     RESERVED_ATTRIBUTES,
     SUPPORTED_ENCODINGS,
-    Columns,
     CsvOptions,
     Feed,
     FeedMatch,
@@ -77,183 +90,9 @@ __all__ = [
 # pydantic checks the whole file in one pass and reports every problem; the validators below
 # hold what a type cannot say. Values are taken as YAML typed them: `header: "yes"` is not true.
 
-_SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
-_Text = Annotated[str, Field(min_length=1)]
-
-
-class _Problem(ValueError):
-    """A validator's finding about another field than the one it checks."""
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _encoding(value: str) -> str:
-    try:
-        canonical = codecs.lookup(value).name
-    except LookupError:
-        raise ValueError(f"unknown encoding {value!r}") from None
-    # codecs.lookup("latin-1").name == "iso8859-1"; normalise to the names we document
-    canonical = {"iso8859-1": "latin-1"}.get(canonical, canonical)
-    if canonical not in SUPPORTED_ENCODINGS:
-        raise ValueError(f"encoding {value!r} is not supported ({sorted(SUPPORTED_ENCODINGS)})")
-    return canonical
-
-
-def _glob(value: str) -> str:
-    if not value:
-        raise ValueError(
-            "'match' must be a non-empty glob such as 'inbound/{partner}/orders/*.csv'"
-        )
-    glob_to_regex(value)  # its ValueError says what is wrong
-    return value
-
-
-def _field_name(name: str) -> str:
-    if name in RESERVED_ATTRIBUTES:
-        raise ValueError(f"{name!r} is reserved for every record")
-    return name
-
-
-def _record_size(size: int) -> int:
-    if size > MAX_RECORD_SIZE_LIMIT:
-        raise ValueError(f"may be at most {MAX_RECORD_SIZE_LIMIT // 1024**2}MiB")
-    return size
-
-
-_Encoding = Annotated[str, AfterValidator(_encoding)]
-_Size = Annotated[int, PlainValidator(parse_size)]
-
-
-class _CsvSchema(BaseModel):
-    model_config = _SCHEMA
-    delimiter: str = ","
-    quotechar: str = '"'
-    header: bool = True
-    columns: list[_Text] | None = None
-    encoding: _Encoding = "utf-8"
-    quoted_newlines: bool = False
-
-    @field_validator("delimiter")
-    @classmethod
-    def _one_character(cls, value: str) -> str:
-        value = "\t" if value == "\\t" else value
-        if len(value) != 1 or value in "\r\n":
-            raise ValueError("'csv.delimiter' must be one character (use '\\t' for tab)")
-        return value
-
-    @field_validator("quotechar")
-    @classmethod
-    def _not_the_delimiter(cls, value: str, info: ValidationInfo) -> str:
-        if len(value) != 1 or value == info.data.get("delimiter"):
-            raise ValueError("'csv.quotechar' must be one character, not the delimiter")
-        return value
-
-    @field_validator("columns")
-    @classmethod
-    def _unique(cls, value: list[str] | None) -> list[str] | None:
-        if value and len(set(value)) != len(value):
-            raise ValueError("'csv.columns' has duplicate names")
-        return value
-
-    @model_validator(mode="after")
-    def _columns_without_header(self) -> Self:
-        if not self.header and not self.columns:
-            message = "a CSV feed without a header row must declare 'csv.columns'"
-            raise _Problem(message, field="csv.columns")
-        return self
-
-    def options(self) -> CsvOptions:
-        return CsvOptions(**{**self.model_dump(), "columns": tuple(self.columns or ())})
-
-
-class _JsonlSchema(BaseModel):
-    model_config = _SCHEMA
-    encoding: _Encoding = "utf-8"
-
-
-_Column = Annotated[int, Field(ge=1)]
-_Width = Annotated[int, Field(ge=1, le=MAX_RECORD_SIZE_LIMIT)]
-
-
-class _RecordTypeSchema(BaseModel):
-    model_config = _SCHEMA
-    start: _Column
-    width: _Width
-    value: Annotated[str, Field(min_length=1)]
-
-    @model_validator(mode="after")
-    def _value_fits(self) -> Self:
-        if len(self.value.strip(" ")) > self.width:
-            raise ValueError(f"'value' {self.value!r} is longer than 'width' ({self.width})")
-        return self
-
-
-class _TrailerSchema(BaseModel):
-    model_config = _SCHEMA
-    count_start: _Column
-    count_width: Annotated[int, Field(ge=1, le=38)]
-
-
-class _FixedWidthSchema(BaseModel):
-    model_config = _SCHEMA
-    encoding: _Encoding = "utf-8"
-    header_lines: Annotated[int, Field(ge=0)] = 0
-    trailer_lines: Annotated[int, Field(ge=0)] = 0
-    record_type: _RecordTypeSchema | None = None
-    trailer: _TrailerSchema | None = None
-
-    @model_validator(mode="after")
-    def _trailer_has_lines(self) -> Self:
-        if self.trailer is not None and self.trailer_lines < 1:
-            message = "'fixed_width.trailer' reads the count from a trailer line: set trailer_lines"
-            raise _Problem(message, field="fixed_width.trailer_lines")
-        return self
-
-    def options(self) -> FixedWidthOptions:
-        kind, trailer = self.record_type, self.trailer
-        return FixedWidthOptions(
-            encoding=self.encoding,
-            header_lines=self.header_lines,
-            trailer_lines=self.trailer_lines,
-            record_type=Columns(kind.start, kind.width) if kind else None,
-            record_value=kind.value if kind else "",
-            trailer_count=Columns(trailer.count_start, trailer.count_width) if trailer else None,
-        )
-
-
-class _XlsxSchema(BaseModel):
-    model_config = _SCHEMA
-    sheet: Annotated[str, Field(min_length=1)] | Annotated[int, Field(ge=0)] | None = None
-    header: bool = True
-    header_row: Annotated[int, Field(ge=1)] = 1
-
-    @model_validator(mode="after")
-    def _header_row_needs_header(self) -> Self:
-        if not self.header and "header_row" in self.model_fields_set:
-            message = "'xlsx.header_row' is the row of column names: it needs header: true"
-            raise _Problem(message, field="xlsx.header_row")
-        return self
-
-    def options(self) -> XlsxOptions:
-        return XlsxOptions(sheet=self.sheet, header=self.header, header_row=self.header_row)
-
-
-class _ZipSchema(BaseModel):
-    """``zip:``: the limits of the archives this feed owns (docs/feeds.md, "Zip archives")."""
-
-    model_config = _SCHEMA
-    max_expanded_bytes: _Size = ZipLimits.max_expanded_bytes
-    max_ratio: Annotated[int, Field(ge=1)] = ZipLimits.max_ratio
-    max_members: Annotated[int, Field(ge=1)] = ZipLimits.max_members
-
-    def limits(self) -> ZipLimits:
-        return ZipLimits(self.max_expanded_bytes, self.max_ratio, self.max_members)
-
 
 class _KeySchema(BaseModel):
-    model_config = _SCHEMA
+    model_config = SCHEMA
     pk: str
     sk: str | None = None
 
@@ -272,14 +111,14 @@ class _KeySchema(BaseModel):
 
 
 class _FieldSchema(BaseModel):
-    model_config = _SCHEMA
+    model_config = SCHEMA
     type: Annotated[FieldType, Strict(False)]
     required: bool = False
-    column: _Text | None = None
-    key: _Text | None = None
+    column: Text | None = None
+    key: Text | None = None
     format: str | None = None
-    start: _Column | None = None
-    width: _Width | None = None
+    start: Column | None = None
+    width: Width | None = None
     scale: Annotated[int, Field(ge=0, le=38)] | None = None
 
     @model_validator(mode="before")
@@ -317,20 +156,20 @@ class _FieldSchema(BaseModel):
 
 
 class _FeedSchema(BaseModel):
-    model_config = _SCHEMA
-    name: _Text
-    match: Annotated[str, AfterValidator(_glob)]
+    model_config = SCHEMA
+    name: Text
+    match: Annotated[str, AfterValidator(check_glob)]
     format: Annotated[Format, Strict(False)]
-    fields: dict[Annotated[_Text, AfterValidator(_field_name)], _FieldSchema]
-    csv: _CsvSchema | None = None
-    jsonl: _JsonlSchema | None = None
-    fixed_width: _FixedWidthSchema | None = None
-    xlsx: _XlsxSchema | None = None
-    zip: _ZipSchema | None = None
+    fields: dict[Annotated[Text, AfterValidator(check_field_name)], _FieldSchema]
+    csv: CsvSchema | None = None
+    jsonl: JsonlSchema | None = None
+    fixed_width: FixedWidthSchema | None = None
+    xlsx: XlsxSchema | None = None
+    zip: ZipSchema | None = None
     key: _KeySchema
-    chunk_size: _Size | None = None
-    max_record_size: Annotated[_Size, AfterValidator(_record_size)] | None = None
-    max_decompressed_size: _Size | None = None
+    chunk_size: Size | None = None
+    max_record_size: Annotated[Size, AfterValidator(check_record_size)] | None = None
+    max_decompressed_size: Size | None = None
     max_compression_ratio: Annotated[int, Field(ge=1)] | None = None
 
     # The checks across fields are field validators (on the later field, with the earlier
@@ -345,7 +184,7 @@ class _FeedSchema(BaseModel):
 
     @field_validator("csv")
     @classmethod
-    def _csv_fits(cls, csv: _CsvSchema | None, info: ValidationInfo) -> _CsvSchema | None:
+    def _csv_fits(cls, csv: CsvSchema | None, info: ValidationInfo) -> CsvSchema | None:
         fmt, fields = info.data.get("format"), info.data.get("fields")
         if csv is None:
             return csv
@@ -356,7 +195,7 @@ class _FeedSchema(BaseModel):
             missing = {name: col for name, col in sources.items() if col not in csv.columns}
             if missing:
                 message = f"column(s) {list(missing.values())} are not in csv.columns"
-                raise _Problem(message, field=next(iter(missing)))
+                raise SchemaProblem(message, field=next(iter(missing)))
         return csv
 
     @field_validator("fixed_width", "xlsx")
@@ -374,9 +213,9 @@ class _FeedSchema(BaseModel):
         fmt, fields = info.data.get("format"), info.data.get("fields")
         for name, spec in (fields or {}).items():
             if fmt is Format.FIXED_WIDTH and spec.start is None:
-                raise _Problem("a fixed-width field needs 'start' and 'width'", field=name)
+                raise SchemaProblem("a fixed-width field needs 'start' and 'width'", field=name)
             if fmt not in (None, Format.FIXED_WIDTH) and spec.start is not None:
-                raise _Problem("'start'/'width' are for fixed_width feeds", field=name)
+                raise SchemaProblem("'start'/'width' are for fixed_width feeds", field=name)
         return key
 
     @field_validator("key")
@@ -428,11 +267,11 @@ class _FeedsSchema(BaseModel):
 _OPTIONS: dict[str, type[BaseModel]] = {
     "": _FeedSchema,
     "fields": _FieldSchema,
-    "csv": _CsvSchema,
-    "jsonl": _JsonlSchema,
-    "fixed_width": _FixedWidthSchema,
-    "xlsx": _XlsxSchema,
-    "zip": _ZipSchema,
+    "csv": CsvSchema,
+    "jsonl": JsonlSchema,
+    "fixed_width": FixedWidthSchema,
+    "xlsx": XlsxSchema,
+    "zip": ZipSchema,
     "key": _KeySchema,
 }
 
@@ -505,6 +344,6 @@ def _locate(error: ErrorDetails, path: list[str]) -> tuple[str | None, str]:
     else:
         field, label = head, repr(".".join(path))
     cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _Problem):
+    if isinstance(cause, SchemaProblem):
         field = cause.field
     return field, ConfigError.describe(error, label)

@@ -1,0 +1,206 @@
+"""The feeds file's schema, part one: the shared settings and checks, and each format's
+options (``csv:``, ``jsonl:``, ``fixed_width:``, ``xlsx:``, ``zip:``). The feed itself and the
+file are in :mod:`ingest.domain.feeds`."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ingest.domain.archives import ZipLimits
+from ingest.domain.feed_types import (
+    MAX_RECORD_SIZE_LIMIT,
+    RESERVED_ATTRIBUTES,
+    SUPPORTED_ENCODINGS,
+    Columns,
+    CsvOptions,
+    FixedWidthOptions,
+    XlsxOptions,
+    glob_to_regex,
+    parse_size,
+)
+
+SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
+Text = Annotated[str, Field(min_length=1)]
+
+
+class SchemaProblem(ValueError):
+    """A validator's finding about another field than the one it checks."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_encoding(value: str) -> str:
+    try:
+        canonical = codecs.lookup(value).name
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r}") from None
+    # codecs.lookup("latin-1").name == "iso8859-1"; normalise to the names we document
+    canonical = {"iso8859-1": "latin-1"}.get(canonical, canonical)
+    if canonical not in SUPPORTED_ENCODINGS:
+        raise ValueError(f"encoding {value!r} is not supported ({sorted(SUPPORTED_ENCODINGS)})")
+    return canonical
+
+
+def check_glob(value: str) -> str:
+    if not value:
+        raise ValueError(
+            "'match' must be a non-empty glob such as 'inbound/{partner}/orders/*.csv'"
+        )
+    glob_to_regex(value)  # its ValueError says what is wrong
+    return value
+
+
+def check_field_name(name: str) -> str:
+    if name in RESERVED_ATTRIBUTES:
+        raise ValueError(f"{name!r} is reserved for every record")
+    return name
+
+
+def check_record_size(size: int) -> int:
+    if size > MAX_RECORD_SIZE_LIMIT:
+        raise ValueError(f"may be at most {MAX_RECORD_SIZE_LIMIT // 1024**2}MiB")
+    return size
+
+
+_Encoding = Annotated[str, AfterValidator(check_encoding)]
+Size = Annotated[int, PlainValidator(parse_size)]
+
+
+class CsvSchema(BaseModel):
+    model_config = SCHEMA
+    delimiter: str = ","
+    quotechar: str = '"'
+    header: bool = True
+    columns: list[Text] | None = None
+    encoding: _Encoding = "utf-8"
+    quoted_newlines: bool = False
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        value = "\t" if value == "\\t" else value
+        if len(value) != 1 or value in "\r\n":
+            raise ValueError("'csv.delimiter' must be one character (use '\\t' for tab)")
+        return value
+
+    @field_validator("quotechar")
+    @classmethod
+    def _not_the_delimiter(cls, value: str, info: ValidationInfo) -> str:
+        if len(value) != 1 or value == info.data.get("delimiter"):
+            raise ValueError("'csv.quotechar' must be one character, not the delimiter")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        if value and len(set(value)) != len(value):
+            raise ValueError("'csv.columns' has duplicate names")
+        return value
+
+    @model_validator(mode="after")
+    def _columns_without_header(self) -> Self:
+        if not self.header and not self.columns:
+            message = "a CSV feed without a header row must declare 'csv.columns'"
+            raise SchemaProblem(message, field="csv.columns")
+        return self
+
+    def options(self) -> CsvOptions:
+        return CsvOptions(**{**self.model_dump(), "columns": tuple(self.columns or ())})
+
+
+class JsonlSchema(BaseModel):
+    model_config = SCHEMA
+    encoding: _Encoding = "utf-8"
+
+
+Column = Annotated[int, Field(ge=1)]
+Width = Annotated[int, Field(ge=1, le=MAX_RECORD_SIZE_LIMIT)]
+
+
+class RecordTypeSchema(BaseModel):
+    model_config = SCHEMA
+    start: Column
+    width: Width
+    value: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> Self:
+        if len(self.value.strip(" ")) > self.width:
+            raise ValueError(f"'value' {self.value!r} is longer than 'width' ({self.width})")
+        return self
+
+
+class TrailerSchema(BaseModel):
+    model_config = SCHEMA
+    count_start: Column
+    count_width: Annotated[int, Field(ge=1, le=38)]
+
+
+class FixedWidthSchema(BaseModel):
+    model_config = SCHEMA
+    encoding: _Encoding = "utf-8"
+    header_lines: Annotated[int, Field(ge=0)] = 0
+    trailer_lines: Annotated[int, Field(ge=0)] = 0
+    record_type: RecordTypeSchema | None = None
+    trailer: TrailerSchema | None = None
+
+    @model_validator(mode="after")
+    def _trailer_has_lines(self) -> Self:
+        if self.trailer is not None and self.trailer_lines < 1:
+            message = "'fixed_width.trailer' reads the count from a trailer line: set trailer_lines"
+            raise SchemaProblem(message, field="fixed_width.trailer_lines")
+        return self
+
+    def options(self) -> FixedWidthOptions:
+        kind, trailer = self.record_type, self.trailer
+        return FixedWidthOptions(
+            encoding=self.encoding,
+            header_lines=self.header_lines,
+            trailer_lines=self.trailer_lines,
+            record_type=Columns(kind.start, kind.width) if kind else None,
+            record_value=kind.value if kind else "",
+            trailer_count=Columns(trailer.count_start, trailer.count_width) if trailer else None,
+        )
+
+
+class XlsxSchema(BaseModel):
+    model_config = SCHEMA
+    sheet: Annotated[str, Field(min_length=1)] | Annotated[int, Field(ge=0)] | None = None
+    header: bool = True
+    header_row: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _header_row_needs_header(self) -> Self:
+        if not self.header and "header_row" in self.model_fields_set:
+            message = "'xlsx.header_row' is the row of column names: it needs header: true"
+            raise SchemaProblem(message, field="xlsx.header_row")
+        return self
+
+    def options(self) -> XlsxOptions:
+        return XlsxOptions(sheet=self.sheet, header=self.header, header_row=self.header_row)
+
+
+class ZipSchema(BaseModel):
+    """``zip:``: the limits of the archives this feed owns (docs/feeds.md, "Zip archives")."""
+
+    model_config = SCHEMA
+    max_expanded_bytes: Size = ZipLimits.max_expanded_bytes
+    max_ratio: Annotated[int, Field(ge=1)] = ZipLimits.max_ratio
+    max_members: Annotated[int, Field(ge=1)] = ZipLimits.max_members
+
+    def limits(self) -> ZipLimits:
+        return ZipLimits(self.max_expanded_bytes, self.max_ratio, self.max_members)
