@@ -165,8 +165,16 @@ def test_scheduled_retrieval_lands_and_is_ingested(
         srv.stop()
 
 
-@pytest.mark.parametrize("engine", ["builtin", "managed"])
-def test_the_stacks_schedule_retrieves_in_either_connector_mode(
+def test_the_stacks_schedule_retrieves_with_the_builtin_engine(
+    start_local_stack: Callable[..., RunningStack], tmp_path: Path
+) -> None:
+    """Our engine inside the function (managed mode: test_connectors_managed_e2e.py, a file
+    of its own so that the two stacks, which mostly wait for their schedule, run side by side
+    on the test workers)."""
+    retrieve_on_the_stacks_schedule(start_local_stack, tmp_path, "builtin")
+
+
+def retrieve_on_the_stacks_schedule(
     start_local_stack: Callable[..., RunningStack], tmp_path: Path, engine: str
 ) -> None:
     """The stack's own schedule runs the RetrieveFunction. ``builtin``: our engine inside the
