@@ -5,7 +5,7 @@ file are in :mod:`ingest.domain.feeds`."""
 from __future__ import annotations
 
 import codecs
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from ingest.domain.feed_types import (
     Columns,
     CsvOptions,
     FixedWidthOptions,
+    ReceiptOptions,
     XlsxOptions,
     glob_to_regex,
     parse_size,
@@ -192,6 +193,17 @@ class XlsxSchema(BaseModel):
 
     def options(self) -> XlsxOptions:
         return XlsxOptions(sheet=self.sheet, header=self.header, header_row=self.header_row)
+
+
+class ReceiptSchema(BaseModel):
+    """``receipt:``: the format of the feed's receipts (docs/feeds.md, "Receipts")."""
+
+    model_config = SCHEMA
+    format: Literal["json", "csv"] = "json"
+    include_raw: bool = False
+
+    def options(self) -> ReceiptOptions:
+        return ReceiptOptions(format=self.format, include_raw=self.include_raw)
 
 
 class ZipSchema(BaseModel):

@@ -115,6 +115,16 @@ class XlsxOptions:
 
 
 @dataclass(frozen=True)
+class ReceiptOptions:
+    """``receipt:``: how a file's receipt is written (docs/feeds.md, "Receipts")."""
+
+    #: ``json`` or ``csv`` (ingest.domain.receipts.FORMATS)
+    format: str = "json"
+    #: each rejected row's raw text in the receipt, beside its line and reason
+    include_raw: bool = False
+
+
+@dataclass(frozen=True)
 class KeyTemplate:
     """``pk``/``sk`` templates over field names and captured key parts (``{partner}``)."""
 
@@ -142,6 +152,7 @@ class Feed:
     xlsx: XlsxOptions = field(default_factory=XlsxOptions)
     #: limits of the zip archives the feed owns (ingest.domain.envelopes.envelope_feed)
     zip: ZipLimits = field(default_factory=ZipLimits)
+    receipt: ReceiptOptions = field(default_factory=ReceiptOptions)
     chunk_size: int | None = None
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE

@@ -33,6 +33,7 @@ from ingest.domain.feed_formats import (
     CsvSchema,
     FixedWidthSchema,
     JsonlSchema,
+    ReceiptSchema,
     SchemaProblem,
     Size,
     Text,
@@ -59,6 +60,7 @@ from ingest.domain.feed_types import (
     FixedWidthOptions,
     Format,
     KeyTemplate,
+    ReceiptOptions,
     XlsxOptions,
     glob_to_regex,
     parse_size,
@@ -166,6 +168,7 @@ class _FeedSchema(BaseModel):
     fixed_width: FixedWidthSchema | None = None
     xlsx: XlsxSchema | None = None
     zip: ZipSchema | None = None
+    receipt: ReceiptSchema | None = None
     key: _KeySchema
     chunk_size: Size | None = None
     max_record_size: Annotated[Size, AfterValidator(check_record_size)] | None = None
@@ -250,6 +253,7 @@ class _FeedSchema(BaseModel):
             fixed_width=self.fixed_width.options() if self.fixed_width else FixedWidthOptions(),
             xlsx=self.xlsx.options() if self.xlsx else XlsxOptions(),
             zip=self.zip.limits() if self.zip else ZipLimits(),
+            receipt=self.receipt.options() if self.receipt else ReceiptOptions(),
             chunk_size=self.chunk_size,
             max_record_size=self.max_record_size or DEFAULT_MAX_RECORD_SIZE,
             max_decompressed_size=self.max_decompressed_size or DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -272,6 +276,7 @@ _OPTIONS: dict[str, type[BaseModel]] = {
     "fixed_width": FixedWidthSchema,
     "xlsx": XlsxSchema,
     "zip": ZipSchema,
+    "receipt": ReceiptSchema,
     "key": _KeySchema,
 }
 
@@ -338,7 +343,7 @@ def _locate(error: ErrorDetails, path: list[str]) -> tuple[str | None, str]:
     if head == "fields" and rest:
         field, label = rest[0], ".".join(rest[1:]) or rest[0]
         label = "the field name" if label == "[key]" else repr(label)
-    elif head in ("csv", "jsonl", "fixed_width", "xlsx", "zip", "key") and rest:
+    elif head in ("csv", "jsonl", "fixed_width", "xlsx", "zip", "receipt", "key") and rest:
         field = "key" if head == "key" else f"{head}.{rest[0]}"
         label = repr(".".join(rest) if head == "key" else ".".join(path))
     else:
