@@ -29,6 +29,7 @@ from ingest.domain.feed_types import (
     ReceiptOptions,
     XlsxOptions,
     glob_to_regex,
+    parse_duration,
     parse_size,
 )
 
@@ -79,6 +80,8 @@ def check_record_size(size: int) -> int:
 
 _Encoding = Annotated[str, AfterValidator(check_encoding)]
 Size = Annotated[int, PlainValidator(parse_size)]
+#: seconds, or text such as ``24h`` / ``30d`` (``wait_timeout``, ``duplicate_window``)
+Duration = Annotated[int, PlainValidator(parse_duration)]
 
 
 class CsvSchema(BaseModel):

@@ -30,9 +30,15 @@ MAX_RECORD_SIZE_LIMIT = 64 * 1024 * 1024
 #: A compressed file that inflates past either bound is FAILED at once (a decompression bomb).
 DEFAULT_MAX_DECOMPRESSED_SIZE = 4 * 1024**3
 DEFAULT_MAX_COMPRESSION_RATIO = 200
+#: ``wait_for``: how long a file waits for its sidecar or marker before it is FAILED
+DEFAULT_WAIT_TIMEOUT = 24 * 3600
+#: ``duplicates``: how far back a file's content digest is compared
+DEFAULT_DUPLICATE_WINDOW = 30 * 24 * 3600
 
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]ib|b)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -41,6 +47,24 @@ class Format(StrEnum):
     JSONL = "jsonl"
     FIXED_WIDTH = "fixed_width"
     XLSX = "xlsx"
+
+
+class WaitFor(StrEnum):
+    """``wait_for``: what a file waits for before it is processed (docs/feeds.md)."""
+
+    NONE = "none"
+    #: ``<key>.sha256`` or ``<key>.md5``, whose digest must match the file's
+    CHECKSUM = "checksum"
+    #: ``<key>.done`` or ``<key without extension>.done``
+    DONE = "done"
+
+
+class Duplicates(StrEnum):
+    """``duplicates``: what becomes of a file whose content was processed before."""
+
+    ALLOW = "allow"
+    SKIP = "skip"
+    FAIL = "fail"
 
 
 class FieldType(StrEnum):
@@ -157,6 +181,11 @@ class Feed:
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE
     max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
     max_compression_ratio: int = DEFAULT_MAX_COMPRESSION_RATIO
+    #: admission gates (ingest.usecases.sidecars, ingest.usecases.duplicates); seconds
+    wait_for: WaitFor = WaitFor.NONE
+    wait_timeout: int = DEFAULT_WAIT_TIMEOUT
+    duplicates: Duplicates = Duplicates.ALLOW
+    duplicate_window: int = DEFAULT_DUPLICATE_WINDOW
 
     @property
     def splittable(self) -> bool:
@@ -253,3 +282,19 @@ def parse_size(value: Any) -> int:
     if size < 1:
         raise ValueError("must be at least 1 byte")
     return size
+
+
+def parse_duration(value: Any) -> int:
+    """``86400``, ``"24h"``, ``"30d"``, ``"90m"``, ``"45s"``, ``"1w"`` → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        m = _DURATION_RE.match(str(value))
+        if not m:
+            raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '24h', '30d')")
+        seconds = int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if seconds < 1:
+        raise ValueError("must be at least 1 second")
+    return seconds

@@ -31,6 +31,7 @@ from ingest.domain.feed_formats import (
     SCHEMA,
     Column,
     CsvSchema,
+    Duration,
     FixedWidthSchema,
     JsonlSchema,
     ReceiptSchema,
@@ -45,13 +46,16 @@ from ingest.domain.feed_formats import (
     check_record_size,
 )
 from ingest.domain.feed_types import (
+    DEFAULT_DUPLICATE_WINDOW,
     DEFAULT_MAX_COMPRESSION_RATIO,
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     DEFAULT_MAX_RECORD_SIZE,
+    DEFAULT_WAIT_TIMEOUT,
     MAX_RECORD_SIZE_LIMIT,
     RESERVED_ATTRIBUTES,
     SUPPORTED_ENCODINGS,
     CsvOptions,
+    Duplicates,
     Feed,
     FeedMatch,
     FeedSet,
@@ -61,6 +65,7 @@ from ingest.domain.feed_types import (
     Format,
     KeyTemplate,
     ReceiptOptions,
+    WaitFor,
     XlsxOptions,
     glob_to_regex,
     parse_size,
@@ -174,6 +179,10 @@ class _FeedSchema(BaseModel):
     max_record_size: Annotated[Size, AfterValidator(check_record_size)] | None = None
     max_decompressed_size: Size | None = None
     max_compression_ratio: Annotated[int, Field(ge=1)] | None = None
+    wait_for: Annotated[WaitFor, Strict(False)] = WaitFor.NONE
+    wait_timeout: Duration | None = None
+    duplicates: Annotated[Duplicates, Strict(False)] = Duplicates.ALLOW
+    duplicate_window: Duration | None = None
 
     # The checks across fields are field validators (on the later field, with the earlier
     # ones in info.data) rather than one model validator, so that they still run, and report,
@@ -258,6 +267,10 @@ class _FeedSchema(BaseModel):
             max_record_size=self.max_record_size or DEFAULT_MAX_RECORD_SIZE,
             max_decompressed_size=self.max_decompressed_size or DEFAULT_MAX_DECOMPRESSED_SIZE,
             max_compression_ratio=self.max_compression_ratio or DEFAULT_MAX_COMPRESSION_RATIO,
+            wait_for=self.wait_for,
+            wait_timeout=self.wait_timeout or DEFAULT_WAIT_TIMEOUT,
+            duplicates=self.duplicates,
+            duplicate_window=self.duplicate_window or DEFAULT_DUPLICATE_WINDOW,
         )
 
 

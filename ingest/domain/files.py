@@ -32,6 +32,9 @@ class FileStatus(StrEnum):
     EXPANDED = "EXPANDED"
     #: an envelope (a PGP file) whose plaintext was written next to it
     DECRYPTED = "DECRYPTED"
+    #: content already processed for the same feed and partner (``duplicate_of``): not
+    #: ingested (feed option ``duplicates: skip``)
+    DUPLICATE = "DUPLICATE"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,15 @@ class FileEntry:
     records_skipped: int = 0
     #: fixed-width: the record count the file's trailer declares
     declared_records: int | None = None
+    #: the content digest recorded for duplicate detection or a checksum sidecar:
+    #: ``<algorithm>:<value>`` (``sha256:<hex>``, ``md5:<hex>``, ``crc64nvme:<base64>``)
+    digest: str | None = None
+    #: ``duplicates: skip|fail``: the earlier file with the same content
+    duplicate_of: str | None = None
+    #: ``wait_for``: the checksum sidecar or done marker that released (or failed) the file
+    confirmed_by: str | None = None
+    #: a sidecar's or done marker's own entry (IGNORED): the data file(s) it is about
+    sidecar_for: str | None = None
 
     @property
     def partner(self) -> str | None:

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from ingest.domain.digests import Digest
 from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource
 from ingest.domain.events import ObjectInfo
 from ingest.domain.feeds import Feed
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.records import RecordRow
+from ingest.domain.sidecars import SidecarNote, WaitingFile
 
 
 class ObjectStore(Protocol):
@@ -214,4 +216,86 @@ class EnvelopeRecords(Protocol):
         ingestion: str | None,
         kind: EnvelopeKind,
         outputs: Sequence[str],
+    ) -> bool: ...
+
+
+class ContentDigests(Protocol):
+    """A landed object's content digest (``ingest.adapters.s3_digest``)."""
+
+    def streamed(self, bucket: str, key: str, *, version_id: str | None, algorithm: str) -> str:
+        """The hex digest of the object's bytes, read once in constant memory."""
+
+    def stored(self, bucket: str, key: str, *, version_id: str | None) -> Digest | None:
+        """S3's own full-object checksum of the object (SHA-256, CRC64NVME), if it has one."""
+
+
+class SidecarLedger(Protocol):
+    """What the ledger keeps for checksum sidecars and done markers
+    (``ingest.adapters.ledger_sidecars``)."""
+
+    def note_sidecar(self, note: SidecarNote) -> None: ...
+
+    def sidecar_notes(self, subjects: Sequence[str]) -> list[SidecarNote]: ...
+
+    def record_sidecar(
+        self, key: str, *, reason: str, sidecar_for: str, size: int | None, etag: str | None
+    ) -> None: ...
+
+    def await_file(self, waiting: WaitingFile) -> None: ...
+
+    def waiting_files(self) -> list[WaitingFile]: ...
+
+    def forget_waiting(self, key: str) -> None: ...
+
+    def claim_release(
+        self, key: str, version: str, ingestion: str, *, confirmed_by: str, stale_before: float
+    ) -> str | None: ...
+
+    def note_confirmation(
+        self, key: str, version: str, *, confirmed_by: str, digest: str | None
+    ) -> None: ...
+
+    def fail_file(
+        self,
+        key: str,
+        version: str,
+        reason: str,
+        *,
+        ingestion: str | None = None,
+        confirmed_by: str | None = None,
+        digest: str | None = None,
+    ) -> bool: ...
+
+
+class DigestLedger(Protocol):
+    """The ledger's index of processed content, by feed, partner and digest
+    (``ingest.adapters.ledger_digests``)."""
+
+    def claim_digest(
+        self,
+        *,
+        feed: str,
+        partner: str,
+        digest: Digest,
+        key: str,
+        version: str,
+        expires_at: float,
+        now: float,
+    ) -> str | None:
+        """Index the content as ``key``'s; None when it is now ours, else the earlier key."""
+
+    def release_digest(self, *, feed: str, partner: str, digest: Digest, key: str) -> None: ...
+
+    def record_digest(self, key: str, version: str, digest: Digest) -> None: ...
+
+    def mark_duplicate(
+        self,
+        key: str,
+        version: str,
+        ingestion: str,
+        *,
+        status: FileStatus,
+        reason: str,
+        duplicate_of: str,
+        digest: Digest,
     ) -> bool: ...
