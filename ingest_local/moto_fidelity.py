@@ -15,6 +15,8 @@
 * CloudFormation mappings: in CloudFormation a ``Ref`` to a ``Number`` parameter is a string,
   so ``!FindInMap [Map, !Ref Timeout, Key]`` looks up the key ``"900"``. moto keeps such a
   parameter an ``int`` and misses the key; the lookup is made with the key as a string.
+* Transfer users: moto has no ``UpdateUser``, which ``ingest partners repair`` calls; it is
+  added, setting the fields the request names and keeping the others (keys, tags), as AWS's.
 
 This only affects a moto running in this process (``ThreadedMotoServer`` or ``mock_aws``).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import threading
 import time
 import uuid
@@ -33,6 +36,7 @@ from moto.cloudformation import parsing
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3 import notifications
+from moto.transfer.responses import TransferResponse
 
 _MARKER = "_ingest_enriched"
 
@@ -120,3 +124,34 @@ def find_in_map_with_string_keys() -> None:
 
     setattr(clean_json, _MARKER, True)
     parsing.clean_json = clean_json  # parsing's own recursive calls find it by this name
+
+
+def transfer_update_user() -> None:
+    """Give moto's Transfer API ``UpdateUser`` (idempotent). As AWS's, it replaces the
+    fields the request names (home directory and its type and mappings, policy, role) and
+    leaves the rest of the user (its SSH keys, tags) as it was."""
+    if getattr(TransferResponse, "update_user", None) is not None:
+        return
+
+    def update_user(self: Any) -> str:
+        params = json.loads(self.body)
+        server_id, user = self.transfer_backend.describe_user(
+            server_id=params.get("ServerId"), user_name=params.get("UserName")
+        )
+        fields = {
+            "HomeDirectory": "home_directory",
+            "HomeDirectoryType": "home_directory_type",
+            "Policy": "policy",
+            "Role": "role",
+        }
+        for param, attribute in fields.items():
+            if param in params:
+                setattr(user, attribute, params[param])
+        if "HomeDirectoryMappings" in params:
+            user.home_directory_mappings = [
+                {"entry": m.get("Entry"), "target": m.get("Target"), "type": m.get("Type")}
+                for m in params["HomeDirectoryMappings"]
+            ]
+        return json.dumps({"ServerId": server_id, "UserName": user.user_name})
+
+    TransferResponse.update_user = update_user  # type: ignore[attr-defined]
