@@ -5,6 +5,7 @@ file are in :mod:`ingest.domain.feeds`."""
 from __future__ import annotations
 
 import codecs
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -20,11 +21,13 @@ from pydantic import (
 
 from ingest.domain.archives import ZipLimits
 from ingest.domain.feed_types import (
+    DEFAULT_EXPECTED_GRACE,
     MAX_RECORD_SIZE_LIMIT,
     RESERVED_ATTRIBUTES,
     SUPPORTED_ENCODINGS,
     Columns,
     CsvOptions,
+    Expectation,
     FixedWidthOptions,
     ReceiptOptions,
     XlsxOptions,
@@ -32,6 +35,7 @@ from ingest.domain.feed_types import (
     parse_duration,
     parse_size,
 )
+from ingest.domain.schedules import MAX_YEAR, CronError, parse_cron, previous_deadline, zone
 
 SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
 Text = Annotated[str, Field(min_length=1)]
@@ -219,3 +223,63 @@ class ZipSchema(BaseModel):
 
     def limits(self) -> ZipLimits:
         return ZipLimits(self.max_expanded_bytes, self.max_ratio, self.max_members)
+
+
+def _partners(value: object) -> tuple[str, ...] | None:
+    """``"*"`` (None: every partner that has delivered to the feed) or a list of names."""
+    if value == "*":
+        return None
+    if not isinstance(value, list) or not value:
+        raise ValueError('must be "*" or a non-empty list of partner names')
+    if not all(isinstance(p, str) and p and "/" not in p and p != "*" for p in value):
+        raise ValueError(
+            f"partner names are non-empty strings without '/' (all partners: \"*\" alone), "
+            f"got {value!r}"
+        )
+    if len(set(value)) != len(value):
+        raise ValueError(f"lists a partner twice: {value!r}")
+    return tuple(value)
+
+
+def _schedule(value: str) -> str:
+    if not value.strip().startswith("cron("):
+        raise ValueError(
+            f"{value!r} is not an EventBridge cron(...) expression, such as "
+            "'cron(0 9 ? * MON-FRI *)' (a rate() has no wall-clock deadlines)"
+        )
+    try:
+        cron = parse_cron(value)
+    except CronError as exc:
+        raise ValueError(str(exc)) from None
+    if previous_deadline(cron, datetime(MAX_YEAR, 12, 31, 23, 59, tzinfo=UTC), zone("UTC")) is None:
+        raise ValueError(f"{cron.expression} never fires (no month has that day)")
+    return cron.expression
+
+
+def _time_zone(value: str) -> str:
+    zone(value)  # its ValueError names the zone
+    return value
+
+
+def _grace(value: object) -> int:
+    return 0 if value in (0, "0") else parse_duration(value)
+
+
+class ExpectedSchema(BaseModel):
+    """One entry of ``expected:`` (docs/feeds.md, "Expected files")."""
+
+    model_config = SCHEMA
+    partners: Annotated[tuple[str, ...] | None, PlainValidator(_partners)]
+    schedule: Annotated[str, AfterValidator(_schedule)]
+    tz: Annotated[str, AfterValidator(_time_zone)] = "UTC"
+    count: Annotated[int, Field(ge=1, le=10_000)] = 1
+    grace: Annotated[int, PlainValidator(_grace)] = DEFAULT_EXPECTED_GRACE
+
+    def expectation(self) -> Expectation:
+        return Expectation(
+            schedule=self.schedule,
+            partners=self.partners,
+            tz=self.tz,
+            count=self.count,
+            grace_seconds=self.grace,
+        )

@@ -148,6 +148,33 @@ class ReceiptOptions:
     include_raw: bool = False
 
 
+#: ``expected``: how long after a deadline its files may still come before they are missing
+DEFAULT_EXPECTED_GRACE = 30 * 60
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``expected:``: when a feed's files are due (docs/feeds.md, "Expected files").
+
+    By each deadline of ``schedule`` (an EventBridge ``cron(...)`` evaluated in ``tz``) plus
+    ``grace_seconds``, each partner must have delivered at least ``count`` files of the feed
+    since the previous deadline (plus grace). ``partners`` None is ``"*"``: every partner
+    that has delivered a file of the feed. Plain values, so the feed's compiled form holds it.
+    """
+
+    schedule: str
+    partners: tuple[str, ...] | None = None
+    tz: str = "UTC"
+    count: int = 1
+    grace_seconds: int = DEFAULT_EXPECTED_GRACE
+
+    @property
+    def ident(self) -> str:
+        """What names the expectation's progress in the ledger: its schedule and zone (a
+        changed count, grace or partner list keeps the progress; a new schedule starts anew)."""
+        return f"{self.tz} {self.schedule}"
+
+
 @dataclass(frozen=True)
 class KeyTemplate:
     """``pk``/``sk`` templates over field names and captured key parts (``{partner}``)."""
@@ -186,6 +213,8 @@ class Feed:
     wait_timeout: int = DEFAULT_WAIT_TIMEOUT
     duplicates: Duplicates = Duplicates.ALLOW
     duplicate_window: int = DEFAULT_DUPLICATE_WINDOW
+    #: when the feed's files are due (ingest.usecases.expected)
+    expected: tuple[Expectation, ...] = ()
 
     @property
     def splittable(self) -> bool:

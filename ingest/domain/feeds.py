@@ -32,6 +32,7 @@ from ingest.domain.feed_formats import (
     Column,
     CsvSchema,
     Duration,
+    ExpectedSchema,
     FixedWidthSchema,
     JsonlSchema,
     ReceiptSchema,
@@ -183,6 +184,7 @@ class _FeedSchema(BaseModel):
     wait_timeout: Duration | None = None
     duplicates: Annotated[Duplicates, Strict(False)] = Duplicates.ALLOW
     duplicate_window: Duration | None = None
+    expected: list[ExpectedSchema] | None = None
 
     # The checks across fields are field validators (on the later field, with the earlier
     # ones in info.data) rather than one model validator, so that they still run, and report,
@@ -271,6 +273,7 @@ class _FeedSchema(BaseModel):
             wait_timeout=self.wait_timeout or DEFAULT_WAIT_TIMEOUT,
             duplicates=self.duplicates,
             duplicate_window=self.duplicate_window or DEFAULT_DUPLICATE_WINDOW,
+            expected=tuple(e.expectation() for e in self.expected or ()),
         )
 
 
@@ -290,6 +293,7 @@ _OPTIONS: dict[str, type[BaseModel]] = {
     "xlsx": XlsxSchema,
     "zip": ZipSchema,
     "receipt": ReceiptSchema,
+    "expected": ExpectedSchema,
     "key": _KeySchema,
 }
 
@@ -356,6 +360,8 @@ def _locate(error: ErrorDetails, path: list[str]) -> tuple[str | None, str]:
     if head == "fields" and rest:
         field, label = rest[0], ".".join(rest[1:]) or rest[0]
         label = "the field name" if label == "[key]" else repr(label)
+    elif head == "expected" and len(rest) > 1:
+        field, label = f"expected[{rest[0]}].{rest[1]}", repr(rest[1])
     elif head in ("csv", "jsonl", "fixed_width", "xlsx", "zip", "receipt", "key") and rest:
         field = "key" if head == "key" else f"{head}.{rest[0]}"
         label = repr(".".join(rest) if head == "key" else ".".join(path))

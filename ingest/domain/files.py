@@ -14,6 +14,8 @@ from typing import Any
 
 #: The reason of a file held in RECEIVED until its SFTP server confirms the upload.
 HELD_REASON = "awaiting SFTP upload completion"
+#: The keys of expected-file entries: ``expected/<feed>/<partner>/<deadline>`` (MISSING, LATE)
+EXPECTED_PREFIX = "expected/"
 
 
 class FileStatus(StrEnum):
@@ -35,6 +37,11 @@ class FileStatus(StrEnum):
     #: content already processed for the same feed and partner (``duplicate_of``): not
     #: ingested (feed option ``duplicates: skip``)
     DUPLICATE = "DUPLICATE"
+    #: an expected-file deadline (``expected/<feed>/<partner>/<deadline>``) passed, plus its
+    #: grace, with fewer files than expected (``expectation``)
+    MISSING = "MISSING"
+    #: a MISSING deadline whose files came after all (``expectation.late_files``)
+    LATE = "LATE"
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,19 @@ class FileEntry:
     confirmed_by: str | None = None
     #: a sidecar's or done marker's own entry (IGNORED): the data file(s) it is about
     sidecar_for: str | None = None
+    #: a MISSING or LATE entry's deadline: ``{deadline, schedule, tz, grace, expected,
+    #: received, late_files}`` (ingest.domain.expected)
+    expectation: dict[str, Any] | None = None
 
     @property
     def partner(self) -> str | None:
-        """The partner whose SFTP home holds the key (``inbound/<partner>/…``), if any."""
-        parts = self.key.split("/", 2)
-        if len(parts) == 3 and parts[0] == "inbound" and parts[1]:
+        """The partner whose SFTP home holds the key (``inbound/<partner>/…``), or whose
+        deadline an expected-file entry is (``expected/<feed>/<partner>/…``), if any."""
+        parts = self.key.split("/", 3)
+        if len(parts) >= 3 and parts[0] == "inbound" and parts[1]:
             return parts[1]
+        if len(parts) == 4 and self.key.startswith(EXPECTED_PREFIX) and parts[2]:
+            return parts[2]
         return None
 
     @property
