@@ -1,9 +1,11 @@
 """Partners: SFTP users of a Transfer Family server (real, or the local stack's in moto).
 
 A partner named ``NAME`` is a Transfer user with a LOGICAL home directory whose ``/`` maps to
-``/<bucket>/inbound/NAME``, and one or more SSH public keys. A session policy narrows the
-shared user role to that prefix, so even a misconfigured mapping cannot reach another
-partner's files.
+``/<bucket>/inbound/NAME`` and whose ``/receipts`` maps, read-only, to
+``/<bucket>/receipts/NAME`` (its files' receipts), and one or more SSH public keys. A session
+policy narrows the shared user role to those two prefixes and denies every write under
+``receipts/``, so even a misconfigured mapping cannot reach another partner's files or change
+a receipt. :func:`repair_partner` brings an existing user up to that description.
 
 moto has no ``list_users``, so the local stack also keeps a registry file
 ``<state-dir>/partners.json``; :func:`restore_partners` re-creates the users in a fresh
@@ -24,6 +26,7 @@ import asyncssh
 from botocore.exceptions import ClientError
 
 from ingest.adapters.sdk import error_code, unavailable
+from ingest.domain.receipts import RECEIPTS_PREFIX, partner_receipts_prefix
 from ingest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,6 +38,21 @@ USER_NOT_FOUND = frozenset({"ResourceNotFoundException", "UserNotFound"})
 USER_NAME = re.compile(r"^[\w][\w@.-]{2,99}$")
 PARTNERS_FILE = "partners.json"
 PARTNER_PREFIX = "inbound"
+#: where a partner's receipts appear in its SFTP view
+RECEIPTS_ENTRY = "/receipts"
+#: every S3 action that changes an object or its metadata: denied under receipts/
+RECEIPT_WRITES = [
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectTagging",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteObjectTagging",
+    "s3:AbortMultipartUpload",
+    "s3:RestoreObject",
+]
 
 
 class PartnerExistsError(ConfigError):
@@ -59,13 +77,33 @@ class Partner:
         """The S3 location of the partner's ``/``."""
         return f"/{self.bucket}/{PARTNER_PREFIX}/{self.name}"
 
+    @property
+    def receipts(self) -> str:
+        """The S3 location of the partner's read-only ``/receipts``."""
+        return f"/{self.bucket}/{partner_receipts_prefix(self.name).rstrip('/')}"
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "home": self.home}
 
 
+def home_directory_mappings(bucket: str, name: str) -> list[dict[str, str]]:
+    """The partner's logical directories: ``/`` its home, ``/receipts`` its receipts."""
+    partner = Partner(name, bucket, [], "")
+    return [
+        {"Entry": "/", "Target": partner.home},
+        {"Entry": RECEIPTS_ENTRY, "Target": partner.receipts},
+    ]
+
+
 def session_policy(bucket: str) -> str:
-    """The session policy that confines a user to ``inbound/${transfer:UserName}``."""
-    prefix = f"{PARTNER_PREFIX}/${{transfer:UserName}}"
+    """The session policy of every partner: read and write ``inbound/${transfer:UserName}``,
+    read ``receipts/${transfer:UserName}``, and never write anything under ``receipts/``.
+
+    Transfer Family evaluates it with the user's role on each S3 call (the policy variable is
+    the user's name); the local gateway reads the same document
+    (``ingest_local.gateway.policy``)."""
+    home = f"{PARTNER_PREFIX}/${{transfer:UserName}}"
+    receipts = f"{RECEIPTS_PREFIX}${{transfer:UserName}}"
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -75,7 +113,9 @@ def session_policy(bucket: str) -> str:
                     "Effect": "Allow",
                     "Action": "s3:ListBucket",
                     "Resource": f"arn:aws:s3:::{bucket}",
-                    "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", prefix]}},
+                    "Condition": {
+                        "StringLike": {"s3:prefix": [f"{home}/*", home, f"{receipts}/*", receipts]}
+                    },
                 },
                 {
                     "Sid": "ReadWriteOwnObjects",
@@ -88,7 +128,19 @@ def session_policy(bucket: str) -> str:
                         "s3:DeleteObjectVersion",
                         "s3:AbortMultipartUpload",
                     ],
-                    "Resource": f"arn:aws:s3:::{bucket}/{prefix}/*",
+                    "Resource": f"arn:aws:s3:::{bucket}/{home}/*",
+                },
+                {
+                    "Sid": "ReadOwnReceipts",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                    "Resource": f"arn:aws:s3:::{bucket}/{receipts}/*",
+                },
+                {
+                    "Sid": "ReceiptsAreReadOnly",
+                    "Effect": "Deny",
+                    "Action": RECEIPT_WRITES,
+                    "Resource": f"arn:aws:s3:::{bucket}/{RECEIPTS_PREFIX}*",
                 },
             ],
         }
@@ -178,12 +230,98 @@ def restore_partners(transfer: TransferClient, server_id: str, state_dir: Path) 
     return partners
 
 
+def repair_partner(
+    transfer: TransferClient,
+    server_id: str,
+    bucket: str,
+    name: str,
+    *,
+    role: str | None = None,
+    state_dir: Path | None = None,
+) -> list[str]:
+    """Bring partner ``name``'s Transfer user up to what :func:`add_partner` creates now: a
+    LOGICAL home, the mappings of :func:`home_directory_mappings`, the session policy of
+    :func:`session_policy`, and ``role`` when given (else the user's own).
+
+    Returns what changed, one line each (``[]``: it already matched; calling it again changes
+    nothing). One ``UpdateUser`` makes every change; the user's keys and tags stay."""
+    try:
+        user = dict(transfer.describe_user(ServerId=server_id, UserName=name)["User"])
+    except ClientError as exc:
+        if error_code(exc) in USER_NOT_FOUND:
+            raise PartnerNotFoundError(f"no partner named {name!r}") from exc
+        raise unavailable(exc, "transfer", "DescribeUser", name) from exc
+    role = role or str(user.get("Role") or "")
+    if not role:
+        raise ConfigError(f"partner {name!r} has no role: pass --role")
+    wanted: dict[str, Any] = {
+        "HomeDirectoryType": "LOGICAL",
+        "HomeDirectoryMappings": home_directory_mappings(bucket, name),
+        "Policy": session_policy(bucket),
+        "Role": role,
+    }
+    changes = _differences(user, wanted)
+    if changes:
+        try:
+            transfer.update_user(ServerId=server_id, UserName=name, **wanted)
+        except ClientError as exc:
+            raise unavailable(exc, "transfer", "UpdateUser", name) from exc
+    registry = _read_registry(state_dir) if state_dir else {}
+    if state_dir is not None and name in registry and registry[name].get("role") != role:
+        registry[name]["role"] = role
+        _write_registry(state_dir, registry)
+    return changes
+
+
+def _differences(user: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """What differs between a described user and ``wanted``, as lines for people."""
+    changes = []
+    if user.get("HomeDirectoryType") != wanted["HomeDirectoryType"]:
+        changes.append(
+            f"HomeDirectoryType: {user.get('HomeDirectoryType')} -> {wanted['HomeDirectoryType']}"
+        )
+    have = {m["Entry"]: m["Target"].rstrip("/") for m in user.get("HomeDirectoryMappings") or []}
+    want = {m["Entry"]: m["Target"] for m in wanted["HomeDirectoryMappings"]}
+    for entry in sorted(have.keys() | want.keys()):
+        if entry not in want:
+            changes.append(f"HomeDirectoryMappings: - {entry} -> {have[entry]}")
+        elif entry not in have:
+            changes.append(f"HomeDirectoryMappings: + {entry} -> {want[entry]}")
+        elif have[entry] != want[entry]:
+            changes.append(f"HomeDirectoryMappings: {entry} -> {have[entry]} becomes {want[entry]}")
+    changes += _policy_differences(user.get("Policy"), wanted["Policy"])
+    if user.get("Role") != wanted["Role"]:
+        changes.append(f"Role: {user.get('Role')} -> {wanted['Role']}")
+    return changes
+
+
+def _policy_differences(have: str | None, want: str) -> list[str]:
+    """The session policy's statements added, removed or changed (by Sid)."""
+    if not have:
+        return ["Policy: set (there was none)"]
+    try:
+        document = json.loads(have)
+        old = {s.get("Sid", str(i)): s for i, s in enumerate(document["Statement"])}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ["Policy: replaced (the old one was not a policy document)"]
+    if document == json.loads(want):
+        return []
+    new = {s["Sid"]: s for s in json.loads(want)["Statement"]}
+    lines = [f"Policy: - statement {sid}" for sid in old if sid not in new]
+    for sid, statement in new.items():
+        if sid not in old:
+            lines.append(f"Policy: + statement {sid}")
+        elif old[sid] != statement:
+            lines.append(f"Policy: statement {sid} updated")
+    return lines or ["Policy: updated"]
+
+
 def _create_user(transfer: TransferClient, server_id: str, partner: Partner) -> None:
     kwargs: dict[str, Any] = {
         "ServerId": server_id,
         "UserName": partner.name,
         "HomeDirectoryType": "LOGICAL",
-        "HomeDirectoryMappings": [{"Entry": "/", "Target": partner.home}],
+        "HomeDirectoryMappings": home_directory_mappings(partner.bucket, partner.name),
         "SshPublicKeyBody": partner.ssh_public_keys[0],
         "Policy": session_policy(partner.bucket),
         "Role": partner.role,

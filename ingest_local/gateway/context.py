@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ingest.shared.aio import Bridge
 from ingest_local.gateway.audit import Audit
 from ingest_local.gateway.buffers import BufferBudget
-from ingest_local.gateway.paths import LogicalRoot
+from ingest_local.gateway.paths import LogicalRoot, View
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -105,9 +105,16 @@ class TransferUser:
     """A Transfer Family user as the gateway needs it."""
 
     name: str
-    root: LogicalRoot
+    root: LogicalRoot  # where "/" is
     public_keys: list[Any]  # asyncssh.SSHKey
     role: str | None = None
+    #: "/" and the mappings mounted over it (``/receipts``), with what the policy allows
+    view: View | None = None
+
+    @property
+    def namespace(self) -> LogicalRoot | View:
+        """What :func:`ingest_local.gateway.paths.resolve` maps this user's paths in."""
+        return self.view if self.view is not None else self.root
 
 
 @dataclass

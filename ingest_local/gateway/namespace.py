@@ -11,7 +11,7 @@ import asyncssh
 from ingest.adapters.publisher import iso_now
 from ingest_local.gateway import store
 from ingest_local.gateway.handles import DownloadHandle, UploadHandle, attrs_of
-from ingest_local.gateway.paths import PathRefused, ResolvedPath
+from ingest_local.gateway.paths import DELETE, READ, WRITE, PathRefused, ResolvedPath
 from ingest_local.gateway.sftp_core import SFTPSessionCore
 
 #: ``failure-code`` of a Rename Failed event, by the SFTP status the client was given.
@@ -47,20 +47,34 @@ class NamespaceServer(SFTPSessionCore):
             raise asyncssh.SFTPNoSuchFile("not a directory")
         for dot in (b".", b".."):
             yield asyncssh.SFTPName(dot, attrs=attrs_of(None, is_dir=True))
+        # The mappings mounted on this directory (/receipts in /) are directories in it, and
+        # hide what the home holds under the same names, as Transfer's logical directories do.
+        mounted = self._mounted_in(target)
+        for name in mounted:
+            yield asyncssh.SFTPName(name.encode(), attrs=attrs_of(None, is_dir=True))
         pages = store.list_dir(self._svc.s3, self._root.bucket, target.dir_prefix)
         while (page := await self._io(next, pages, None)) is not None:
             for item in page:
-                yield asyncssh.SFTPName(item.name.encode(), attrs=attrs_of(item))
+                if item.name not in mounted:
+                    yield asyncssh.SFTPName(item.name.encode(), attrs=attrs_of(item))
+
+    def _mounted_in(self, target: ResolvedPath) -> list[str]:
+        """Names of the mappings whose entry is directly inside ``target``'s directory."""
+        view = self._session.user.view if self._session.user else None
+        if view is None:
+            return []
+        here = (*target.entry, *target.parts)
+        return [m.entry[-1] for m in view.mounts if m.entry[:-1] == here]
 
     async def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        target = await self._authorized(path, "MKDIR")
+        target = await self._authorized(path, "MKDIR", WRITE)
         if await self._lookup(target) is not None:
             raise asyncssh.SFTPFailure("already exists")
         await self._io(store.make_dir, self._svc.s3, self._root.bucket, target.dir_prefix)
         self._log("MKDIR", path=target.physical)
 
     async def rmdir(self, path: bytes) -> None:
-        target = await self._authorized(path, "RMDIR")
+        target = await self._authorized(path, "RMDIR", DELETE)
         if target.is_root:
             raise PathRefused(path, "the root cannot be removed")
         exists, empty = await self._io(
@@ -74,7 +88,7 @@ class NamespaceServer(SFTPSessionCore):
         self._log("RMDIR", path=target.physical)
 
     async def remove(self, path: bytes) -> None:
-        target = await self._authorized(path, "DELETE")
+        target = await self._authorized(path, "DELETE", DELETE)
         if (
             target.is_root
             or await self._io(store.head_file, self._svc.s3, self._root.bucket, target.key) is None
@@ -120,6 +134,8 @@ class NamespaceServer(SFTPSessionCore):
         )
 
     async def _move(self, src: ResolvedPath, dst: ResolvedPath, *, overwrite: bool) -> None:
+        self._permit(src, "RENAME", READ, DELETE)
+        self._permit(dst, "RENAME", WRITE)
         if src.is_root or dst.is_root:
             raise PathRefused(src.logical.encode(), "the root cannot be renamed or replaced")
         entry = await self._lookup(src)
@@ -135,13 +151,14 @@ class NamespaceServer(SFTPSessionCore):
 
     async def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
         """chmod/chown/utime: accepted and ignored (WinSCP and FileZilla send them)."""
-        self._log("SETSTAT", path=(await self._authorized(path, "SETSTAT")).physical)
+        self._log("SETSTAT", path=(await self._authorized(path, "SETSTAT", WRITE)).physical)
 
     async def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
         await self.setstat(path, attrs)
 
     def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
         if isinstance(file_obj, UploadHandle | DownloadHandle):
+            self._permit(file_obj.path, "SETSTAT", WRITE)
             self._log("SETSTAT", path=file_obj.path.physical)
 
     def _refuse_link(self, what: str, *paths: bytes) -> None:

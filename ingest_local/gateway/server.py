@@ -22,7 +22,7 @@ from ingest_local.gateway import store
 from ingest_local.gateway.context import Services, Session
 from ingest_local.gateway.handles import FILE_MODE, DownloadHandle, UploadHandle
 from ingest_local.gateway.namespace import NamespaceServer
-from ingest_local.gateway.paths import ResolvedPath
+from ingest_local.gateway.paths import READ, WRITE, ResolvedPath
 from ingest_local.gateway.streaming import StreamingUpload, UploadError
 
 
@@ -38,7 +38,8 @@ class GatewaySFTPServer(NamespaceServer):
     async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         """Open for reading (ranged GETs) or for writing (a streaming upload), at most
         ``max_handles_per_session`` at a time."""
-        target = await self._authorized(path, "OPEN")
+        writes = pflags & (FXF_WRITE | FXF_CREAT | FXF_TRUNC | FXF_APPEND)
+        target = await self._authorized(path, "OPEN", WRITE if writes else READ)
         limit = self._svc.limits.max_handles_per_session
         if self._open_handles >= limit:
             message = f"too many open files: this session already has {limit} (the limit)"

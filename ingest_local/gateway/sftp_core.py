@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ingest.adapters.publisher import iso_now
 from ingest_local.gateway import store
 from ingest_local.gateway.context import Services, Session
-from ingest_local.gateway.paths import PathRefused, ResolvedPath, resolve
+from ingest_local.gateway.paths import DELETE, WRITE, PathRefused, ResolvedPath, resolve
 from ingest_local.gateway.users import describe_user, revoked
 
 T = TypeVar("T")
@@ -28,12 +28,13 @@ class SFTPSessionCore(asyncssh.SFTPServer):
         self._svc = services
         self._session = session
         self._root = session.user.root
+        self._namespace = session.user.namespace
 
     # --- paths and logging -----------------------------------------------------------------
 
     def _resolve(self, path: bytes, operation: str) -> ResolvedPath:
         try:
-            return resolve(self._root, path)
+            return resolve(self._namespace, path)
         except PathRefused as exc:
             self._log(
                 "ERROR",
@@ -61,11 +62,29 @@ class SFTPSessionCore(asyncssh.SFTPServer):
         finally:
             self._session.touch()  # a slow S3 call is not idleness
 
-    async def _authorized(self, path: bytes, operation: str) -> ResolvedPath:
-        """``resolve`` the path, then :meth:`_check_access`."""
+    async def _authorized(self, path: bytes, operation: str, *needs: str) -> ResolvedPath:
+        """``resolve`` the path, :meth:`_check_access`, then check that the user's policy
+        allows the object actions ``needs`` there (:meth:`_permit`)."""
         target = self._resolve(path, operation)
         await self._check_access()
+        self._permit(target, operation, *needs)
         return target
+
+    def _permit(self, target: ResolvedPath, operation: str, *needs: str) -> None:
+        """Refuse (``SFTPPermissionDenied``, and an ``ERROR`` line) an operation that needs
+        an object action the user's session policy does not allow under ``target``'s
+        mapping: every write under the read-only ``/receipts``."""
+        missing = [action for action in needs if not target.allows(action)]
+        if not missing:
+            return
+        where = target.mount.logical if target.mount else "/"
+        message = (
+            f"permission denied: {where} is read-only"
+            if not target.allows(WRITE) and not target.allows(DELETE)
+            else f"permission denied: {missing[0]} is not allowed under {where}"
+        )
+        self._log("ERROR", path=target.physical, operation=operation, message=message)
+        raise asyncssh.SFTPPermissionDenied(message)
 
     async def _check_access(self) -> None:
         """Refuse this request, and end every session of the user, if the partner was

@@ -16,7 +16,8 @@ from ingest.adapters.partners import USER_NAME, USER_NOT_FOUND
 from ingest.adapters.sdk import error_code
 from ingest.shared.uris import parse_bucket_path
 from ingest_local.gateway.context import TransferUser
-from ingest_local.gateway.paths import LogicalRoot
+from ingest_local.gateway.paths import LogicalRoot, Mount, View
+from ingest_local.gateway.policy import object_actions
 
 if TYPE_CHECKING:
     from mypy_boto3_transfer.client import TransferClient
@@ -26,31 +27,49 @@ def user_from_description(described: dict[str, Any], bucket: str) -> TransferUse
     """A :class:`TransferUser` from ``describe_user()['User']``.
 
     Only logical home directories whose ``/`` maps into the gateway's bucket are served:
-    anything else would let a user see more than their own prefix.
+    anything else would let a user see more than their own prefix. Further mappings
+    (``/receipts``) must target the same bucket too; what the user may do in each comes
+    from its session policy (:func:`ingest_local.gateway.policy.object_actions`).
     """
     name = described["UserName"]
     if described.get("HomeDirectoryType") != "LOGICAL":
         raise ValueError(f"user {name!r}: only LOGICAL home directories are supported")
-    targets = [
-        m["Target"] for m in described.get("HomeDirectoryMappings") or [] if m["Entry"] == "/"
-    ]
-    if len(targets) != 1:
+    mappings = described.get("HomeDirectoryMappings") or []
+    if sum(1 for m in mappings if m["Entry"].strip("/") == "") != 1:
         raise ValueError(f"user {name!r}: needs exactly one mapping with Entry '/'")
-    try:
-        target = parse_bucket_path("/" + targets[0].strip("/"))
-    except ValueError:
-        target = None
-    if target is None or target.bucket != bucket:
-        raise ValueError(f"user {name!r}: '/' must map to a prefix of /{bucket}/")
-    prefix = target.key
-    keys = []
-    for entry in described.get("SshPublicKeys") or []:
+    home: Mount | None = None
+    mounts: list[Mount] = []
+    for mapping in mappings:
+        entry = tuple(p for p in mapping["Entry"].split("/") if p)
         try:
-            keys.append(asyncssh.import_public_key(entry["SshPublicKeyBody"]))
+            target = parse_bucket_path("/" + mapping["Target"].strip("/"))
+        except ValueError:
+            target = None
+        if target is None or target.bucket != bucket or not target.key:
+            raise ValueError(
+                f"user {name!r}: {mapping['Entry']!r} must map to a prefix of /{bucket}/"
+            )
+        if any(p in (".", "..") for p in entry) or any(m.entry == entry for m in mounts):
+            raise ValueError(f"user {name!r}: mapping entry {mapping['Entry']!r} is not usable")
+        root = LogicalRoot(bucket, target.key.rstrip("/"))
+        actions = object_actions(described.get("Policy"), root, username=name, home_bucket=bucket)
+        if entry:
+            mounts.append(Mount(entry, root, actions))
+        else:
+            home = Mount((), root, actions)
+    assert home is not None
+    keys = []
+    for key_entry in described.get("SshPublicKeys") or []:
+        try:
+            keys.append(asyncssh.import_public_key(key_entry["SshPublicKeyBody"]))
         except (asyncssh.KeyImportError, ValueError):
             continue  # a malformed stored key can never match; the others still work
     return TransferUser(
-        name=name, root=LogicalRoot(bucket, prefix), public_keys=keys, role=described.get("Role")
+        name=name,
+        root=home.root,
+        public_keys=keys,
+        role=described.get("Role"),
+        view=View(home, tuple(mounts)),
     )
 
 
@@ -79,6 +98,6 @@ def revoked(session_user: TransferUser, key_data: bytes | None, now: TransferUse
         return "the user no longer exists"
     if key_data is not None and not any(k.public_data == key_data for k in now.public_keys):
         return "the key this session logged in with was removed from the user"
-    if now.root != session_user.root:
-        return "the user's home directory changed"
+    if now.view != session_user.view:
+        return "the user's home directory or its mappings changed"
     return ""

@@ -62,7 +62,7 @@ def test_a_removed_partner_is_refused_at_its_next_operation(
     s3.put_object(Bucket=world.bucket, Key="inbound/acme/keep.csv", Body=b"id\n1\n")
     first, second = paramiko_sftp(gw, acme), paramiko_sftp(gw, acme)
     try:
-        assert first.listdir("/") == ["keep.csv"]
+        assert first.listdir("/") == ["receipts", "keep.csv"]
         remove_partner(
             world.client("transfer"), world.server_id, "acme", state_dir=tmp_path / "state"
         )
@@ -147,14 +147,14 @@ def test_an_idle_session_is_closed_and_frees_its_slot(
     acme = make_partner("acme")
     idle = paramiko_sftp(gw, acme)
     try:
-        assert idle.listdir("/") == []
+        assert idle.listdir("/") == ["receipts"]
         wait_for(lambda: is_ended(idle), what="the idle session to be closed", timeout=30)
     finally:
         idle.close()
     wait_for(lambda: gw.gateway.services.sessions.active("acme") == 0, what="the slot", timeout=30)
     again = paramiko_sftp(gw, acme)  # the only slot is free again
     try:
-        assert again.listdir("/") == []
+        assert again.listdir("/") == ["receipts"]
     finally:
         again.close()
     assert "idle timeout: no SFTP traffic for 1 s" in messages(world, gw, "ERROR")
@@ -204,6 +204,6 @@ def test_a_client_that_stops_answering_is_dropped_by_keepalives(
         proc.wait(10)
     client = paramiko_sftp(gw, acme)
     try:
-        assert client.listdir("/") == []
+        assert client.listdir("/") == ["receipts"]
     finally:
         client.close()
