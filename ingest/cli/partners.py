@@ -1,5 +1,5 @@
-"""``ingest partners add|list|remove|set-pgp-key``: SFTP partners, as Transfer Family users,
-and the PGP keys their files are decrypted with.
+"""``ingest partners add|list|remove|repair|set-pgp-key``: SFTP partners, as Transfer Family
+users, and the PGP keys their files are decrypted with.
 
 The same commands serve a deployed stack (``--stack``: real Transfer Family, and the stack's
 ``TransferUserRoleArn``) and the local stack (``--state-dir``: moto's Transfer API, read back
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ingest.adapters.partners import add_partner, list_partners, remove_partner
+from ingest.adapters.partners import add_partner, list_partners, remove_partner, repair_partner
 from ingest.adapters.pgp_keys import PgpKey, store_key
 from ingest.cli.context import add_target_arguments, ensure_local_credentials, resolve_deployment
 from ingest.errors import ConfigError
@@ -41,6 +41,15 @@ def register(subparsers: Any) -> None:
     remove.add_argument("--server-id", default=None)
     add_target_arguments(remove)
     remove.set_defaults(func=cmd_partners_remove)
+    repair = actions.add_parser(
+        "repair",
+        help="bring a partner's user up to date (its /receipts mapping, the session policy)",
+    )
+    repair.add_argument("name")
+    repair.add_argument("--server-id", default=None)
+    repair.add_argument("--role", default=None, help="set this role ARN (default: keep the user's)")
+    add_target_arguments(repair)
+    repair.set_defaults(func=cmd_partners_repair)
     pgp = actions.add_parser(
         "set-pgp-key",
         help="store the PGP private key a partner's files are decrypted with "
@@ -93,6 +102,7 @@ def cmd_partners_add(args: argparse.Namespace) -> int:
         state_dir=deployment.state_dir,
     )
     print(f"partner {partner.name}: / → s3:/{partner.home}/")
+    print(f"partner {partner.name}: /receipts → s3:/{partner.receipts}/ (read-only)")
     return 0
 
 
@@ -113,6 +123,24 @@ def cmd_partners_remove(args: argparse.Namespace) -> int:
     transfer, server_id, deployment = _transfer_target(args)
     remove_partner(transfer, server_id, args.name, state_dir=deployment.state_dir)
     print(f"partner {args.name} removed (their files stay in S3)")
+    return 0
+
+
+def cmd_partners_repair(args: argparse.Namespace) -> int:
+
+    transfer, server_id, deployment = _transfer_target(args)
+    changes = repair_partner(
+        transfer,
+        server_id,
+        deployment.resource("bucket"),
+        args.name,
+        role=args.role,
+        state_dir=deployment.state_dir,
+    )
+    for change in changes:
+        print(f"partner {args.name}: {change}")
+    if not changes:
+        print(f"partner {args.name}: already up to date")
     return 0
 
 
