@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.adapters.partners import RECEIPT_WRITES, home_directory_mappings, session_policy
 from ingest_local.gateway.paths import (
@@ -182,3 +184,28 @@ def test_a_changed_mapping_revokes_live_sessions() -> None:
     after = user_from_description(described(), BUCKET)
     assert revoked(before, None, after) == "the user's home directory or its mappings changed"
     assert revoked(after, None, user_from_description(described(), BUCKET)) == ""
+
+
+@given(
+    st.lists(
+        st.sampled_from(["receipts", "..", ".", "", ".history", "globex", "inbound", "x.json"]),
+        max_size=10,
+    ),
+    st.booleans(),
+)
+def test_no_path_writes_under_receipts_or_leaves_the_partners_prefixes(
+    parts: list[str], absolute: bool
+) -> None:
+    namespace = user_from_description(described(), BUCKET).namespace
+    path = ("/" if absolute else "") + "/".join(parts)
+    try:
+        target = resolve(namespace, path)
+    except PathRefused:
+        return
+    home, receipts = "inbound/acme", "receipts/acme"
+    assert any(target.key == p or target.key.startswith(p + "/") for p in (home, receipts))
+    if target.key.startswith("receipts/"):
+        assert target.allows(READ) and not target.allows(WRITE) and not target.allows(DELETE)
+    else:
+        assert target.allows(WRITE) and target.allows(DELETE)
+    assert resolve(namespace, target.logical) == target
