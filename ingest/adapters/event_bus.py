@@ -46,10 +46,9 @@ class EventBus:
             for e in events
         ]
         for start in range(0, len(entries), MAX_ENTRIES_PER_CALL):
+            batch = entries[start : start + MAX_ENTRIES_PER_CALL]
             with translated("events", "PutEvents", self.bus_name):
-                resp = self._client.put_events(
-                    Entries=entries[start : start + MAX_ENTRIES_PER_CALL]
-                )
+                resp = self._client.put_events(Entries=batch)
             if resp.get("FailedEntryCount"):
                 refused = [
                     f"{r.get('ErrorCode')}: {r.get('ErrorMessage')}"
@@ -59,6 +58,6 @@ class EventBus:
                 raise StorageUnavailableError(
                     "events",
                     "PutEvents",
-                    f"{resp['FailedEntryCount']} of {len(entries[start : start + MAX_ENTRIES_PER_CALL])} entries "
+                    f"{resp['FailedEntryCount']} of {len(batch)} entries "
                     f"refused on {self.bus_name}: {'; '.join(refused)}",
                 )
