@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "ingest.cli.core",
     "ingest.cli.dlq",
     "ingest.cli.partners",
+    "ingest.cli.expected",
     "ingest_local.cli",
     "connectors.cli",
 )
