@@ -25,6 +25,8 @@ OUTCOME_METRICS: dict[Outcome, str | None] = {
     Outcome.QUEUED: "FilesQueued",
     Outcome.UNMATCHED: "FilesUnmatched",
     Outcome.HELD: "FilesHeld",
+    # files held in RECEIVED until their checksum sidecar or done marker lands (wait_for)
+    Outcome.WAITING: "FilesWaiting",
     Outcome.DUPLICATE: "FilesDuplicate",
     Outcome.IGNORED: None,
     # envelopes: in the ledger (EXPANDED / FAILED) and the log; their outputs count as files

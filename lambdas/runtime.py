@@ -14,9 +14,11 @@ from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.ledger_envelopes import EnvelopeLedger
+from ingest.adapters.ledger_sidecars import SidecarNotes
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
 from ingest.adapters.pgp_keys import PgpKeys
 from ingest.adapters.s3 import S3Store
+from ingest.adapters.s3_digest import S3Digests
 from ingest.adapters.s3_pgp import PgpDecryptor
 from ingest.adapters.s3_zip import ZipExpander
 from ingest.adapters.sqs import SqsQueue
@@ -24,6 +26,7 @@ from ingest.domain.envelopes import EnvelopeKind
 from ingest.settings import CommonSettings, FanoutSettings
 from ingest.usecases.envelopes import EnvelopePorts, open_envelope
 from ingest.usecases.fanout import FanoutPorts, held_by_role
+from ingest.usecases.sidecars import SidecarPorts
 from lambdas.function import (
     CORE_LOGGERS,
     Wired,
@@ -95,6 +98,8 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
         default_chunk_size=settings.chunk_size,
         holds_upload=holds,
         envelopes=functools.partial(open_envelope, ports=envelopes),
+        # admission gates: checksum sidecars and done markers (wait_for)
+        sidecars=SidecarPorts(SidecarNotes(ledger), S3Digests(streaming_s3, store)),
     )
     return Wired(settings, ports)
 

@@ -165,6 +165,7 @@ SERVICES = {
     "RetrieveFunction": "retrieve",
     "TransferStatusFunction": "transfer-status",
     "UploadEventsFunction": "upload-events",
+    "WaitSweepFunction": "wait-sweep",
 }
 
 

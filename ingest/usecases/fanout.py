@@ -5,25 +5,34 @@ from __future__ import annotations
 import fnmatch
 import logging
 import posixpath
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from ingest.domain.chunks import DEFAULT_CHUNK_SIZE, Chunk, plan_chunks
-from ingest.domain.events import LandedObject, ObjectInfo
-from ingest.domain.feeds import FeedMatch, FeedSet
+from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
+from ingest.domain.events import LandedObject
+from ingest.domain.feed_types import FeedSet
 from ingest.domain.files import HELD_REASON, FileStatus
-from ingest.domain.messages import ChunkMessage
 from ingest.domain.rejects import rejects_prefix
 from ingest.usecases.envelopes import EnvelopeOutcome
+from ingest.usecases.planning import (
+    FilePlan,
+    GateOutcome,
+    NextGate,
+    QueuePorts,
+    describe,
+    no_gate,
+    plan_file,
+    queue_plan,
+)
 from ingest.usecases.ports import FileLedger, MessageSender, ObjectStore
+from ingest.usecases.sidecars import SidecarPorts, admit_file, sidecar_landed, waiting_reason
 
 log = logging.getLogger(__name__)
 
 #: Names that uploaders write while a transfer is in progress, and editors' lock files.
 TEMP_NAME_PATTERNS = ("*.part", "*.filepart", "*.tmp", ".~*", "~$*", ".*.swp")
-__all__ = ["HELD_REASON", "FanoutResult", "Outcome", "ingest_object"]
+__all__ = ["HELD_REASON", "FanoutResult", "FilePlan", "Outcome", "ingest_object", "plan_file"]
 
 
 class Outcome(StrEnum):
@@ -36,8 +45,10 @@ class Outcome(StrEnum):
     EXPANDED = "EXPANDED"
     #: an envelope decrypted next to itself (a PGP file's plaintext written)
     DECRYPTED = "DECRYPTED"
-    #: an envelope refused (ledger FAILED with the reason; nothing written)
+    #: an envelope refused, or a file its admission gates failed (ledger FAILED, the reason)
     FAILED = "FAILED"
+    #: a file waiting in RECEIVED for its checksum sidecar or done marker (``wait_for``)
+    WAITING = "WAITING"
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,15 @@ class FanoutPorts:
     holds_upload: Callable[[LandedObject], bool] = lambda _: False
     #: opens envelopes (``ingest.usecases.envelopes.open_envelope``); None when not one
     envelopes: Callable[[LandedObject], EnvelopeOutcome | None] | None = None
+    #: the sidecar gate (``wait_for``, :mod:`ingest.usecases.sidecars`); None: not wired
+    sidecars: SidecarPorts | None = None
+    #: the content gate after it (``duplicates``, :mod:`ingest.usecases.duplicates`)
+    content_gate: NextGate = no_gate
+
+    @property
+    def queueing(self) -> QueuePorts:
+        """What planning and queueing a file needs (the gates queue files they release)."""
+        return QueuePorts(self.feeds, self.store, self.queue, self.ledger, self.default_chunk_size)
 
 
 def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
@@ -97,10 +117,14 @@ def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
         return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
     if ports.envelopes is not None and (opened := ports.envelopes(obj)) is not None:
         return FanoutResult(key, Outcome(opened.status), feed=opened.feed, size=opened.size)
+    if ports.sidecars is not None and sidecar_landed(
+        obj, ports.queueing, ports.sidecars, ports.content_gate
+    ):
+        return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
     match = ports.feeds().resolve(key)
     if match is None:
         return _unmatched(obj, ports.ledger)
-    info = _describe(obj, ports.store)
+    info = describe(obj, ports.store)
     feed = match.feed
     chunk_size = feed.chunk_size or ports.default_chunk_size
     held = not obj.upload_confirmed and ports.holds_upload(obj)
@@ -116,15 +140,23 @@ def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
     if held:
         log.info("holding SFTP upload until the server confirms it", extra={"key": key})
         return FanoutResult(key=key, outcome=Outcome.HELD, feed=feed.name, size=info.size)
-    ports.queue.send_all(plan.messages(ingestion=ingestion))
-    ports.ledger.mark_queued(key, info.etag, ingestion)
-    chunks = len(plan.chunks)
+    gated = _admit(plan, ingestion, ports)
+    if gated is not None:
+        return FanoutResult(key, Outcome(gated.outcome), feed.name, gated.chunks, info.size)
+    chunks = queue_plan(plan, ingestion, ports.queueing)
     log.info(
         "queued file", extra={"key": key, "feed": feed.name, "chunks": chunks, "size": info.size}
     )
     return FanoutResult(
         key=key, outcome=Outcome.QUEUED, feed=feed.name, chunks=chunks, size=info.size
     )
+
+
+def _admit(plan: FilePlan, ingestion: str, ports: FanoutPorts) -> GateOutcome | None:
+    """The admission gates (sidecars, then content duplicates); None: queue the file now."""
+    if ports.sidecars is None:
+        return ports.content_gate(plan, ingestion)
+    return admit_file(plan, ingestion, ports.queueing, ports.sidecars, ports.content_gate)
 
 
 def _unmatched(obj: LandedObject, ledger: FileLedger) -> FanoutResult:
@@ -160,68 +192,9 @@ def _start(plan: FilePlan, ports: FanoutPorts, *, held: bool) -> str | None:
         chunks=len(plan.chunks),
         chunk_size=plan.chunk_size,
         version_id=info.version_id,
-        reason=HELD_REASON if held else None,
-    )
-
-
-@dataclass(frozen=True)
-class FilePlan:
-    """A file version and the chunks it is processed in."""
-
-    bucket: str
-    key: str
-    info: ObjectInfo
-    match: FeedMatch
-    chunk_size: int
-    chunks: list[Chunk]
-
-    def messages(
-        self, *, ingestion: str | None, only: Container[int] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """The chunk messages' bodies for one ingestion (``only``: just these indices)."""
-        for chunk in self.chunks:
-            if only is not None and chunk.index not in only:
-                continue
-            yield ChunkMessage(
-                bucket=self.bucket,
-                key=self.key,
-                version=self.info.etag,
-                version_id=self.info.version_id,
-                feed=self.match.feed.name,
-                index=chunk.index,
-                chunks=len(self.chunks),
-                start=chunk.start,
-                end=chunk.end,
-                first_line=chunk.first_line,
-                compressed=self.match.compressed,
-                ingestion=ingestion or "",
-            ).to_body()
-
-
-def plan_file(
-    bucket: str,
-    key: str,
-    info: ObjectInfo,
-    *,
-    match: FeedMatch,
-    store: ObjectStore,
-    chunk_size: int,
-) -> FilePlan:
-    """Plan a file's record-aligned chunks; the file is read only when it is split."""
-    splittable = match.feed.splittable and not match.compressed
-    chunks = plan_chunks(
-        info.size,
-        chunk_size,
-        splittable=splittable,
-        read_blocks=store.iter_blocks(bucket, key, version_id=info.version_id)
-        if splittable and info.size > chunk_size
+        reason=HELD_REASON
+        if held
+        else waiting_reason(plan.match.feed.wait_for)
+        if ports.sidecars is not None
         else None,
     )
-    return FilePlan(bucket, key, info, match, chunk_size, chunks)
-
-
-def _describe(obj: LandedObject, store: ObjectStore) -> ObjectInfo:
-    """Size, ETag and version from the event when it has them all, else from S3."""
-    if obj.size is not None and obj.etag:
-        return ObjectInfo(size=obj.size, etag=obj.etag, version_id=obj.version_id)
-    return store.head(obj.bucket, obj.key, obj.version_id)

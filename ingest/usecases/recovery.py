@@ -13,7 +13,7 @@ from ingest.domain.files import FileStatus
 from ingest.domain.fixed_width import finish_check
 from ingest.domain.messages import ChunkMessage
 from ingest.errors import InvalidEventError, PermanentError, RetryableError
-from ingest.usecases.fanout import plan_file
+from ingest.usecases.planning import plan_file
 from ingest.usecases.ports import DeadLetters, FileLedger, MessageSender, ObjectStore
 
 log = logging.getLogger(__name__)

@@ -115,6 +115,7 @@ def test_fanout_metrics_count_every_outcome(
         "FilesDuplicate": 1,
         "FilesUnmatched": 1,
         "FilesHeld": 1,
+        "FilesWaiting": 0,
         "FilesFailed": 0,
         "ChunksQueued": chunks,
     }
@@ -140,6 +141,7 @@ def test_fanout_metrics_count_every_outcome(
         "FilesDuplicate": 0,
         "FilesUnmatched": 0,
         "FilesHeld": 0,
+        "FilesWaiting": 0,
         "FilesFailed": 1,
         "ChunksQueued": 0,
     }

@@ -80,11 +80,11 @@ def test_the_local_deploy_leaves_out_exactly_the_deployment_resources_and_keeps_
     deployment = {lid for lid, t in types.items() if t.startswith(DEPLOYMENT_TYPES)}
     deployment.add("CodeDeployServiceRole")  # the role SAM makes for CodeDeploy
     assert types["CodeDeployServiceRole"] == "AWS::IAM::Role"
-    # five functions: a version and an alias each, a deployment group each, one application
+    # six functions: a version and an alias each, a deployment group each, one application
     assert sorted(types[lid] for lid in deployment) == sorted(
-        ["AWS::Lambda::Version"] * 5
-        + ["AWS::Lambda::Alias"] * 5
-        + ["AWS::CodeDeploy::DeploymentGroup"] * 5
+        ["AWS::Lambda::Version"] * 6
+        + ["AWS::Lambda::Alias"] * 6
+        + ["AWS::CodeDeploy::DeploymentGroup"] * 6
         + ["AWS::CodeDeploy::Application", "AWS::IAM::Role"]
     )
     unmodelled = {lid for lid, t in types.items() if t in UNMODELLED_TYPES}
@@ -128,6 +128,7 @@ def test_every_local_event_source_reaches_the_function_itself(aws: AwsTarget) ->
     assert targets == {
         "RetrieveFunctionRetrieveSchedule": [arn("RetrieveFunction")],
         "TransferStatusFunctionConnectorFileEvents": [arn("TransferStatusFunction")],
+        "WaitSweepFunctionWaitSweepSchedule": [arn("WaitSweepFunction")],
         "UploadEventsFunctionTransferUploadOutcome": [arn("UploadEventsFunction")],
     }
     permissions = {
@@ -142,6 +143,7 @@ def test_every_local_event_source_reaches_the_function_itself(aws: AwsTarget) ->
         "RetrieveFunction": "EventFailureQueue",
         "TransferStatusFunction": "EventFailureQueue",
         "UploadEventsFunction": "EventFailureQueue",
+        "WaitSweepFunction": "EventFailureQueue",
     }
     # outputs naming an alias name the function locally; the function ARNs are unchanged
     for function in SERVICES:
