@@ -8,9 +8,10 @@ Items (beside the file's entry, under the same ``pk = FILE#<key>``):
   are items of their own: ``sk = OUTPUT#<version>#<index>`` with ``output_key``.
 * on each output (``pk = FILE#<output key>``): ``sk = ENVELOPE#<envelope key>``, with
   ``envelope`` (its key), ``envelope_version``, ``step`` and ``at``: the link that
-  ``ingest status KEY`` follows back. It is written before the step's result is recorded, and
-  it outlives the output's own entry being replaced (a newer upload of the same key is not
-  from the envelope: compare ``at`` with the entry's ``received_at``).
+  ``ingest status KEY`` follows back, link by link, to what the partner sent. It is written
+  before the step's result is recorded, and it outlives the output's own entry being
+  replaced (a newer upload of the same key is not from the envelope: compare ``at`` with the
+  entry's ``received_at``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ OUTPUT_PREFIX = "OUTPUT#"
 ENVELOPE_PREFIX = "ENVELOPE#"
 #: TransactWriteItems takes at most 100 items.
 _BATCH = 100
+#: The most envelope steps ``ingest status KEY`` follows back from a file.
+MAX_CHAIN = 16
 
 
 class _Ledger(Protocol):
@@ -114,13 +117,32 @@ class EnvelopeLedger:
         return [*first, *rest]
 
     def envelopes_of(self, key: str) -> list[dict[str, Any]]:
-        """The envelopes ``key`` was written from (oldest first): ``{envelope, envelope_version,
-        step, at}``."""
-        links = [from_item(i) for i in self._ledger.query_items(key, ENVELOPE_PREFIX)]
-        return sorted(
-            (
-                {name: link.get(name) for name in ("envelope", "envelope_version", "step", "at")}
-                for link in links
-            ),
-            key=lambda link: link["at"] or 0,
-        )
+        """The chain of envelopes ``key`` was written from, back to what the partner sent,
+        oldest first: ``{envelope, envelope_version, step, at}``.
+
+        Each link's own envelopes come before it: a member of an encrypted archive lists the
+        ``.zip.pgp`` (DECRYPTED), then the ``.zip`` (EXPANDED). At most :data:`MAX_CHAIN`
+        links are followed (a chain is a handful; an output never names its envelope's key,
+        so there are no loops, but a ledger edited by hand is not trusted to have none).
+        """
+        chain: list[dict[str, Any]] = []
+        seen = {key}
+
+        def follow(target: str) -> None:
+            for link in sorted(self._links(target), key=lambda link: link["at"] or 0):
+                envelope = link["envelope"]
+                if envelope in seen or len(chain) >= MAX_CHAIN:
+                    continue
+                seen.add(envelope)
+                follow(envelope)
+                chain.append(link)
+
+        follow(key)
+        return chain
+
+    def _links(self, key: str) -> list[dict[str, Any]]:
+        """The envelopes that wrote ``key`` directly."""
+        return [
+            {name: link.get(name) for name in ("envelope", "envelope_version", "step", "at")}
+            for link in (from_item(i) for i in self._ledger.query_items(key, ENVELOPE_PREFIX))
+        ]

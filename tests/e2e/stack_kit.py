@@ -36,6 +36,7 @@ TERMINAL = {
     "PARTIAL",
     "IGNORED",
     "EXPANDED",
+    "DECRYPTED",
 }
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

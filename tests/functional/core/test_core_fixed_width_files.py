@@ -9,6 +9,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from support_deliveries import PAYMENTS_FEED, payments_file
 from test_operator_cli import ingest  # noqa: F401 (the fixture: `ingest ARGS` on this pipeline)
 
 ROWS = 400
@@ -17,35 +18,10 @@ CHUNK = 2048
 
 @pytest.fixture
 def feeds_yaml(feeds_yaml: str) -> str:
-    return (
-        feeds_yaml
-        + f"""
-  - name: payments
-    match: "inbound/{{partner}}/payments/*.txt"
-    format: fixed_width
-    chunk_size: {CHUNK}
-    fixed_width: {{encoding: latin-1, header_lines: 1, trailer_lines: 1,
-                   record_type: {{start: 1, width: 1, value: "D"}},
-                   trailer: {{count_start: 2, count_width: 9}}}}
-    key: {{pk: "PAYMENT#{{payment_id}}", sk: "PARTNER#{{partner}}"}}
-    fields:
-      payment_id: {{type: string, required: true, start: 2, width: 10}}
-      amount:     {{type: decimal, required: true, start: 12, width: 12, scale: 2}}
-      booked_on:  {{type: date, start: 24, width: 8, format: "%Y%m%d"}}
-"""
+    # the shared payments feed, split into small chunks
+    return feeds_yaml + PAYMENTS_FEED.replace(
+        "    format: fixed_width\n", f"    format: fixed_width\n    chunk_size: {CHUNK}\n"
     )
-
-
-def payments_file(rows: int, declared: int, *, bad: set[int] = frozenset()) -> bytes:
-    lines = ["H20240131ACME BANK           "]
-    for i in range(rows):
-        sign = "-" if i % 5 == 0 else "+"
-        amount = "00000000012A" if i in bad else f"{i * 101:011d}{sign}"
-        lines.append(f"D{f'P{i:05d}':<10}{amount}20240131")
-        if i % 7 == 0:
-            lines.append(f"S subtotal after {i}")  # another record type: skipped, counted
-    lines.append(f"T{declared:09d}")
-    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
 
 
 def test_a_chunked_file_lands_every_record_and_passes_its_trailer_check(pipeline):

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pysequoia
 import pytest
 from conftest import FEEDS_YAML
 from pysequoia.packet import PacketPile, Tag
+from support_deliveries import build_zip, encrypt, gpg_key_with_passphrase
 from test_core_zip import keys_under, land_members, orders, outcomes
 from test_operator_cli import ingest  # noqa: F401  (the fixture: the CLI against this stack)
-from zip_kit import build_zip
 
 from ingest.adapters.ledger_envelopes import EnvelopeLedger
 
@@ -61,29 +59,9 @@ def keys() -> dict[str, Any]:
     }
 
 
-def gpg_key_with_passphrase(tmp: Path, passphrase: str) -> str:
-    """A Curve25519 key made by gpg, exported armored and protected by ``passphrase``."""
-    home = tmp / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
-    gpg += ["--passphrase", passphrase]
-    uid = "hospital <pgp@hospital.example>"
-    subprocess.run(
-        [*gpg, "--quick-gen-key", uid, "future-default", "default", "never"],
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        [*gpg, "--armor", "--export-secret-keys", uid], check=True, capture_output=True
-    )
-    return out.stdout.decode()
-
-
 @pytest.fixture(scope="module")
 def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One passphrase-protected key made by gpg for the module ("s3cret")."""
-    if shutil.which("gpg") is None:
-        pytest.fail("gpg is needed (.ci/run installs gnupg)")
     return gpg_key_with_passphrase(tmp_path_factory.mktemp("gpg"), "s3cret")
 
 
@@ -115,10 +93,6 @@ def put_secret(pipeline: Any, partner: str, doc: dict[str, str]) -> None:
 def pgp(pipeline: Any) -> Any:
     pipeline.setenv("TRANSFER_SERVER_ID", SERVER_ID)
     return pipeline
-
-
-def encrypt(data: bytes, tsk: Any, *, signer: Any = None, armor: bool = False) -> bytes:
-    return pysequoia.encrypt(data, [tsk.extract_certificate()], signer=signer, armor=armor)
 
 
 def assert_nothing_written(pipeline: Any, key: str = FILE) -> None:
@@ -275,8 +249,10 @@ def test_an_encrypted_zip_decrypts_then_expands_one_ledger_entry_per_step(pgp, k
     assert [link["envelope"] for link in ledger.envelopes_of("inbound/acme/batches/week.zip")] == [
         key
     ]
-    assert [link["envelope"] for link in ledger.envelopes_of(members[0])] == [
-        "inbound/acme/batches/week.zip"
+    # a member's story goes back to what the partner sent: the .zip.pgp, then the .zip
+    assert [(link["envelope"], link["step"]) for link in ledger.envelopes_of(members[0])] == [
+        (key, "DECRYPTED"),
+        ("inbound/acme/batches/week.zip", "EXPANDED"),
     ]
 
 

@@ -3,57 +3,27 @@ whatever the chunk size, typed cells stored as our types, rejects with spreadshe
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from decimal import Decimal
 
 import pytest
 from openpyxl import Workbook
+from support_deliveries import STOCK_FEED, stock_workbook
 
 ROWS = 300
 
 
 @pytest.fixture
 def feeds_yaml(feeds_yaml: str) -> str:
-    return (
-        feeds_yaml
-        + """
-  - name: stock
-    match: "inbound/{partner}/stock/*.xlsx"
-    format: xlsx
-    chunk_size: 1KiB
-    xlsx: {sheet: Stock, header_row: 2}
-    key: {pk: "SKU#{sku}", sk: "PARTNER#{partner}"}
-    fields:
-      sku: {type: string, required: true}
-      price: {type: decimal, required: true}
-      units: {type: int}
-      counted_on: {type: date}
-      counted_at: {type: timestamp}
-"""
+    # the shared stock feed, with a chunk size smaller than its workbooks (which are one chunk)
+    return feeds_yaml + STOCK_FEED.replace(
+        "    format: xlsx\n", "    format: xlsx\n    chunk_size: 1KiB\n"
     )
-
-
-def stock_workbook() -> bytes:
-    book = Workbook(write_only=True)
-    book.create_sheet("Notes").append(["not this sheet"])
-    sheet = book.create_sheet("Stock")
-    sheet.append(["Stock count, January"])
-    sheet.append(["sku", "price", "units", "counted_on", "counted_at"])
-    for i in range(ROWS):
-        price = "n/a" if i == 7 else round(i * 0.1, 2)
-        day = dt.datetime(2024, 1, 1 + i % 28)
-        sheet.append([f"S{i:04d}", price, i, day, day + dt.timedelta(hours=9, seconds=i)])
-        if i == 100:
-            sheet.append([])  # an empty row: not a record
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def test_a_workbook_lands_as_one_chunk_with_typed_values(pipeline):
     key = "inbound/shop/stock/2024-01.xlsx"
-    data = stock_workbook()
+    data = stock_workbook(ROWS)
     assert len(data) > 1024  # larger than the feed's chunk size, yet one chunk
     result = pipeline.land(key, data)
     assert result["files"][0]["chunks"] == 1

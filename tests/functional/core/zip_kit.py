@@ -12,21 +12,16 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from support_deliveries import build_zip
+
+__all__ = ["MIB", "build_zip", "patch_central", "zeros_bomb"]
+
 CENTRAL = b"PK\x01\x02"
 MIB = 1024 * 1024
-
-
-def build_zip(members: Mapping[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    """An archive holding ``members`` (name → bytes; a name ending in ``/`` is a directory)."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=compression) as archive:
-        for name, data in members.items():
-            archive.writestr(zipfile.ZipInfo(name), data, compress_type=compression)
-    return out.getvalue()
 
 
 def _central_entries(data: bytes) -> Iterator[tuple[int, str]]:
