@@ -83,7 +83,7 @@ class Partner:
         return f"/{self.bucket}/{partner_receipts_prefix(self.name).rstrip('/')}"
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "home": self.home}
+        return {**asdict(self), "home": self.home, "receipts": self.receipts}
 
 
 def home_directory_mappings(bucket: str, name: str) -> list[dict[str, str]]:

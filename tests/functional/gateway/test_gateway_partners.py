@@ -44,6 +44,9 @@ def test_add_creates_a_logical_transfer_user(world: AwsWorld, tmp_path: Path) ->
     assert policy == json.loads(session_policy(world.bucket))
     registry = json.loads((tmp_path / "partners.json").read_text())
     assert list(registry["partners"]) == ["acme"]
+    assert user["HomeDirectoryMappings"][1]["Entry"] == "/receipts"
+    assert user["HomeDirectoryMappings"][1]["Target"] == f"/{world.bucket}/receipts/acme"
+    assert registry["partners"]["acme"]["receipts"] == f"/{world.bucket}/receipts/acme"
 
 
 def test_bad_names_keys_and_duplicates_are_refused(world: AwsWorld, tmp_path: Path) -> None:
