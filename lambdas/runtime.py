@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
+from ingest.adapters.ledger_digests import DigestIndex
 from ingest.adapters.ledger_envelopes import EnvelopeLedger
 from ingest.adapters.ledger_sidecars import SidecarNotes
 from ingest.adapters.multipart import STREAMING_S3_CONFIG
@@ -24,6 +25,7 @@ from ingest.adapters.s3_zip import ZipExpander
 from ingest.adapters.sqs import SqsQueue
 from ingest.domain.envelopes import EnvelopeKind
 from ingest.settings import CommonSettings, FanoutSettings
+from ingest.usecases.duplicates import DuplicatePorts, check_duplicate
 from ingest.usecases.envelopes import EnvelopePorts, open_envelope
 from ingest.usecases.fanout import FanoutPorts, held_by_role
 from ingest.usecases.sidecars import SidecarPorts
@@ -78,6 +80,7 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
     aws = aws_target(settings.common)
     holds = held_by_role(settings.transfer_role_id)
     streaming_s3 = aws.client("s3", config=STREAMING_S3_CONFIG)
+    digests = S3Digests(streaming_s3, store)
     pgp_keys = PgpKeys(aws.client("secretsmanager"), settings.transfer_server_id)
     envelopes = EnvelopePorts(
         feeds=feeds,
@@ -98,8 +101,12 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
         default_chunk_size=settings.chunk_size,
         holds_upload=holds,
         envelopes=functools.partial(open_envelope, ports=envelopes),
-        # admission gates: checksum sidecars and done markers (wait_for)
-        sidecars=SidecarPorts(SidecarNotes(ledger), S3Digests(streaming_s3, store)),
+        # admission gates: checksum sidecars and done markers (wait_for), then content
+        # duplicates (duplicates)
+        sidecars=SidecarPorts(SidecarNotes(ledger), digests),
+        content_gate=functools.partial(
+            check_duplicate, ports=DuplicatePorts(DigestIndex(ledger), digests, ledger)
+        ),
     )
     return Wired(settings, ports)
 

@@ -58,10 +58,14 @@ class S3Digests:
             if is_not_found(exc):
                 raise ObjectNotFoundError(bucket, key) from exc
             raise unavailable(exc, "s3", "HeadObject", f"s3://{bucket}/{key}") from exc
-        if head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+        multipart = "-" in head.get("ETag", "")
+        # a multipart object's checksum is of its parts unless S3 says FULL_OBJECT (moto, for
+        # one, leaves ChecksumType out of a composite one)
+        kind = head.get("ChecksumType", "COMPOSITE" if multipart else "FULL_OBJECT")
+        if kind != "FULL_OBJECT":
             return None
         for field, algorithm in _S3_FULL_OBJECT_CHECKSUMS:
             value = head.get(field)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value and "-" not in value:  # "<b64>-<parts>": composite
                 return from_s3_checksum(algorithm, value)
         return None
