@@ -103,7 +103,14 @@ def status_json(
             if entry.output_count is not None
             else {}
         ),
+        # the admission gates': the content digest, the earlier file of a duplicate, the
+        # sidecar or marker that confirmed it, and on a sidecar's own entry the file it is about
+        **{name: data[name] for name in _GATE_FIELDS if data.get(name) is not None},
     }
+
+
+#: set only when a gate recorded them (docs/contracts.md)
+_GATE_FIELDS = ("digest", "duplicate_of", "confirmed_by", "sidecar_for")
 
 
 def _superseded_json(record: SupersededVersion) -> dict[str, Any]:
@@ -260,7 +267,8 @@ def _one_file(args: argparse.Namespace) -> int:
         "updated_at",
         "reason",
     )
-    print_table([[name, story[name]] for name in fields], ["FIELD", "VALUE"])
+    gated = [name for name in _GATE_FIELDS if name in story]
+    print_table([[name, story[name]] for name in (*fields, *gated)], ["FIELD", "VALUE"])
     for source in story["source"]:
         print(
             f"Source: connector {source['connector_id']}, transfer {source['transfer_id']}, "

@@ -134,6 +134,7 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
         FileStatus.IGNORED: "inbound/acme/orders/notes.txt",
         FileStatus.EXPANDED: "inbound/acme/orders/batch.zip",
         FileStatus.DECRYPTED: "inbound/acme/orders/day.csv.pgp",
+        FileStatus.DUPLICATE: "inbound/acme/deduped/copy.csv",
     }
     p.land(keys[FileStatus.PROCESSED], b"order_id,amount\ng0,0.5\n")
     p.drain(timeout=60)
@@ -153,6 +154,8 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
     )
     encrypted = pysequoia.encrypt(GOOD, [pgp_key.extract_certificate()])
     p.land(keys[FileStatus.DECRYPTED], encrypted)  # its plaintext written next to it
+    p.land("inbound/acme/deduped/first.csv", GOOD)
+    p.land(keys[FileStatus.DUPLICATE], GOOD)  # the same bytes again (duplicates: skip)
     p.drain(timeout=60)  # the broken file: FAILED at once, its message to the DLQ
     p.land(keys[FileStatus.RECEIVED], GOOD, principal_id=held_by)
     p.land(keys[FileStatus.PARTIAL], GOOD[:10], principal_id=held_by)
@@ -298,11 +301,27 @@ POISON = b"id,amount\n" + b"".join(b"p%d,%d.25\n" % (i, i) for i in range(POISON
 
 @pytest.fixture
 def feeds_yaml(feeds_yaml: str) -> str:
-    """The default feeds, orders files in 1 KiB chunks (the poison file is several)."""
-    return feeds_yaml.replace(
-        'match: "inbound/{partner}/orders/*.csv"',
-        'match: "inbound/{partner}/orders/*.csv"\n    chunk_size: 1KiB',
+    """The default feeds, orders files in 1 KiB chunks (the poison file is several), and a
+    feed that skips content duplicates."""
+    return (
+        feeds_yaml.replace(
+            'match: "inbound/{partner}/orders/*.csv"',
+            'match: "inbound/{partner}/orders/*.csv"\n    chunk_size: 1KiB',
+        )
+        + DEDUPED_FEED
     )
+
+
+DEDUPED_FEED = """
+  - name: deduped
+    match: "inbound/{partner}/deduped/*.csv"
+    format: csv
+    duplicates: skip
+    key: {pk: "DEDUP#{order_id}", sk: "PARTNER#{partner}"}
+    fields:
+      order_id: {type: string, required: true}
+      amount: {type: decimal, required: true}
+"""
 
 
 def _poisoned(pipeline: Pipeline, key: str) -> int:
