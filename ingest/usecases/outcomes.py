@@ -79,12 +79,21 @@ class Told:
 
 
 def reached_final(old: FileEntry | None, new: FileEntry | None) -> bool:
-    """Whether the change from ``old`` to ``new`` is a file reaching a final status."""
+    """Whether the change from ``old`` to ``new`` is a file reaching a final status.
+
+    The same status again counts when another version or ingestion reached it, or when the
+    file was received again (fanout records an UNMATCHED key anew for each event of it): the
+    receipt is then rewritten to say so, and the event, with the same ``event-id``, is a copy.
+    """
     if new is None or new.status not in FINAL_STATUSES:
         return False
     if old is None:
         return True
-    return (old.status, old.version, old.ingestion) != (new.status, new.version, new.ingestion)
+    return _outcome(old) != _outcome(new)
+
+
+def _outcome(entry: FileEntry) -> tuple[object, ...]:
+    return (entry.status, entry.version, entry.ingestion, entry.received_at)
 
 
 def tell_outcome(old: FileEntry | None, new: FileEntry | None, ports: OutcomePorts) -> Told | None:
