@@ -164,6 +164,7 @@ SERVICES = {
     "ProcessorFunction": "processor",
     "RetrieveFunction": "retrieve",
     "TransferStatusFunction": "transfer-status",
+    "ExpectedFilesFunction": "expected-files",
     "UploadEventsFunction": "upload-events",
     "WaitSweepFunction": "wait-sweep",
 }
@@ -216,6 +217,7 @@ METRICS = {
     "upload-events": {"GatewayUploadsCompleted", "GatewayUploadsPartial"},
     "retrieve": {"TransfersStarted", "RetrievalsFailed"},
     "transfer-status": {"TransfersCompleted", "TransfersFailed"},
+    "expected-files": {"FilesMissing", "FilesLate"},
 }
 
 

@@ -331,7 +331,14 @@ def test_handler_metrics_settings_come_from_the_functions_environment() -> None:
     functions = template_functions()
     assert {f["handler"] for f in functions.values()} == {
         f"lambdas.{m}.handler"
-        for m in ("fanout", "processor", "retrieve", "transfer_status", "upload_events")
+        for m in (
+            "fanout",
+            "processor",
+            "retrieve",
+            "transfer_status",
+            "expected_files",
+            "upload_events",
+        )
     }
     script = (
         "import importlib, json, os, sys\n"

@@ -125,7 +125,7 @@ def test_lambda_log_levels_follow_the_log_level_parameter(raw: dict[str, Any]) -
 def test_every_log_group_has_the_retention_parameter(without_key: dict[str, Any]) -> None:
     groups = _resources(without_key, "AWS::Logs::LogGroup")
     # the five functions', the Transfer server's and the partner connector's
-    assert len(groups) == 8
+    assert len(groups) == 9
     assert "PartnerConnectorLogGroup" in groups and "TransferLogGroup" in groups
     for name, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name

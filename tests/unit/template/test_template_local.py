@@ -128,6 +128,7 @@ def test_every_local_event_source_reaches_the_function_itself(aws: AwsTarget) ->
     assert targets == {
         "RetrieveFunctionRetrieveSchedule": [arn("RetrieveFunction")],
         "TransferStatusFunctionConnectorFileEvents": [arn("TransferStatusFunction")],
+        "ExpectedFilesFunctionCheckSchedule": [arn("ExpectedFilesFunction")],
         "WaitSweepFunctionWaitSweepSchedule": [arn("WaitSweepFunction")],
         "UploadEventsFunctionTransferUploadOutcome": [arn("UploadEventsFunction")],
     }
@@ -142,6 +143,7 @@ def test_every_local_event_source_reaches_the_function_itself(aws: AwsTarget) ->
         "FanoutFunction": "FanoutFailureQueue",
         "RetrieveFunction": "EventFailureQueue",
         "TransferStatusFunction": "EventFailureQueue",
+        "ExpectedFilesFunction": "EventFailureQueue",
         "UploadEventsFunction": "EventFailureQueue",
         "WaitSweepFunction": "EventFailureQueue",
     }

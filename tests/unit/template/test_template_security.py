@@ -36,7 +36,7 @@ def test_with_a_key_everything_is_encrypted_with_it(with_key: dict[str, Any]) ->
         sse = table["Properties"]["SSESpecification"]
         assert sse == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": key}, name
     groups = _resources(with_key, "AWS::Logs::LogGroup")
-    assert len(groups) == 8
+    assert len(groups) == 9
     for name, group in groups.items():
         assert group["Properties"]["KmsKeyId"] == key, name
     (secret,) = _resources(with_key, "AWS::SecretsManager::Secret").values()
