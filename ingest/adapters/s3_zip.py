@@ -13,6 +13,12 @@ into S3 multipart uploads, all of them or none.
   so no member appears (and none fires an S3 event). Local disk is never used; the buffers are
   three read windows, the inflater's input and output and ``PARTS_IN_FLIGHT + 1`` parts: about
   80 MiB.
+
+Encrypted members are expanded when the feed names the password's secret
+(``zip: {password_secret}``, read through :class:`~ingest.adapters.zip_passwords.ZipPasswords`
+once per archive, only when a member is encrypted): the stdlib decrypts traditional PKWARE
+encryption (ZipCrypto) while it streams, member by member as before. A wrong password refuses
+the archive (nothing written); WinZip AES and PKWARE strong encryption are refused by the plan.
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ import io
 import logging
 import zipfile
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.adapters.multipart import MultipartUpload
 from ingest.adapters.s3_range_file import S3RangeFile
 from ingest.adapters.sdk import unavailable
+from ingest.adapters.zip_passwords import ZipPasswords
 from ingest.domain.archives import (
+    ENCRYPTED_FLAG,
+    STRONG_ENCRYPTION_FLAG,
     ArchiveMember,
     MemberMeter,
     PlannedMember,
@@ -37,8 +46,8 @@ from ingest.domain.archives import (
     plan_members,
 )
 from ingest.domain.envelopes import EnvelopeSource
-from ingest.domain.feeds import Feed
-from ingest.errors import ArchiveRefusedError
+from ingest.domain.feed_types import Feed
+from ingest.errors import ArchiveRefusedError, ConfigError
 from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
@@ -60,7 +69,8 @@ def _members(archive: zipfile.ZipFile) -> list[ArchiveMember]:
             size=info.file_size,
             compressed_size=info.compress_size,
             method=info.compress_type,
-            encrypted=bool(info.flag_bits & 0x1),
+            encrypted=bool(info.flag_bits & ENCRYPTED_FLAG),
+            strong_encryption=bool(info.flag_bits & STRONG_ENCRYPTION_FLAG),
         )
         for info in archive.infolist()
     ]
@@ -69,8 +79,15 @@ def _members(archive: zipfile.ZipFile) -> list[ArchiveMember]:
 class ZipExpander:
     """The ``.zip`` envelope step: expand an archive next to itself, every member or none."""
 
-    def __init__(self, s3: S3Client, *, default_limits: ZipLimits | None = None) -> None:
+    def __init__(
+        self,
+        s3: S3Client,
+        *,
+        passwords: ZipPasswords | None = None,
+        default_limits: ZipLimits | None = None,
+    ) -> None:
         self._s3 = s3
+        self._passwords = passwords
         self._default_limits = default_limits or ZipLimits()
 
     def limits(self, feed: Feed | None) -> ZipLimits:
@@ -96,7 +113,14 @@ class ZipExpander:
             with archive:
                 planned = plan_members(source.key, _members(archive), limits)
                 infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
-                expansion = _Expansion(self._s3, archive, source, MemberMeter(source.key, limits))
+                password = (
+                    self._password(source, limits)
+                    if any(p.member.encrypted for p in planned)
+                    else None
+                )
+                expansion = _Expansion(
+                    self._s3, archive, source, MemberMeter(source.key, limits), password
+                )
                 try:
                     asyncio.run(expansion.run(list(zip(planned, infos, strict=True))))
                 except (ClientError, BotoCoreError) as exc:  # from the uploads (nothing shown)
@@ -108,17 +132,50 @@ class ZipExpander:
         )
         return [p.key for p in planned]
 
+    def _password(self, source: EnvelopeSource, limits: ZipLimits) -> _Password:
+        """The password of an archive with encrypted members (plan_members saw it configured);
+        refused when it cannot be had."""
+        secret = limits.password_secret_for(source.key.split("/")[1]) or ""
+
+        def refuse(why: str) -> ArchiveRefusedError:
+            return ArchiveRefusedError(
+                f"its members are encrypted and {why}", key=source.key, rule="password"
+            )
+
+        if self._passwords is None:
+            raise refuse("this function reads no zip passwords (no Secrets Manager client)")
+        try:
+            password = self._passwords.password(secret, limits.password_key)
+        except ConfigError as exc:
+            raise refuse(f"the password cannot be read: {exc}") from exc
+        if password is None:
+            raise refuse(f"the password's secret {secret} does not exist")
+        return _Password(secret, password)
+
+
+class _Password(NamedTuple):
+    """An archive's password and the secret it came from (named in refusals)."""
+
+    secret: str
+    value: bytes
+
 
 class _Expansion:
     """One archive being expanded: its members' uploads and the parts in flight."""
 
     def __init__(
-        self, s3: S3Client, archive: zipfile.ZipFile, source: EnvelopeSource, meter: MemberMeter
+        self,
+        s3: S3Client,
+        archive: zipfile.ZipFile,
+        source: EnvelopeSource,
+        meter: MemberMeter,
+        password: _Password | None,
     ) -> None:
         self._s3 = s3
         self._archive = archive
         self._source = source
         self.meter = meter
+        self._password = password
         self._bridge = Bridge(PARTS_IN_FLIGHT + 1, name="zip")
         self._uploads: list[MultipartUpload] = []
         self._parts: set[asyncio.Task[None]] = set()
@@ -155,8 +212,17 @@ class _Expansion:
         """One member into its upload (left open: completed with the others)."""
         member, written, number = planned.member, 0, 0
         run = self._bridge.run
+        password = self._password if member.encrypted else None
         try:
-            stream = await run(self._archive.open, info)
+            try:
+                stream = await run(self._archive.open, info, pwd=password and password.value)
+            except RuntimeError as exc:  # zipfile's "Bad password for file ..."
+                raise ArchiveRefusedError(
+                    f"member {member.name!r} does not open with the password in secret "
+                    f"{password.secret if password else '(none)'} ({exc})",
+                    key=self._source.key,
+                    rule="password",
+                ) from exc
             with stream:
                 while block := await run(stream.read, PART_SIZE):
                     self.meter.add(member, written, len(block))
@@ -168,8 +234,10 @@ class _Expansion:
                     _raise_failed(self._parts)
                     self._parts.add(asyncio.create_task(_part(upload, number, block, slots)))
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            # ZipCrypto checks one byte of the password: 1 wrong password in 256 gets here
+            hint = f", or the password in secret {password.secret} is wrong" if password else ""
             raise ArchiveRefusedError(
-                f"member {member.name!r} cannot be read ({exc})",
+                f"member {member.name!r} cannot be read ({exc}{hint})",
                 key=self._source.key,
                 rule="corrupt",
             ) from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ingest.errors import ArchiveRefusedError
@@ -30,6 +30,17 @@ RATIO_AFTER = 1024 * 1024
 STORED, DEFLATED = 0, 8
 SUPPORTED_METHODS = {STORED: "stored", DEFLATED: "deflated"}
 
+#: The compression method number of WinZip AES encryption (APPNOTE.TXT, appendix E): the
+#: standard library decrypts only the traditional PKWARE scheme (ZipCrypto), so AES members
+#: are refused with that reason rather than as an unknown method.
+AES = 99
+#: General purpose flag bits (APPNOTE.TXT 4.4.4): encrypted; PKWARE strong encryption.
+ENCRYPTED_FLAG, STRONG_ENCRYPTION_FLAG = 0x1, 0x40
+
+#: The secrets a feed's ``zip: {password_secret}`` may name: fanout may read these and no
+#: others (template.yaml, ``ReadZipPasswords``).
+PASSWORD_SECRETS_PREFIX = "sftp-ingest/zip/"
+
 #: S3's longest key, in UTF-8 bytes.
 MAX_KEY_BYTES = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -38,11 +49,23 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class ZipLimits:
-    """A feed's ``zip: {max_expanded_bytes, max_ratio, max_members}``."""
+    """A feed's ``zip:`` options: ``{max_expanded_bytes, max_ratio, max_members}``, and
+    where the password of encrypted members is, ``{password_secret, password_key}``."""
 
     max_expanded_bytes: int = DEFAULT_MAX_EXPANDED_BYTES
     max_ratio: int = DEFAULT_MAX_RATIO
     max_members: int = DEFAULT_MAX_MEMBERS
+    #: the Secrets Manager secret holding the password (under PASSWORD_SECRETS_PREFIX;
+    #: ``{partner}`` is the archive's partner); None: encrypted members are refused
+    password_secret: str | None = None
+    #: the JSON key of the password in the secret's string; None: the string is the password
+    password_key: str | None = None
+
+    def password_secret_for(self, partner: str) -> str | None:
+        """The secret of ``partner``'s archives' password (None: no password configured)."""
+        if self.password_secret is None:
+            return None
+        return self.password_secret.replace("{partner}", partner)
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,8 @@ class ArchiveMember:
     compressed_size: int
     method: int
     encrypted: bool = False
+    #: PKWARE's "strong encryption" (flag bit 6): neither ZipCrypto nor readable here
+    strong_encryption: bool = False
 
     @property
     def is_directory(self) -> bool:
@@ -106,11 +131,13 @@ def plan_members(
 ) -> list[PlannedMember]:
     """Check a whole central directory before anything is written; the members to write.
 
-    Refused (nothing is written): zip slip, encrypted members, compression methods other than
-    stored and deflated, two members with one key, archives inside the archive (expanding
-    those in turn would let a small nested archive fan out without bound), more members than
-    ``max_members``, a declared total past ``max_expanded_bytes`` and a member past
-    ``max_ratio``. Directories are skipped.
+    Refused (nothing is written): zip slip, encrypted members when the feed configures no
+    password (and, with one, members encrypted otherwise than with ZipCrypto: WinZip AES,
+    PKWARE strong encryption), compression methods other than stored and deflated, two
+    members with one key, archives inside the archive (expanding those in turn would let a
+    small nested archive fan out without bound), more members than ``max_members``, a
+    declared total past ``max_expanded_bytes`` and a member past ``max_ratio``. Directories
+    are skipped.
     """
     planned: list[PlannedMember] = []
     seen: set[str] = set()
@@ -124,9 +151,7 @@ def plan_members(
         if member.is_directory:
             continue
         if member.encrypted:
-            raise refuse(
-                f"member {member.name!r} is encrypted (no password is configured)", "encrypted"
-            )
+            _check_encryption(member, limits, refuse)
         if member.method not in SUPPORTED_METHODS:
             raise refuse(
                 f"member {member.name!r} uses compression method {member.method} "
@@ -151,6 +176,28 @@ def plan_members(
             )
         check_ratio(archive_key, member, member.size, limits)
     return planned
+
+
+def _check_encryption(
+    member: ArchiveMember, limits: ZipLimits, refuse: Callable[[str, str], ArchiveRefusedError]
+) -> None:
+    """An encrypted member may be expanded only with a password, and only if it is ZipCrypto."""
+    if limits.password_secret is None:
+        raise refuse(
+            f"member {member.name!r} is encrypted (no password is configured)", "encrypted"
+        )
+    if member.method == AES:
+        raise refuse(
+            f"member {member.name!r} is AES-encrypted (WinZip AES): only traditional PKWARE "
+            "encryption (ZipCrypto) is decrypted; ask for a PGP-encrypted archive instead",
+            "encrypted",
+        )
+    if member.strong_encryption:
+        raise refuse(
+            f"member {member.name!r} uses PKWARE strong encryption: only traditional PKWARE "
+            "encryption (ZipCrypto) is decrypted; ask for a PGP-encrypted archive instead",
+            "encrypted",
+        )
 
 
 def _is_archive_key(key: str) -> bool:

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from ingest.domain.archives import ZipLimits
+from ingest.domain.archives import PASSWORD_SECRETS_PREFIX, ZipLimits
 from ingest.domain.feed_types import (
     DEFAULT_EXPECTED_GRACE,
     MAX_RECORD_SIZE_LIMIT,
@@ -213,16 +213,47 @@ class ReceiptSchema(BaseModel):
         return ReceiptOptions(format=self.format, include_raw=self.include_raw)
 
 
+def check_password_secret(name: str) -> str:
+    """A ``zip.password_secret``: under the prefix fanout may read, ``{partner}`` its only
+    placeholder."""
+    if not name.startswith(PASSWORD_SECRETS_PREFIX) or name == PASSWORD_SECRETS_PREFIX:
+        raise ValueError(
+            f"{name!r} is not a secret under {PASSWORD_SECRETS_PREFIX!r} (the functions may "
+            f"read only those: name it e.g. '{PASSWORD_SECRETS_PREFIX}{{partner}}')"
+        )
+    if name.replace("{partner}", "").count("{") or name.replace("{partner}", "").count("}"):
+        raise ValueError(
+            f"{name!r}: the only placeholder a password secret may hold is {{partner}}"
+        )
+    return name
+
+
 class ZipSchema(BaseModel):
-    """``zip:``: the limits of the archives this feed owns (docs/feeds.md, "Zip archives")."""
+    """``zip:``: the limits of the archives this feed owns, and the Secrets Manager secret of
+    their password (docs/feeds.md, "Zip archives")."""
 
     model_config = SCHEMA
     max_expanded_bytes: Size = ZipLimits.max_expanded_bytes
     max_ratio: Annotated[int, Field(ge=1)] = ZipLimits.max_ratio
     max_members: Annotated[int, Field(ge=1)] = ZipLimits.max_members
+    password_secret: Annotated[str, AfterValidator(check_password_secret)] | None = None
+    password_key: Text | None = None
+
+    @model_validator(mode="after")
+    def _key_needs_secret(self) -> Self:
+        if self.password_key is not None and self.password_secret is None:
+            message = "'zip.password_key' is a key in the password's secret: set password_secret"
+            raise SchemaProblem(message, field="zip.password_secret")
+        return self
 
     def limits(self) -> ZipLimits:
-        return ZipLimits(self.max_expanded_bytes, self.max_ratio, self.max_members)
+        return ZipLimits(
+            self.max_expanded_bytes,
+            self.max_ratio,
+            self.max_members,
+            password_secret=self.password_secret,
+            password_key=self.password_key,
+        )
 
 
 def _partners(value: object) -> tuple[str, ...] | None:

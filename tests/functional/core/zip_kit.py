@@ -34,20 +34,26 @@ def _central_entries(data: bytes) -> Iterator[tuple[int, str]]:
         start = data.find(CENTRAL, start + 46 + name_len + extra_len + comment_len)
 
 
-def patch_central(data: bytes, name: str, *, size: int | None = None, flags: int = 0) -> bytes:
-    """``data`` with member ``name``'s central entry declaring ``size`` and ``flags`` or'ed in."""
+def patch_central(
+    data: bytes, name: str, *, size: int | None = None, flags: int = 0, method: int | None = None
+) -> bytes:
+    """``data`` with member ``name``'s central entry declaring ``size``, ``flags`` or'ed in
+    and compression ``method``."""
     out = bytearray(data)
     for offset, found in _central_entries(data):
         if found != name:
             continue
         if size is not None:
             struct.pack_into("<I", out, offset + 24, size)
+        if method is not None:
+            struct.pack_into("<H", out, offset + 10, method)
         (old,) = struct.unpack_from("<H", out, offset + 8)
         struct.pack_into("<H", out, offset + 8, old | flags)
         patched = bytes(out)
         info = zipfile.ZipFile(io.BytesIO(patched)).getinfo(name)
         assert size is None or info.file_size == size
         assert info.flag_bits & flags == flags
+        assert method is None or info.compress_type == method
         return patched
     raise AssertionError(f"no member {name!r}")
 
