@@ -117,8 +117,9 @@ def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
         return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
     if ports.envelopes is not None and (opened := ports.envelopes(obj)) is not None:
         return FanoutResult(key, Outcome(opened.status), feed=opened.feed, size=opened.size)
+    held = not obj.upload_confirmed and ports.holds_upload(obj)
     if ports.sidecars is not None and sidecar_landed(
-        obj, ports.queueing, ports.sidecars, ports.content_gate
+        obj, ports.queueing, ports.sidecars, ports.content_gate, held=held
     ):
         return FanoutResult(key=key, outcome=Outcome.IGNORED, size=obj.size)
     match = ports.feeds().resolve(key)
@@ -127,7 +128,6 @@ def ingest_object(obj: LandedObject, ports: FanoutPorts) -> FanoutResult:
     info = describe(obj, ports.store)
     feed = match.feed
     chunk_size = feed.chunk_size or ports.default_chunk_size
-    held = not obj.upload_confirmed and ports.holds_upload(obj)
     plan = (
         FilePlan(obj.bucket, key, info, match, chunk_size, [])
         if held

@@ -148,15 +148,23 @@ def admit_file(
 
 
 def sidecar_landed(
-    obj: LandedObject, base: QueuePorts, ports: SidecarPorts, then: NextGate
+    obj: LandedObject, base: QueuePorts, ports: SidecarPorts, then: NextGate, *, held: bool
 ) -> GateOutcome | None:
     """Handle ``obj`` if it is a sidecar or marker (None: it is not one).
 
-    Its own entry is IGNORED with what it did (``sidecar_for``); the outcome is IGNORED."""
+    Its own entry is IGNORED with what it did (``sidecar_for``); the outcome is IGNORED. A
+    ``held`` one (an SFTP upload not yet confirmed: it may be partial) is only recorded; its
+    upload-completed event brings it back."""
     sidecar = parse_sidecar(obj.key)
     if sidecar is None:
         return None
     info = describe(obj, base.store)
+    if held:
+        reason = f"sidecar of {sidecar.subject}: held until its SFTP upload completes"
+        ports.notes.record_sidecar(
+            obj.key, reason=reason, sidecar_for=sidecar.subject, size=info.size, etag=info.etag
+        )
+        return GateOutcome("IGNORED", reason=reason)
     note = _read_note(obj.bucket, sidecar, info, base)
     ports.notes.note_sidecar(note)  # first: a file landing now finds it
     gate = _Gate(obj.bucket, base, ports, then)
