@@ -80,11 +80,11 @@ def test_the_local_deploy_leaves_out_exactly_the_deployment_resources_and_keeps_
     deployment = {lid for lid, t in types.items() if t.startswith(DEPLOYMENT_TYPES)}
     deployment.add("CodeDeployServiceRole")  # the role SAM makes for CodeDeploy
     assert types["CodeDeployServiceRole"] == "AWS::IAM::Role"
-    # six functions: a version and an alias each, a deployment group each, one application
+    # seven functions: a version and an alias each, a deployment group each, one application
     assert sorted(types[lid] for lid in deployment) == sorted(
-        ["AWS::Lambda::Version"] * 6
-        + ["AWS::Lambda::Alias"] * 6
-        + ["AWS::CodeDeploy::DeploymentGroup"] * 6
+        ["AWS::Lambda::Version"] * 7
+        + ["AWS::Lambda::Alias"] * 7
+        + ["AWS::CodeDeploy::DeploymentGroup"] * 7
         + ["AWS::CodeDeploy::Application", "AWS::IAM::Role"]
     )
     unmodelled = {lid for lid, t in types.items() if t in UNMODELLED_TYPES}
