@@ -65,7 +65,8 @@ clean:
 # and asyncssh, which brings cryptography: ~17 MB) only for RetrieveFunction.
 # What the Lambda runtime brings itself (boto3 and what it needs, LAMBDA_RUNTIME_DISTS) is taken
 # out again when a requirement pulled it in (aws-xray-sdk needs botocore). Shared objects lose
-# their debug info (strip --strip-debug: PyYAML's libyaml binding is 2.8 MB with it, 0.4 without).
+# their symbol tables and debug info (strip --strip-unneeded: pysequoia's binding is 9.3 MB
+# without its debug info, 7.0 MB without its symbol table too; only the dynamic symbols are used).
 # The package ships bytecode made by the functions' own Python (LAMBDA_PYC: python3.13 on the
 # PATH, else pyenv's, found by `pyenv prefix` or under $PYENV_ROOT/versions), for the modules a
 # cold start loads (tools/lambda_bytecode.py traces the handlers' imports and builds, with the
@@ -103,7 +104,7 @@ define lambda-package
 	cd "$(ARTIFACTS_DIR)" && rm -rf bin $(LAMBDA_PRUNE) *-stubs \
 		&& find . \( -name '*.pyi' -o -name '*.c' \) -type f -delete
 	@if command -v $(STRIP) >/dev/null 2>&1; then \
-		find "$(ARTIFACTS_DIR)" -name '*.so' -exec $(STRIP) --strip-debug {} +; \
+		find "$(ARTIFACTS_DIR)" -name '*.so' -exec $(STRIP) --strip-unneeded {} +; \
 	else \
 		echo "note: no $(STRIP) on this machine: shared objects keep their debug info (bigger package)" >&2; \
 	fi

@@ -226,6 +226,7 @@ def _aws(endpoint: str, events_dir: str) -> dict[str, str]:
 
     import boto3
 
+    from ingest.adapters.feeds_publisher import publish_feeds
     from ingest_local.tables import create_pk_sk_table
 
     root = Path(ROOT)
@@ -243,9 +244,7 @@ def _aws(endpoint: str, events_dir: str) -> dict[str, str]:
     s3, ddb, sqs = (boto3.client(name, **kw) for name in ("s3", "dynamodb", "sqs"))
     bucket = env["LANDING_BUCKET"]
     s3.create_bucket(Bucket=bucket)
-    s3.put_object(
-        Bucket=bucket, Key="config/feeds.yaml", Body=(root / "fixtures/feeds.yaml").read_bytes()
-    )
+    publish_feeds(s3, env["FEEDS_URI"], (root / "fixtures/feeds.yaml").read_text())
     key = "inbound/demo/orders/orders-2026-11-01.csv"
     s3.put_object(
         Bucket=bucket,

@@ -23,6 +23,7 @@ from moto_server import MotoProcess
 from processor_data import FEEDS_YAML
 
 from ingest.adapters.aws import AwsTarget
+from ingest.adapters.feeds_publisher import publish_feeds
 from ingest.adapters.ledger import Ledger
 from ingest_local.lambda_service import LambdaContext, load_handler, s3_object_created_event
 from ingest_local.tables import create_pk_sk_table
@@ -155,7 +156,7 @@ def deploy(moto: MotoProcess, data: Path, chunk_mib: int, log: Any) -> Bench:
     s3, sqs = aws.client("s3"), aws.client("sqs")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_object(Bucket=BUCKET, Key="config/feeds.yaml", Body=FEEDS_YAML.encode())
+    publish_feeds(s3, f"s3://{BUCKET}/config/feeds.yaml", FEEDS_YAML)
     feeds_path = data / "feeds.yaml"
     feeds_path.write_text(FEEDS_YAML, encoding="utf-8")
     dlq_url = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.jobfile import RetrievalJob
+from connectors.job_types import RetrievalJob
 from ingest.adapters.dynamo import attr, from_item
 from ingest.adapters.sdk import is_condition_failure, translated, unavailable
 from ingest.errors import IngestError, StorageUnavailableError

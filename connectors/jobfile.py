@@ -8,29 +8,15 @@ and every problem is reported at once, each naming the file, the job and the fie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic_core import ErrorDetails
 
+from connectors.job_types import RetrievalJob
 from ingest.domain.config_files import EntryKind, entry_label, validate_entries
 from ingest.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class RetrievalJob:
-    """One configured retrieval."""
-
-    name: str
-    connector_id: str
-    remote_directory: str
-    destination: str
-    pattern: str = "*"
-    after_success: str = "leave"  # leave | delete | move
-    move_to: str | None = None
-
 
 _SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]

@@ -38,7 +38,7 @@ from connectors.claims import (
     settle,
     settle_update,
 )
-from connectors.jobfile import RetrievalJob, load_jobs
+from connectors.job_types import RetrievalJob
 from connectors.request_rules import MAX_PATHS_PER_CALL
 from ingest.adapters.dynamo import attr
 from ingest.adapters.sdk import is_not_found, translated, unavailable
@@ -50,7 +50,6 @@ __all__ = [
     "JobPorts",
     "JobReport",
     "RetrievalJob",
-    "load_jobs",
     "run_job",
     "run_jobs",
     "settle",

@@ -1,6 +1,7 @@
 """The core of the two connector functions (the Lambda handlers stay thin).
 
-* ``retrieve``: on its schedule, run every job of ``retrievals.yaml``.
+* ``retrieve``: on its schedule, run every job of ``retrievals.yaml``
+  (:mod:`connectors.retrieval`, which reads that file with the schema library);
 * ``transfer_status``: a connector event (AWS's ``aws.transfer`` or ours) → the transfer's
   status in the ledger, and the claim of a scheduled retrieval settled.
 """
@@ -9,18 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
-
-from connectors.jobs import ConnectorApi, JobPorts, JobReport, load_jobs, run_jobs, settle
+from connectors.jobs import ConnectorApi, JobPorts, JobReport, settle
 from connectors.status import FileRecord, FileTransferStatus, StatusStore
 from ingest.adapters.aws import DEFAULT_REGION
-from ingest.adapters.sdk import is_not_found, unavailable
-from ingest.errors import ConfigError, InvalidEventError
-from ingest.settings import REGION, SETTINGS, Required, read_env
-from ingest.shared.uris import parse_s3_uri
+from ingest.errors import InvalidEventError
+from ingest.settings import COUNT, REGION, read_env, variable
 
 #: Who moves the files: our asyncssh engine inside the function (builtin), or the Transfer
 #: Family service (managed). "local" is the old name of builtin, kept for deployed stacks.
@@ -40,61 +37,35 @@ def engine_name(value: str) -> str:
 def _engine(value: str) -> str:
     engine = engine_name(value)
     if engine not in ENGINES:
-        raise ValueError(
-            f"CONNECTOR_ENGINE must be one of {ENGINES} (or 'local', the old name of "
-            f"{BUILTIN}), got {value!r}"
-        )
+        raise ValueError(f"must be one of {ENGINES} (or 'local', the old name of {BUILTIN})")
     return engine
 
 
-class ConnectorSettings(BaseModel):
+@dataclass(frozen=True)
+class ConnectorSettings:
     """Environment of the connector functions, validated once at cold start."""
 
-    model_config = SETTINGS
-    bucket: Required = Field(alias="LANDING_BUCKET")
-    ledger_table: Required = Field(alias="LEDGER_TABLE")
-    #: by default the jobs file next to the feeds, in the landing bucket
-    retrievals_uri: str = Field("", alias="RETRIEVALS_URI", validate_default=True)
-    engine: Annotated[str, AfterValidator(_engine)] = Field(BUILTIN, alias="CONNECTOR_ENGINE")
+    bucket: str = variable("LANDING_BUCKET")
+    ledger_table: str = variable("LEDGER_TABLE")
+    #: by default the jobs file next to the feeds, in the landing bucket (``retrievals_uri``)
+    retrievals_uri_setting: str = variable("RETRIEVALS_URI", default="")
+    engine: str = variable("CONNECTOR_ENGINE", read=_engine, default=BUILTIN)
     #: retention of the connector log groups the builtin engine creates (the template's
     #: LogRetentionDays); unset: they keep their entries for ever, as CloudWatch's default
-    log_retention_days: int | None = Field(None, alias="LOG_RETENTION_DAYS", ge=1)
-    region: str = Field(DEFAULT_REGION, validation_alias=REGION)
+    log_retention_days: int | None = variable("LOG_RETENTION_DAYS", read=COUNT, default=None)
+    region: str = variable(*REGION, default=DEFAULT_REGION)
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
-    endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
+    endpoint_url: str | None = variable("AWS_ENDPOINT_URL", default=None)
 
-    @field_validator("retrievals_uri")
-    @classmethod
-    def _next_to_the_feeds(cls, uri: str, info: ValidationInfo) -> str:
-        return uri or f"s3://{info.data.get('bucket', '')}/{RETRIEVALS_KEY}"
+    @property
+    def retrievals_uri(self) -> str:
+        """Where the jobs file is: RETRIEVALS_URI, or next to the feeds in the landing bucket."""
+        return self.retrievals_uri_setting or f"s3://{self.bucket}/{RETRIEVALS_KEY}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConnectorSettings:
         """Read and check the variables the template sets; every bad one is reported."""
         return read_env(cls, env)
-
-
-def read_jobs_file(s3: Any, uri: str) -> str | None:
-    """The text of ``s3://bucket/key``, or None when there is no such file (no jobs)."""
-    try:
-        where = parse_s3_uri(uri)
-    except ValueError as exc:
-        raise ConfigError(f"RETRIEVALS_URI: {exc}") from None
-    try:
-        body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read()
-    except (ClientError, BotoCoreError) as exc:
-        if is_not_found(exc):
-            return None
-        raise unavailable(exc, "s3", "GetObject", uri) from exc
-    return str(body.decode("utf-8"))
-
-
-def retrieve(api: ConnectorApi, ports: JobPorts, retrievals_uri: str) -> list[JobReport]:
-    """One scheduled run: every configured job."""
-    text = read_jobs_file(ports.s3, retrievals_uri)
-    if text is None:
-        return []
-    return run_jobs(api, ports, load_jobs(text, retrievals_uri))
 
 
 def record_from_event(event: Mapping[str, Any]) -> FileRecord:

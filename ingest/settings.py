@@ -1,73 +1,136 @@
-"""One validated settings model per function, read once at cold start from its environment.
+"""One settings class per function, read once at cold start from its environment.
 
-The core never reads ``os.environ``; handlers build these from it and pass values in. The
-models are pydantic's: each field is read from the environment variable its alias names, an
-empty variable counts as unset, and every bad or missing variable is reported at once (a
-:class:`SettingsError` naming each variable).
+The core never reads ``os.environ``; handlers build these from it and pass values in. Each
+field names the environment variable it is read from (:func:`variable`) and how its text is
+read; an empty variable counts as unset, and every bad or missing variable is reported at once
+(a :class:`SettingsError` naming each variable).
+
+The classes are plain frozen dataclasses, not schema-library models, on purpose: what a
+function imports at cold start is on every cold start's bill, and importing pydantic alone
+was about 250 ms of each core function's (docs/benchmarks.md, "Packages and cold imports").
+A dozen environment variables of strings and whole numbers need no schema library; the
+files that do (feeds, jobs) are validated by pydantic in the CLI, before they are published.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, Self, TypeVar
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
 
 from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
 from ingest.errors import SettingsError
 
 MIB = 1024 * 1024
 
-#: Settings are the environment's: other variables are none of the model's business.
-SETTINGS = ConfigDict(frozen=True, extra="ignore")
-
-Required = Annotated[str, Field(min_length=1)]
-Count = Annotated[int, Field(ge=1)]
 #: AWS_REGION as Lambda sets it, AWS_DEFAULT_REGION as the SDK also reads it
-REGION = AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+REGION = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def read_env(model: type[M], env: Mapping[str, str]) -> M:
-    """``model`` from the environment ``env``; a SettingsError lists every bad variable."""
-    values = {name: value.strip() for name, value in env.items() if value.strip()}
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = str(error["loc"][-1])
-            if error["type"] == "missing":
-                message = f"environment variable {name} is required"
-            else:
-                message = SettingsError.describe(error, name)
-            problems.append(SettingsError(message, field=name))
-        raise SettingsError.collect(problems) from None
+_VARIABLE = "settings.variable"
+#: a field holding a group of settings (its class), read from the same environment
+_GROUP = "settings.group"
+S = TypeVar("S")
 
 
-class CommonSettings(BaseModel):
+@dataclass(frozen=True)
+class Variable:
+    """Where a setting comes from: the first of ``names`` that is set, read by ``read``."""
+
+    names: tuple[str, ...]
+    read: Callable[[str], Any]
+    required: bool
+
+
+def text(value: str) -> str:
+    return value
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """A reader of whole numbers of at least ``minimum``."""
+
+    def read(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if number < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return number
+
+    return read
+
+
+COUNT = whole_number(1)
+
+
+def variable(
+    *names: str, read: Callable[[str], Any] = text, default: Any = dataclasses.MISSING
+) -> Any:
+    """A settings field read from the first set variable of ``names`` (required without a
+    ``default``). ``read`` turns the stripped text into the value, raising ValueError with a
+    phrase ("must be at least 1") that the error completes with the variable and its text."""
+    required = default is dataclasses.MISSING
+    metadata = {_VARIABLE: Variable(names, read, required)}
+    if required:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def read_env(cls: type[S], env: Mapping[str, str]) -> S:
+    """``cls`` from the environment ``env``; a SettingsError lists every bad variable."""
+    values, problems = _read_fields(cls, {k: v.strip() for k, v in env.items() if v.strip()})
+    if problems:
+        raise SettingsError.collect(problems)
+    return cls(**values)
+
+
+def _read_fields(
+    cls: type[Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], list[SettingsError]]:
+    values: dict[str, Any] = {}
+    problems: list[SettingsError] = []
+    for spec in dataclasses.fields(cls):
+        if (settings := spec.metadata.get(_GROUP)) is not None:
+            nested, nested_problems = _read_fields(settings, env)
+            problems += nested_problems
+            values[spec.name] = None if nested_problems else settings(**nested)
+            continue
+        source: Variable = spec.metadata[_VARIABLE]
+        name = next((n for n in source.names if n in env), None)
+        if name is None:
+            if source.required:
+                first = source.names[0]
+                problems.append(
+                    SettingsError(f"environment variable {first} is required", field=first)
+                )
+            continue
+        try:
+            values[spec.name] = source.read(env[name])
+        except ValueError as exc:
+            given = repr(env[name])
+            given = given if len(given) <= 60 else given[:57] + "..."
+            problems.append(SettingsError(f"{name} {exc}, got {given}", field=name))
+    return values, problems
+
+
+@dataclass(frozen=True)
+class CommonSettings:
     """What every ingestion function reads."""
 
-    model_config = SETTINGS
-    bucket: Required = Field(alias="LANDING_BUCKET")
-    ledger_table: Required = Field(alias="LEDGER_TABLE")
-    feeds_uri: Required = Field(alias="FEEDS_URI")
-    region: str | None = Field(None, validation_alias=REGION)
+    bucket: str = variable("LANDING_BUCKET")
+    ledger_table: str = variable("LEDGER_TABLE")
+    feeds_uri: str = variable("FEEDS_URI")
+    region: str | None = variable(*REGION, default=None)
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
-    endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL")
+    endpoint_url: str | None = variable("AWS_ENDPOINT_URL", default=None)
 
 
-class _FunctionSettings(BaseModel):
+@dataclass(frozen=True)
+class _FunctionSettings:
     """A function's settings: its own variables and, in ``common``, the shared ones."""
 
-    model_config = SETTINGS
-    common: CommonSettings
-
-    @model_validator(mode="before")
-    @classmethod
-    def _common_from_the_same_environment(cls, env: Any) -> Any:
-        return {**env, "common": env} if isinstance(env, Mapping) else env
+    common: CommonSettings = field(metadata={_GROUP: CommonSettings})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
@@ -75,30 +138,32 @@ class _FunctionSettings(BaseModel):
         return read_env(cls, env)
 
 
+@dataclass(frozen=True)
 class FanoutSettings(_FunctionSettings):
-    queue_url: Required = Field(alias="INGEST_QUEUE_URL")
-    chunk_size_mib: Count = Field(DEFAULT_CHUNK_SIZE // MIB, alias="CHUNK_SIZE_MIB")
+    queue_url: str = variable("INGEST_QUEUE_URL")
+    chunk_size_mib: int = variable("CHUNK_SIZE_MIB", read=COUNT, default=DEFAULT_CHUNK_SIZE // MIB)
     #: bytes, for tests that need small chunks; wins over CHUNK_SIZE_MIB
-    chunk_size_bytes: Count | None = Field(None, alias="CHUNK_SIZE_BYTES")
+    chunk_size_bytes: int | None = variable("CHUNK_SIZE_BYTES", read=COUNT, default=None)
     #: RoleId of the Transfer Family users' role: objects it writes wait for the
     #: server's upload-completed event (Transfer writes partial uploads to S3).
-    transfer_role_id: str | None = Field(None, alias="TRANSFER_ROLE_ID")
+    transfer_role_id: str | None = variable("TRANSFER_ROLE_ID", default=None)
     #: The Transfer Family server whose workflows' PGP secrets decrypt ``.pgp`` files
     #: (``aws/transfer/<server id>/<partner>``).
-    transfer_server_id: str | None = Field(None, alias="TRANSFER_SERVER_ID")
+    transfer_server_id: str | None = variable("TRANSFER_SERVER_ID", default=None)
 
     @property
     def chunk_size(self) -> int:
         return self.chunk_size_bytes or self.chunk_size_mib * MIB
 
 
+@dataclass(frozen=True)
 class ProcessorSettings(_FunctionSettings):
-    records_table: Required = Field(alias="RECORDS_TABLE")
-    max_receive_count: Count = Field(5, alias="MAX_RECEIVE_COUNT")
+    records_table: str = variable("RECORDS_TABLE")
+    max_receive_count: int = variable("MAX_RECEIVE_COUNT", read=COUNT, default=5)
     #: batch_writer threads per chunk
-    write_threads: Count = Field(4, alias="WRITE_THREADS")
+    write_threads: int = variable("WRITE_THREADS", read=COUNT, default=4)
     #: first retry delay of a failed chunk message (doubling per delivery); 0 leaves the
     #: queue's visibility timeout in charge
-    retry_backoff_seconds: Annotated[int, Field(ge=0)] = Field(0, alias="RETRY_BACKOFF_SECONDS")
+    retry_backoff_seconds: int = variable("RETRY_BACKOFF_SECONDS", read=whole_number(0), default=0)
     #: the queue the messages come from (for ChangeMessageVisibility)
-    queue_url: str | None = Field(None, alias="INGEST_QUEUE_URL")
+    queue_url: str | None = variable("INGEST_QUEUE_URL", default=None)

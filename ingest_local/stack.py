@@ -26,6 +26,7 @@ import asyncssh
 
 import ingest
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
+from ingest.adapters.feeds_publisher import publish_feeds
 from ingest.adapters.partners import PartnerExistsError, add_partner, restore_partners
 from ingest.cli.context import FAKE_CREDENTIALS, resources_from_outputs
 from ingest.cli.endpoints import (
@@ -37,7 +38,6 @@ from ingest.cli.endpoints import (
 )
 from ingest.domain.feeds import load_feeds
 from ingest.errors import ConfigError
-from ingest.shared.uris import parse_s3_uri
 from ingest_local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
 from ingest_local.gateway import GatewayConfig, start_gateway
 from ingest_local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_requests
@@ -191,9 +191,9 @@ class LocalStack:
             if "FEEDS_URI" in f.environment
         }
         s3 = self.aws.shared_client("s3")
+        text = feeds_file.read_text(encoding="utf-8")
         for uri in sorted(uris):
-            where = parse_s3_uri(uri)
-            s3.upload_file(str(feeds_file), where.bucket, where.key)
+            publish_feeds(s3, uri, text, source=str(feeds_file))
 
     def _start_gateway(self, resources: dict[str, str]) -> SftpEndpoint:
         # The gateway is asyncio; it gets its own loop thread so the stack stays synchronous.

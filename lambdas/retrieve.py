@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
 
 from connectors.jobs import JobReport
-from connectors.usecases import retrieve
-from lambdas.runtime import (
+from connectors.retrieval import retrieve
+from connectors.usecases import ConnectorSettings
+from lambdas.function import (
+    Wired,
     Wiring,
     add_connector_counts,
     add_counts,
-    build_connector_function,
     function_logger,
     function_tracer,
 )
 
+if TYPE_CHECKING:
+    from connectors.wiring import ConnectorPorts
+
 logger = function_logger()
 metrics = Metrics()
 tracer = function_tracer()
-wiring = Wiring(build_connector_function)
+
+
+def build(env: Mapping[str, str]) -> Wired[ConnectorSettings, ConnectorPorts]:
+    """The function's settings and ports."""
+    # Imported here, not at the top: the connector service brings asyncssh and cryptography,
+    # which load at the first invocation rather than the import (docs/benchmarks.md).
+    from connectors.wiring import build_connector_ports  # noqa: PLC0415
+
+    settings = ConnectorSettings.from_env(env)
+    return Wired(settings, build_connector_ports(settings))
+
+
+wiring = Wiring(build)
 run = tracer.capture_method(capture_response=False)(retrieve)
 
 

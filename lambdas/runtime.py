@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
@@ -39,10 +38,6 @@ from lambdas.function import (
     function_tracer,
 )
 
-if TYPE_CHECKING:
-    from connectors.usecases import ConnectorSettings
-    from connectors.wiring import ConnectorPorts
-
 __all__ = [
     "CORE_LOGGERS",
     "Wired",
@@ -50,7 +45,6 @@ __all__ = [
     "add_connector_counts",
     "add_counts",
     "aws_target",
-    "build_connector_function",
     "build_fanout",
     "function_logger",
     "function_tracer",
@@ -109,14 +103,3 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
         ),
     )
     return Wired(settings, ports)
-
-
-def build_connector_function(env: Mapping[str, str]) -> Wired[ConnectorSettings, ConnectorPorts]:
-    """RetrieveFunction's and TransferStatusFunction's settings and ports."""
-    # Imported here, not at the top: the connector service brings asyncssh and cryptography,
-    # which only the two connector functions ship (lambdas/requirements-sftp.txt).
-    from connectors.usecases import ConnectorSettings  # noqa: PLC0415
-    from connectors.wiring import build_connector_ports  # noqa: PLC0415
-
-    settings = ConnectorSettings.from_env(env)
-    return Wired(settings, build_connector_ports(settings))

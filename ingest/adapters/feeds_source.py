@@ -1,7 +1,10 @@
-"""Where functions get their feeds: a YAML file in S3 (``s3://…``) or on disk, cached.
+"""Where functions get their feeds: the compiled feeds in S3 (``s3://…``) or on disk, cached.
 
 Keeping feeds in the landing bucket (``config/feeds.yaml``) lets an operator change them with
-``ingest feeds push`` — validated before upload — without redeploying the functions.
+``ingest feeds push`` without redeploying the functions. Push validates the file and writes its
+compiled form next to it (``config/feeds.json``, :mod:`ingest.domain.feed_codec`); functions
+read only that, so they import no YAML or schema library (publishing is
+:mod:`ingest.adapters.feeds_publisher`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.adapters.s3 import S3Store
-from ingest.domain.feeds import FeedSet, parse_feeds
+from ingest.domain.feed_codec import compiled_location, decode_feeds
+from ingest.domain.feed_types import FeedSet
 from ingest.errors import ConfigError, ObjectNotFoundError
 from ingest.shared.uris import parse_s3_uri
 
@@ -19,7 +23,10 @@ DEFAULT_TTL_SECONDS = 60.0
 
 
 class CachedFeeds:
-    """Loads feeds on first use and again after ``ttl`` seconds when the source changed."""
+    """Loads feeds on first use and again after ``ttl`` seconds when they changed.
+
+    ``uri`` is the feeds file's (``FEEDS_URI``); what is read is its compiled form next to it.
+    """
 
     def __init__(
         self,
@@ -29,7 +36,8 @@ class CachedFeeds:
         ttl: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._uri = uri
+        self._source = uri
+        self._uri = compiled_location(uri)
         self._store = store
         self._ttl = ttl
         self._clock = clock
@@ -42,7 +50,7 @@ class CachedFeeds:
         if self._feeds is None or now - self._loaded_at >= self._ttl:
             text, tag = self._read()
             if self._feeds is None or tag != self._tag:
-                self._feeds = parse_feeds(text, source=self._uri)
+                self._feeds = decode_feeds(text, source=self._uri)
                 self._tag = tag
             self._loaded_at = now
         return self._feeds
@@ -59,7 +67,8 @@ class CachedFeeds:
                 return self._store.read_text(where.bucket, where.key)
             except ObjectNotFoundError as exc:
                 raise ConfigError(
-                    f"no feeds file at {self._uri}: push one with 'ingest feeds push FILE'"
+                    f"no compiled feeds at {self._uri}: publish the feeds file "
+                    f"({self._source}) with 'ingest feeds push FILE'"
                 ) from exc
         path = Path(self._uri.removeprefix("file://"))
         try:

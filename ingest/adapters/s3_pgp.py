@@ -33,7 +33,7 @@ from ingest.adapters.pgp_keys import PgpKey, PgpKeys
 from ingest.adapters.s3_range_file import S3RangeFile
 from ingest.adapters.sdk import unavailable
 from ingest.domain.envelopes import EnvelopeSource
-from ingest.domain.feeds import Feed
+from ingest.domain.feed_types import Feed
 from ingest.domain.pgp import plaintext_key, recipient_key_ids
 from ingest.errors import ConfigError, DecryptionRefusedError
 from ingest.shared.aio import Bridge

@@ -7,11 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ingest.adapters.feeds_publisher import publish_feeds
 from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.s3 import S3Store
 from ingest.adapters.sqs import SqsQueue
 from ingest.cli.context import add_target_arguments, resolve_deployment
+from ingest.domain.feed_codec import compiled_location
 from ingest.domain.feeds import load_feeds
 from ingest.usecases.recovery import requeue_file
 
@@ -25,7 +27,9 @@ def register(subparsers: Any) -> None:
     validate.add_argument("file", type=Path)
     validate.set_defaults(func=cmd_feeds_validate)
     push = feeds_sub.add_parser(
-        "push", help=f"validate a feeds file and upload it to s3://<bucket>/{FEEDS_KEY}"
+        "push",
+        help=f"validate a feeds file and publish it to s3://<bucket>/{FEEDS_KEY}, with its "
+        f"compiled form (what the functions read) at {compiled_location(FEEDS_KEY)}",
     )
     push.add_argument("file", type=Path)
     add_target_arguments(push)
@@ -47,16 +51,16 @@ def cmd_feeds_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds_push(args: argparse.Namespace) -> int:
-    load_feeds(args.file)  # refuse to publish an invalid file
+    text = args.file.read_text(encoding="utf-8")
+    load_feeds(args.file)  # refuse an invalid file before resolving the stack
     deployment = resolve_deployment(args)
     bucket = deployment.resource("bucket")
-    deployment.aws.client("s3").put_object(
-        Bucket=bucket,
-        Key=FEEDS_KEY,
-        Body=args.file.read_bytes(),
-        ContentType="application/yaml",
+    uri = f"s3://{bucket}/{FEEDS_KEY}"
+    feeds = publish_feeds(deployment.aws.client("s3"), uri, text, source=str(args.file))
+    print(
+        f"published {args.file} ({len(feeds.feeds)} feeds) to {uri}, "
+        f"compiled to s3://{bucket}/{compiled_location(FEEDS_KEY)}"
     )
-    print(f"published {args.file} to s3://{bucket}/{FEEDS_KEY}")
     return 0
 
 

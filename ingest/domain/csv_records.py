@@ -7,7 +7,7 @@ import csv
 from collections.abc import Iterator
 from typing import Any
 
-from ingest.domain.feeds import MAX_RECORD_SIZE_LIMIT, Feed
+from ingest.domain.feed_types import MAX_RECORD_SIZE_LIMIT, Feed
 from ingest.domain.lines import ParsedRecord, RawLine, decode_line, lossy, strip_eol, too_long
 from ingest.errors import HeaderError, RowError, UnreadableRecordsError
 

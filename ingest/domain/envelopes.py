@@ -15,7 +15,7 @@ import posixpath
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ingest.domain.feeds import Feed, FeedSet, glob_to_regex
+from ingest.domain.feed_types import Feed, FeedSet, glob_to_regex
 
 
 class EnvelopeKind(StrEnum):

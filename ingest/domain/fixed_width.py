@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ingest.domain.feeds import Feed, FieldSpec, FieldType
+from ingest.domain.feed_types import Feed, FieldSpec, FieldType
 from ingest.domain.files import FileEntry
 from ingest.domain.lines import ParsedRecord, RawLine, decode_line, lossy, strip_eol, too_long
 from ingest.errors import RowError, TrailerError

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from ingest.domain.csv_records import CsvParser
-from ingest.domain.feeds import Feed, Format
+from ingest.domain.feed_types import Feed, Format
 from ingest.domain.fixed_width import ChunkTally, FixedWidthParser
 from ingest.domain.lines import ParsedRecord, RawLine, decode_line, lossy, strip_eol, too_long
 from ingest.errors import RowError

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ingest.domain.feeds import DEFAULT_MAX_RECORD_SIZE
+from ingest.domain.feed_types import DEFAULT_MAX_RECORD_SIZE
 from ingest.errors import RowError
 
 _BOM = b"\xef\xbb\xbf"

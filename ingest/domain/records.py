@@ -11,7 +11,7 @@ from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
-from ingest.domain.feeds import Feed, FieldSpec, FieldType
+from ingest.domain.feed_types import Feed, FieldSpec, FieldType
 from ingest.errors import RowError
 
 #: DynamoDB numbers carry at most 38 significant digits, with magnitudes from 1E-130 up to

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import IO, Any
 
-from ingest.domain.feeds import Feed
+from ingest.domain.feed_types import Feed
 from ingest.domain.lines import ParsedRecord
 from ingest.errors import CorruptInputError, HeaderError
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource, envelope_feed, envelope_kind
 from ingest.domain.events import LandedObject, ObjectInfo
-from ingest.domain.feeds import FeedSet
+from ingest.domain.feed_types import FeedSet
 from ingest.domain.files import HELD_REASON, FileStatus
 from ingest.errors import PermanentError
 from ingest.usecases.ports import EnvelopeRecords, EnvelopeStep, FileLedger, ObjectStore

@@ -13,7 +13,7 @@ from typing import IO, Any, Protocol
 from ingest.domain.digests import Digest
 from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource
 from ingest.domain.events import ObjectInfo
-from ingest.domain.feeds import Feed
+from ingest.domain.feed_types import Feed
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.records import RecordRow
 from ingest.domain.sidecars import SidecarNote, WaitingFile

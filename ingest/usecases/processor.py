@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ingest.domain.csv_records import CsvParser
-from ingest.domain.feeds import Feed, FeedMatch, FeedSet, Format
+from ingest.domain.feed_types import Feed, FeedMatch, FeedSet, Format
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.fixed_width import ChunkTally, finish_check
 from ingest.domain.formats import parse_records

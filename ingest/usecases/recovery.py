@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.domain.feeds import FeedSet
+from ingest.domain.feed_types import FeedSet
 from ingest.domain.files import FileStatus
 from ingest.domain.fixed_width import finish_check
 from ingest.domain.messages import ChunkMessage

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +37,8 @@ from support_lambda import (
     tree_size,
 )
 
+from ingest.domain.feed_codec import encode_feeds
+from ingest.domain.feeds import load_feeds
 from ingest_local.deploy import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +55,21 @@ CORE_FUNCTIONS = (
 CORE_LIMIT_BYTES = 15_000_000
 #: the connector function that runs SFTP: the core's packages and the SFTP engine
 SFTP_FUNCTIONS = ("RetrieveFunction",)
-#: distributions the SFTP functions have beyond the core's
-SFTP_DISTRIBUTIONS = ("asyncssh", "cryptography", "cffi", "pycparser")
+#: distributions the SFTP functions have beyond the core's: the SFTP engine, and what reads the
+#: jobs file (retrievals.yaml): PyYAML and pydantic
+SFTP_DISTRIBUTIONS = (
+    "asyncssh",
+    "cryptography",
+    "cffi",
+    "pycparser",
+    "pyyaml",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+)
+#: what no core function ships: the functions read compiled feeds (msgspec), not the YAML file
+SCHEMA_PACKAGES = ("pydantic", "pydantic_core", "yaml")
 #: never in a package: the emulator, the tests, the benchmarks, sample data, the dev tools
 NOT_SHIPPED = (*EMULATOR_PACKAGES, "tests", "bench", "fixtures", "docs", ".venv", ".tools")
 #: what the connector functions' builder imports when it first runs (lambdas/runtime.py)
@@ -168,7 +182,8 @@ def test_artifact_sizes_and_contents(built: dict[str, Any]) -> None:
     print("\nsam build artifact sizes (bytes):", sizes)
     for name, (art, _) in functions.items():
         top = _top_level(art)
-        assert {"ingest", "connectors", "lambdas", "aws_lambda_powertools", "pydantic"} <= top
+        assert {"ingest", "connectors", "lambdas", "aws_lambda_powertools", "msgspec"} <= top
+        assert "pysequoia" in top, f"{name} cannot decrypt PGP files"
         for forbidden in NOT_SHIPPED:
             assert forbidden not in top, f"{name} ships {forbidden}"
         assert not list(art.rglob("ingest_local")), f"{name} ships the emulator"
@@ -178,6 +193,7 @@ def test_artifact_sizes_and_contents(built: dict[str, Any]) -> None:
     for name in CORE_FUNCTIONS:
         art = functions[name][0]
         assert not set(SFTP_PACKAGES) & _top_level(art), f"{name} ships the SFTP engine"
+        assert not set(SCHEMA_PACKAGES) & _top_level(art), f"{name} ships pydantic or PyYAML"
         assert sizes[name] <= CORE_LIMIT_BYTES, (
             f"{name}: {sizes[name] / 1e6:.1f} MB > {CORE_LIMIT_BYTES / 1e6:.0f} MB"
         )
@@ -191,7 +207,9 @@ def test_artifact_sizes_and_contents(built: dict[str, Any]) -> None:
         files = {p.relative_to(art) for p in art.rglob("*") if p.is_file()}
         assert core_files <= files, f"{name} lacks {sorted(core_files - files)[:5]}"
         extra_tops = {f.parts[0] for f in files - core_files}
-        allowed = set(SFTP_PACKAGES) | {"cffi", "pycparser", "_cffi_backend"}
+        allowed = set(SFTP_PACKAGES) | set(SCHEMA_PACKAGES)
+        allowed |= {"cffi", "pycparser", "_cffi_backend", "_yaml", "annotated_types"}
+        allowed |= {"typing_inspection"}
         strays = {t for t in extra_tops if t.split(".")[0] not in allowed and ".dist-info" not in t}
         assert not strays, f"{name} ships more than the SFTP engine: {strays}"
 
@@ -317,8 +335,9 @@ def test_first_invocation_runs_from_the_artifact_with_its_bytecode(
     utilities, the SFTP engine), and with the functions' Python on the build machine every
     module it loads from the package has the bytecode the Makefile compiled for it."""
     art, handler = built["functions"][function]
-    feeds = tmp_path / "feeds.yaml"
-    shutil.copy(ROOT / "fixtures" / "feeds.yaml", feeds)
+    feeds = tmp_path / "feeds.yaml"  # what the functions read is its compiled form, next to it
+    compiled = encode_feeds(load_feeds(ROOT / "fixtures" / "feeds.yaml"))
+    (tmp_path / "feeds.json").write_bytes(compiled)
     for unused in POWERTOOLS_UNUSED:
         assert not (art / "aws_lambda_powertools" / unused).exists(), unused
     report = probe(
@@ -339,9 +358,11 @@ def test_first_invocation_runs_from_the_artifact_with_its_bytecode(
         "invoke_error"
     ]
     loaded = report["artifact_files"]
-    feeds_loaded = any(f.endswith("/ingest/domain/feeds.py") for f in loaded)
-    # the ingestion functions parsed the feeds; the transfer-status function never loads them
+    feeds_loaded = any(f.endswith("/ingest/domain/feed_codec.py") for f in loaded)
+    # the ingestion functions decoded the compiled feeds; the transfer-status function never
+    # loads them; and none loads the feeds file's schema (pydantic) or PyYAML: neither ships
     assert feeds_loaded == (function != "TransferStatusFunction"), function
+    assert not any(f.endswith("/ingest/domain/feeds.py") for f in loaded), function
     if lambda_python() is not None:  # sam build compiled with it (Makefile LAMBDA_PYC)
         missing = [f for f in loaded if f.endswith(".py") and not _pyc(f).exists()]
         assert not missing, f"{function}: no bytecode for {missing[:10]} ({len(missing)})"

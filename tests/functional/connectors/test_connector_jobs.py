@@ -22,7 +22,8 @@ from connector_fixtures import (
     start_asyncssh,
 )
 
-from connectors.jobs import JobPorts, RetrievalJob, load_jobs, run_job
+from connectors.jobfile import load_jobs
+from connectors.jobs import JobPorts, RetrievalJob, run_job
 from connectors.service import BuiltinConnectorService
 from connectors.status import FAILURE_FIELDS, LOG_FIELDS
 from connectors.wiring import build_builtin_service

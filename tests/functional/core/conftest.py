@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 from support_aws import fake_aws_env
 
+from ingest.adapters.feeds_publisher import publish_feeds
 from ingest.adapters.ledger import Ledger
 from ingest.domain.files import FileEntry
 from ingest.usecases.processor import ProcessorPorts
@@ -245,7 +246,7 @@ def pipeline(monkeypatch: pytest.MonkeyPatch, feeds_yaml: str) -> Iterator[Pipel
         ddb = boto3.client("dynamodb", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        s3.put_object(Bucket=BUCKET, Key="config/feeds.yaml", Body=feeds_yaml.encode())
+        publish_feeds(s3, f"s3://{BUCKET}/config/feeds.yaml", feeds_yaml)
         dlq_url = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"

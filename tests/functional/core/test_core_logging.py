@@ -21,6 +21,7 @@ import boto3
 from moto import mock_aws
 from ingest_local.tables import create_pk_sk_table
 from ingest_local.lambda_service import LambdaContext, s3_object_created_event
+from ingest.adapters.feeds_publisher import publish_feeds
 
 FEEDS = '''
 feeds:
@@ -34,7 +35,7 @@ feeds:
 with mock_aws():
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="logs-landing")
-    s3.put_object(Bucket="logs-landing", Key="config/feeds.yaml", Body=FEEDS.encode())
+    publish_feeds(s3, "s3://logs-landing/config/feeds.yaml", FEEDS)
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
     ddb = boto3.client("dynamodb")

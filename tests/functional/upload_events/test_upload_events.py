@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 from support_aws import fake_aws_env
 
+from ingest.adapters.feeds_publisher import publish_feeds
 from ingest.adapters.ledger import Ledger
 from ingest.domain.files import HELD_REASON, FileStatus
 from ingest.errors import InvalidEventError
@@ -44,7 +45,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         sqs = boto3.client("sqs", region_name=REGION)
         ddb = boto3.client("dynamodb", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="config/feeds.yaml", Body=FEEDS.encode())
+        publish_feeds(s3, f"s3://{BUCKET}/config/feeds.yaml", FEEDS)
         queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
         create_pk_sk_table(ddb, "ledger")
         for name, value in {
