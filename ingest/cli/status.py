@@ -106,6 +106,12 @@ def status_json(
         # the admission gates': the content digest, the earlier file of a duplicate, the
         # sidecar or marker that confirmed it, and on a sidecar's own entry the file it is about
         **{name: data[name] for name in _GATE_FIELDS if data.get(name) is not None},
+        # an expected-file deadline's (MISSING, LATE): the deadline, the counts, the late files
+        **(
+            {"expectation": {k: v for k, v in entry.expectation.items() if k != "notified"}}
+            if entry.expectation is not None
+            else {}
+        ),
     }
 
 

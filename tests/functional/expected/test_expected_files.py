@@ -124,6 +124,13 @@ def test_a_deadline_without_a_file_is_missing_with_its_event_and_one_before_is_n
     assert detail["key"] == key and len(detail["event-id"]) == 32
     assert detail["time-zone"] == "Europe/Berlin" and detail["grace-seconds"] == 1800
     assert world.entry(f"expected/orders/acme/{MONDAY}T08:00:00Z") is None
+    # ingest status --json lists it like a file, with its deadline
+    from ingest.cli.status import status_json
+
+    shown = status_json(entry)
+    assert (shown["status"], shown["partner"], shown["feed"]) == ("MISSING", "globex", "orders")
+    assert shown["expectation"]["deadline"] == f"{MONDAY}T08:00:00Z"
+    assert "notified" not in shown["expectation"]
 
 
 def test_a_rerun_and_a_retry_make_nothing_twice(world: World) -> None:
