@@ -40,7 +40,11 @@ from ingest.domain.feeds import load_feeds
 from ingest.errors import ConfigError
 from ingest_local.deploy import DEFAULT_STACK_NAME, DeployedStack, deploy_template
 from ingest_local.gateway import GatewayConfig, start_gateway
-from ingest_local.moto_fidelity import enrich_s3_event_records, serialize_dynamodb_requests
+from ingest_local.moto_fidelity import (
+    enrich_s3_event_records,
+    serialize_dynamodb_requests,
+    transfer_update_user,
+)
 from ingest_local.runtime import LambdaRuntime
 from ingest_local.transfer_api import LocalAwsEndpoint, start_transfer_service
 
@@ -128,6 +132,7 @@ class LocalStack:
         host, port = self.moto.get_host_and_port()
         enrich_s3_event_records()
         serialize_dynamodb_requests()
+        transfer_update_user()  # ingest partners repair
         self.aws = aws = AwsTarget(region=opts.region, endpoint_url=f"http://{host}:{port}")
 
         self.deployed = deployed = deploy_template(
