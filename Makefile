@@ -119,7 +119,7 @@ define lambda-package
 		name=$${dist%%:*}; top=$${dist#*:}; rm -rf "$$top" "$$name"-*.dist-info; done
 endef
 
-build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction build-TransferStatusFunction build-ExpectedFilesFunction build-WaitSweepFunction:
+build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction build-TransferStatusFunction build-ExpectedFilesFunction build-OutcomesFunction build-WaitSweepFunction:
 	$(call lambda-package,lambdas/requirements-core.txt)
 
 build-RetrieveFunction:

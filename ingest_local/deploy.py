@@ -30,6 +30,7 @@ from ingest_local.localize import (
 )
 from ingest_local.moto_fidelity import find_in_map_with_string_keys
 from ingest_local.sandbox import FunctionSpec
+from ingest_local.streams import StreamMappingSpec
 
 __all__ = [
     "AsyncConfig",
@@ -38,6 +39,7 @@ __all__ = [
     "RuleTarget",
     "S3Notification",
     "SqsMapping",
+    "StreamMapping",
     "deploy_template",
     "load_template",
     "prepare_sam_template",
@@ -74,6 +76,16 @@ class SqsMapping:
 
 
 @dataclass
+class StreamMapping:
+    """A DynamoDB stream mapping (taken out of the template), with its stream and queue."""
+
+    logical_id: str
+    stream_arn: str
+    #: ``on_failure`` is the OnFailure queue's URL ("" without one)
+    spec: StreamMappingSpec
+
+
+@dataclass
 class RuleTarget:
     """An EventBridge rule (schedule or event pattern) with a function as a target."""
 
@@ -105,6 +117,7 @@ class DeployedStack:
     emulated: dict[str, str] = field(default_factory=dict)  # logical id → physical id
     async_configs: dict[str, AsyncConfig] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)  # "LogicalId (Type)", left out
+    stream_mappings: list[StreamMapping] = field(default_factory=list)
 
     def physical_ids_of(self, resource_type: str) -> list[str]:
         """Physical ids of every resource of ``resource_type`` (e.g. ``AWS::S3::Bucket``)."""
@@ -216,6 +229,7 @@ def describe_deployment(
         emulated={lid: v["Ref"] for lid, v in prepared.emulated.items()},
         async_configs=_async_configs(sqs, prepared, physical, functions),
         not_emulated=prepared.not_emulated,
+        stream_mappings=_stream_mappings(aws, prepared, physical, functions),
     )
 
 
@@ -349,3 +363,24 @@ def _async_configs(
         for fn, conf in prepared.async_configs.items()
         if fn in functions
     }
+
+
+def _stream_mappings(
+    aws: AwsTarget,
+    prepared: PreparedTemplate,
+    physical: dict[str, str],
+    functions: dict[str, FunctionSpec],
+) -> list[StreamMapping]:
+    ddb, sqs = aws.shared_client("dynamodb"), aws.shared_client("sqs")
+    found: list[StreamMapping] = []
+    for lid, spec in prepared.stream_mappings.items():
+        if spec.function not in functions or spec.table not in physical:
+            continue
+        table = ddb.describe_table(TableName=physical[spec.table])["Table"]
+        queue = ""
+        if spec.on_failure in physical:
+            name = physical[spec.on_failure].rsplit("/", 1)[-1]
+            queue = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        resolved = StreamMappingSpec(**{**vars(spec), "on_failure": queue})
+        found.append(StreamMapping(lid, str(table["LatestStreamArn"]), resolved))
+    return found

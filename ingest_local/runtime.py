@@ -8,6 +8,8 @@
 * SQS event source mappings: :class:`~ingest_local.lambda_service.SqsEventSource` with the
   mapping's batch size, batching window and ``ReportBatchItemFailures``; the queue's own
   visibility timeout and redrive policy decide retries and the DLQ.
+* DynamoDB stream mappings: :class:`~ingest_local.streams.DynamoStreamSource` (batch size,
+  filters, ``ReportBatchItemFailures``, bisection, retries, the OnFailure queue).
 * EventBridge rules with a function target: the Lambda target is swapped for a local SQS
   target (moto would try to run the function in Docker); schedules are fired by a timer.
 * Asynchronous invocations (S3, EventBridge, schedules): see :mod:`ingest_local.async_events`
@@ -39,6 +41,7 @@ from ingest_local.deploy import AsyncConfig, DeployedStack, RuleTarget
 from ingest_local.lambda_service import ACCOUNT_ID, SqsEventSource
 from ingest_local.sandbox import sandbox_environment
 from ingest_local.schedule import next_fire_time
+from ingest_local.streams import DynamoStreamSource
 from ingest_local.worker import FunctionWorker
 
 log = logging.getLogger("ingest_local.runtime")
@@ -109,6 +112,7 @@ class LambdaRuntime:
         self._threads: list[threading.Thread] = []
         self._pollers: list[Callable[[int], int]] = []
         self._queues: list[str] = []  # local and mapped queues, for wait_idle
+        self._streams: list[DynamoStreamSource] = []  # for wait_idle too
         self._code_root = code_root
         self._extra_pythonpath = extra_pythonpath
         # Concurrency: an SQS-mapped function gets up to its ScalingConfig.MaximumConcurrency
@@ -255,6 +259,22 @@ class LambdaRuntime:
             for _ in range(self.concurrency[mapping.function]):
                 self._add_poller(_received(source, mapping.function), mapping.queue_url)
 
+    def _wire_stream_mappings(self) -> None:
+        streams = self.aws.shared_client("dynamodbstreams")
+        for mapping in self.deployed.stream_mappings:
+            spec = mapping.spec
+            source = DynamoStreamSource(
+                streams,
+                mapping.stream_arn,
+                self.invoker(spec.function),
+                spec,
+                sqs_client=self.sqs,
+                function_arn=self.deployed.functions[spec.function].arn,
+                region=self.deployed.region,
+            )
+            self._streams.append(source)
+            self._start_thread(f"stream-{mapping.logical_id}", self._poll_loop, source.poll_once)
+
     def _wire_rules(self) -> None:
         events = self.aws.shared_client("events")
         for rule in self.deployed.rules:
@@ -317,6 +337,7 @@ class LambdaRuntime:
         self.failed_events_queue_url = self._local_queue("async-failed-events", visibility=30)
         self._wire_s3()
         self._wire_sqs_mappings()
+        self._wire_stream_mappings()
         self._wire_rules()
         # Like provisioned concurrency: the first event does not wait for a cold start.
         for boxes in self.sandboxes.values():
@@ -328,7 +349,11 @@ class LambdaRuntime:
         deadline = time.monotonic() + timeout
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            if self._busy == 0 and all(self._queue_empty(q) for q in self._queues):
+            if (
+                self._busy == 0
+                and all(self._queue_empty(q) for q in self._queues)
+                and not any(s.busy() for s in self._streams)
+            ):
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:
                     return

@@ -61,6 +61,8 @@ def record_handler(record: DynamoDBRecord) -> None:
         told = tell_outcome(*change, ports=wiring().ports)
     except Exception:
         add_counts(metrics, {"OutcomesFailed": 1})  # the batch item failure: retried
+        new = change[1] or change[0]
+        logger.exception("outcome not told; the stream retries it", extra={"key": new and new.key})
         raise
     if told is not None:
         add_counts(metrics, {"ReceiptsWritten": len(told.receipts), "EventsPublished": told.events})

@@ -167,6 +167,7 @@ SERVICES = {
     "ExpectedFilesFunction": "expected-files",
     "UploadEventsFunction": "upload-events",
     "WaitSweepFunction": "wait-sweep",
+    "OutcomesFunction": "outcomes",
 }
 
 
@@ -218,6 +219,7 @@ METRICS = {
     "retrieve": {"TransfersStarted", "RetrievalsFailed"},
     "transfer-status": {"TransfersCompleted", "TransfersFailed"},
     "expected-files": {"FilesMissing", "FilesLate"},
+    "outcomes": {"ReceiptsWritten", "EventsPublished", "OutcomesFailed"},
 }
 
 

@@ -34,6 +34,7 @@ HANDLER_MODULES = (
     "lambdas.fanout",
     "lambdas.upload_events",
     "lambdas.transfer_status",
+    "lambdas.outcomes",
     "lambdas.retrieve",
 )
 #: what RetrieveFunction's build imports at its first invocation (it also calls AWS: not run)

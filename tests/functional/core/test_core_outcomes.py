@@ -18,6 +18,13 @@ import boto3
 import pytest
 from conftest import FEEDS_YAML
 from moto.dynamodb.models import dynamodb_backends
+from support_emf import (
+    assert_emitted_as_documented,
+    assert_json_logs_with_context,
+    emf_points,
+    totals,
+    use_function_settings,
+)
 
 from ingest.domain.receipts import history_key, receipt_key
 from ingest.errors import StorageUnavailableError
@@ -252,3 +259,33 @@ def test_a_bus_that_refuses_fails_the_record_and_the_retry_tells_it(
     assert told(again=True) == {"batchItemFailures": []}
     (event,) = told.events()
     assert event["detail"]["status"] == "PROCESSED" and failure["itemIdentifier"]
+
+
+def test_metrics_count_receipts_events_and_failures_as_documented(
+    pipeline: Pipeline, told: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    from lambdas import outcomes
+
+    service = use_function_settings(monkeypatch, outcomes, "lambdas.outcomes.handler")
+
+    def counted(*, again: bool = False) -> dict[str, float]:
+        capsys.readouterr()
+        told(again=again)
+        out = capsys.readouterr().out
+        assert_json_logs_with_context(out, "OutcomesFunction")
+        points = emf_points(out)
+        assert_emitted_as_documented(points, service)
+        return totals(points, service=service)
+
+    pipeline.land(KEY, orders(good=2, bad=1))
+    pipeline.drain()
+    assert counted() == {"ReceiptsWritten": 2, "EventsPublished": 1, "OutcomesFailed": 0}
+
+    class Refusing:
+        def publish(self, events: Any) -> None:
+            raise StorageUnavailableError("events", "PutEvents", "throttled")
+
+    wired = outcomes.wiring()
+    outcomes.wiring.use(replace(wired, ports=replace(wired.ports, bus=Refusing())))
+    assert counted(again=True) == {"ReceiptsWritten": 0, "EventsPublished": 0, "OutcomesFailed": 1}
+    outcomes.wiring.use(wired)

@@ -338,6 +338,7 @@ def test_handler_metrics_settings_come_from_the_functions_environment() -> None:
             "transfer_status",
             "expected_files",
             "upload_events",
+            "outcomes",
         )
     }
     script = (

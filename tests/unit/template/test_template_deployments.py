@@ -124,8 +124,8 @@ def test_lambda_log_levels_follow_the_log_level_parameter(raw: dict[str, Any]) -
 
 def test_every_log_group_has_the_retention_parameter(without_key: dict[str, Any]) -> None:
     groups = _resources(without_key, "AWS::Logs::LogGroup")
-    # the five functions', the Transfer server's and the partner connector's
-    assert len(groups) == 9
+    # each function's, the Transfer server's and the partner connector's
+    assert len(groups) == len(SERVICES) + 2
     assert "PartnerConnectorLogGroup" in groups and "TransferLogGroup" in groups
     for name, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name

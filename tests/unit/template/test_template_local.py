@@ -32,7 +32,11 @@ UNMODELLED_TYPES = {
     "AWS::Transfer::Connector",
 }
 #: handed to the local runtime or emulated through the service's API
-LOCAL_TYPES = {"AWS::Lambda::EventInvokeConfig", "AWS::Transfer::Server"}
+LOCAL_TYPES = {
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::Transfer::Server",
+    "AWS::Lambda::EventSourceMapping",  # on a DynamoDB stream (ingest_local.streams)
+}
 
 PARAMETER_SETS = {
     "defaults": {},
@@ -80,11 +84,12 @@ def test_the_local_deploy_leaves_out_exactly_the_deployment_resources_and_keeps_
     deployment = {lid for lid, t in types.items() if t.startswith(DEPLOYMENT_TYPES)}
     deployment.add("CodeDeployServiceRole")  # the role SAM makes for CodeDeploy
     assert types["CodeDeployServiceRole"] == "AWS::IAM::Role"
-    # seven functions: a version and an alias each, a deployment group each, one application
+    # each function: a version, an alias and a deployment group; one application
+    functions = len(SERVICES)
     assert sorted(types[lid] for lid in deployment) == sorted(
-        ["AWS::Lambda::Version"] * 7
-        + ["AWS::Lambda::Alias"] * 7
-        + ["AWS::CodeDeploy::DeploymentGroup"] * 7
+        ["AWS::Lambda::Version"] * functions
+        + ["AWS::Lambda::Alias"] * functions
+        + ["AWS::CodeDeploy::DeploymentGroup"] * functions
         + ["AWS::CodeDeploy::Application", "AWS::IAM::Role"]
     )
     unmodelled = {lid for lid, t in types.items() if t in UNMODELLED_TYPES}
@@ -93,13 +98,23 @@ def test_the_local_deploy_leaves_out_exactly_the_deployment_resources_and_keeps_
     # every other resource that exists in this deployment is created or handled locally
     exists = set(resolve_conditions(transformed, params)["Resources"])
     created = set(prepared.template["Resources"])
-    local = set(prepared.emulated) | {
-        lid for lid, t in types.items() if t == "AWS::Lambda::EventInvokeConfig"
-    }
+    local = (
+        set(prepared.emulated)
+        | {lid for lid, t in types.items() if t == "AWS::Lambda::EventInvokeConfig"}
+        | set(prepared.stream_mappings)
+    )
     assert created | local == exists - set(listed)
     assert not created & (set(listed) | local)
     assert {types[lid] for lid in local} <= LOCAL_TYPES
-    assert set(prepared.async_configs) == set(SERVICES) - {"ProcessorFunction"}
+    assert set(prepared.async_configs) == set(SERVICES) - {"ProcessorFunction", "OutcomesFunction"}
+    # the ledger's stream is played by the local runtime (moto would run the function itself)
+    (stream,) = prepared.stream_mappings.values()
+    assert (stream.function, stream.table, stream.on_failure) == (
+        "OutcomesFunction",
+        "LedgerTable",
+        "EventFailureQueue",
+    )
+    assert stream.report_batch_item_failures and stream.bisect and stream.filters
 
 
 def test_every_local_event_source_reaches_the_function_itself(aws: AwsTarget) -> None:
@@ -137,7 +152,7 @@ def test_every_local_event_source_reaches_the_function_itself(aws: AwsTarget) ->
         for r in resources.values()
         if r["Type"] == "AWS::Lambda::Permission"
     }
-    assert permissions == set(SERVICES) - {"ProcessorFunction"}
+    assert permissions == set(SERVICES) - {"ProcessorFunction", "OutcomesFunction"}
     # the queues of the async functions' failed events, as the runtime will use them
     assert {f: c.on_failure for f, c in prepared.async_configs.items()} == {
         "FanoutFunction": "FanoutFailureQueue",

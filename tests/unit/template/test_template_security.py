@@ -36,7 +36,7 @@ def test_with_a_key_everything_is_encrypted_with_it(with_key: dict[str, Any]) ->
         sse = table["Properties"]["SSESpecification"]
         assert sse == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": key}, name
     groups = _resources(with_key, "AWS::Logs::LogGroup")
-    assert len(groups) == 9
+    assert len(groups) == len(SERVICES) + 2  # each function's, the server's, the connector's
     for name, group in groups.items():
         assert group["Properties"]["KmsKeyId"] == key, name
     (secret,) = _resources(with_key, "AWS::SecretsManager::Secret").values()
@@ -106,8 +106,9 @@ def test_asynchronously_invoked_functions_send_failed_events_to_an_alarmed_queue
         c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
         for c in _resources(transformed, "AWS::Lambda::EventInvokeConfig").values()
     }
-    # S3, schedules and EventBridge invoke asynchronously; SQS (the processor) does not
-    assert set(configs) == set(SERVICES) - {"ProcessorFunction"}
+    # S3, schedules and EventBridge invoke asynchronously; SQS (the processor) and the
+    # ledger's stream (outcomes) do not
+    assert set(configs) == set(SERVICES) - {"ProcessorFunction", "OutcomesFunction"}
     for function, conf in configs.items():
         destination = conf["DestinationConfig"]["OnFailure"]["Destination"]
         queue = destination["Fn::GetAtt"][0]
