@@ -17,7 +17,7 @@ from connectors.jobs import ConnectorApi, JobPorts, JobReport, settle
 from connectors.status import FileRecord, FileTransferStatus, StatusStore
 from ingest.adapters.aws import DEFAULT_REGION
 from ingest.errors import InvalidEventError
-from ingest.settings import COUNT, REGION, read_env, variable
+from ingest.settings import REGION, Count, read_env, variable
 
 #: Who moves the files: our asyncssh engine inside the function (builtin), or the Transfer
 #: Family service (managed). "local" is the old name of builtin, kept for deployed stacks.
@@ -49,10 +49,10 @@ class ConnectorSettings:
     ledger_table: str = variable("LEDGER_TABLE")
     #: by default the jobs file next to the feeds, in the landing bucket (``retrievals_uri``)
     retrievals_uri_setting: str = variable("RETRIEVALS_URI", default="")
-    engine: str = variable("CONNECTOR_ENGINE", read=_engine, default=BUILTIN)
+    engine: str = variable("CONNECTOR_ENGINE", before=_engine, default=BUILTIN)
     #: retention of the connector log groups the builtin engine creates (the template's
     #: LogRetentionDays); unset: they keep their entries for ever, as CloudWatch's default
-    log_retention_days: int | None = variable("LOG_RETENTION_DAYS", read=COUNT, default=None)
+    log_retention_days: Count | None = variable("LOG_RETENTION_DAYS", default=None)
     region: str = variable(*REGION, default=DEFAULT_REGION)
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
     endpoint_url: str | None = variable("AWS_ENDPOINT_URL", default=None)

@@ -1,23 +1,28 @@
 """One settings class per function, read once at cold start from its environment.
 
 The core never reads ``os.environ``; handlers build these from it and pass values in. Each
-field names the environment variable it is read from (:func:`variable`) and how its text is
-read; an empty variable counts as unset, and every bad or missing variable is reported at once
-(a :class:`SettingsError` naming each variable).
+field names the environment variable it is read from (:func:`variable`); its type says what
+the text must be, and msgspec (the functions' schema library) converts and checks it against
+that type. An empty variable counts as unset, and every bad or missing variable is reported at
+once (a :class:`SettingsError` naming each variable): each field is converted on its own, since
+msgspec stops at a model's first error.
 
-The classes are plain frozen dataclasses, not schema-library models, on purpose: what a
-function imports at cold start is on every cold start's bill, and importing pydantic alone
-was about 250 ms of each core function's (docs/benchmarks.md, "Packages and cold imports").
-A dozen environment variables of strings and whole numbers need no schema library; the
-files that do (feeds, jobs) are validated by pydantic in the CLI, before they are published.
+Not pydantic, on purpose: what a function imports at cold start is on every cold start's bill,
+and importing pydantic alone was about 250 ms of each core function's (docs/benchmarks.md,
+"Packages and cold imports"). pydantic checks the files people write (feeds, jobs) in the CLI,
+where every problem of a file at once is worth its import.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
+
+import msgspec
 
 from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
 from ingest.errors import SettingsError
@@ -27,6 +32,9 @@ MIB = 1024 * 1024
 #: AWS_REGION as Lambda sets it, AWS_DEFAULT_REGION as the SDK also reads it
 REGION = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
+Count = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
 _VARIABLE = "settings.variable"
 #: a field holding a group of settings (its class), read from the same environment
 _GROUP = "settings.group"
@@ -35,43 +43,22 @@ S = TypeVar("S")
 
 @dataclass(frozen=True)
 class Variable:
-    """Where a setting comes from: the first of ``names`` that is set, read by ``read``."""
+    """Where a setting comes from: the first of ``names`` that is set, its text given to
+    ``before`` (if any) and then converted to the field's type."""
 
     names: tuple[str, ...]
-    read: Callable[[str], Any]
     required: bool
-
-
-def text(value: str) -> str:
-    return value
-
-
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """A reader of whole numbers of at least ``minimum``."""
-
-    def read(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError("must be a whole number") from None
-        if number < minimum:
-            raise ValueError(f"must be at least {minimum}")
-        return number
-
-    return read
-
-
-COUNT = whole_number(1)
+    before: Callable[[str], str] | None = None
 
 
 def variable(
-    *names: str, read: Callable[[str], Any] = text, default: Any = dataclasses.MISSING
+    *names: str, default: Any = dataclasses.MISSING, before: Callable[[str], str] | None = None
 ) -> Any:
     """A settings field read from the first set variable of ``names`` (required without a
-    ``default``). ``read`` turns the stripped text into the value, raising ValueError with a
-    phrase ("must be at least 1") that the error completes with the variable and its text."""
+    ``default``). ``before`` may rewrite the text first, raising ValueError with a phrase
+    ("must be one of …") that the error completes with the variable and its text."""
     required = default is dataclasses.MISSING
-    metadata = {_VARIABLE: Variable(names, read, required)}
+    metadata = {_VARIABLE: Variable(names, required, before)}
     if required:
         return field(metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -90,11 +77,12 @@ def _read_fields(
 ) -> tuple[dict[str, Any], list[SettingsError]]:
     values: dict[str, Any] = {}
     problems: list[SettingsError] = []
+    types = typing.get_type_hints(cls, include_extras=True)
     for spec in dataclasses.fields(cls):
-        if (settings := spec.metadata.get(_GROUP)) is not None:
-            nested, nested_problems = _read_fields(settings, env)
+        if (group := spec.metadata.get(_GROUP)) is not None:
+            nested, nested_problems = _read_fields(group, env)
             problems += nested_problems
-            values[spec.name] = None if nested_problems else settings(**nested)
+            values[spec.name] = None if nested_problems else group(**nested)
             continue
         source: Variable = spec.metadata[_VARIABLE]
         name = next((n for n in source.names if n in env), None)
@@ -106,12 +94,28 @@ def _read_fields(
                 )
             continue
         try:
-            values[spec.name] = source.read(env[name])
-        except ValueError as exc:
+            text = source.before(env[name]) if source.before else env[name]
+            values[spec.name] = msgspec.convert(text, types[spec.name], strict=False)
+        except (ValueError, msgspec.ValidationError) as exc:
             given = repr(env[name])
             given = given if len(given) <= 60 else given[:57] + "..."
-            problems.append(SettingsError(f"{name} {exc}, got {given}", field=name))
+            problems.append(SettingsError(f"{name} {_phrase(exc)}, got {given}", field=name))
     return values, problems
+
+
+_AT_LEAST = re.compile(r"^Expected `int` >= (-?\d+)$")
+
+
+def _phrase(exc: Exception) -> str:
+    """A conversion error in the words of our docs (anything else keeps msgspec's sentence)."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return str(exc)  # our own ``before`` checks' phrases
+    message = str(exc)
+    if message.startswith("Expected `int`, got"):
+        return "must be a whole number"
+    if m := _AT_LEAST.match(message):
+        return f"must be at least {m.group(1)}"
+    return message[0].lower() + message[1:]
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,9 @@ class _FunctionSettings:
 @dataclass(frozen=True)
 class FanoutSettings(_FunctionSettings):
     queue_url: str = variable("INGEST_QUEUE_URL")
-    chunk_size_mib: int = variable("CHUNK_SIZE_MIB", read=COUNT, default=DEFAULT_CHUNK_SIZE // MIB)
+    chunk_size_mib: Count = variable("CHUNK_SIZE_MIB", default=DEFAULT_CHUNK_SIZE // MIB)
     #: bytes, for tests that need small chunks; wins over CHUNK_SIZE_MIB
-    chunk_size_bytes: int | None = variable("CHUNK_SIZE_BYTES", read=COUNT, default=None)
+    chunk_size_bytes: Count | None = variable("CHUNK_SIZE_BYTES", default=None)
     #: RoleId of the Transfer Family users' role: objects it writes wait for the
     #: server's upload-completed event (Transfer writes partial uploads to S3).
     transfer_role_id: str | None = variable("TRANSFER_ROLE_ID", default=None)
@@ -159,11 +163,11 @@ class FanoutSettings(_FunctionSettings):
 @dataclass(frozen=True)
 class ProcessorSettings(_FunctionSettings):
     records_table: str = variable("RECORDS_TABLE")
-    max_receive_count: int = variable("MAX_RECEIVE_COUNT", read=COUNT, default=5)
+    max_receive_count: Count = variable("MAX_RECEIVE_COUNT", default=5)
     #: batch_writer threads per chunk
-    write_threads: int = variable("WRITE_THREADS", read=COUNT, default=4)
+    write_threads: Count = variable("WRITE_THREADS", default=4)
     #: first retry delay of a failed chunk message (doubling per delivery); 0 leaves the
     #: queue's visibility timeout in charge
-    retry_backoff_seconds: int = variable("RETRY_BACKOFF_SECONDS", read=whole_number(0), default=0)
+    retry_backoff_seconds: NonNegative = variable("RETRY_BACKOFF_SECONDS", default=0)
     #: the queue the messages come from (for ChangeMessageVisibility)
     queue_url: str | None = variable("INGEST_QUEUE_URL", default=None)
