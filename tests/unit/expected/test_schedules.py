@@ -170,3 +170,23 @@ def test_next_deadline_agrees_with_cronsim(
     assert ours == theirs, (aws, standard)
     back = previous_deadline(parse_cron(aws), theirs - timedelta(minutes=1), UTC_ZONE)
     assert back is not None and back <= start  # nothing of the schedule between the two
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 23), st.integers(0, 59), st.sampled_from(["Europe/Berlin", "America/New_York"])
+)
+def test_a_daily_wall_time_fires_once_a_day_in_its_zone_except_where_the_clocks_skip_it(
+    hour: int, minute: int, tz: str
+) -> None:
+    where = zone(tz)
+    cron = parse_cron(f"cron({minute} {hour} * * ? *)")
+    found = deadlines_between(
+        cron, at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"), where, limit=400
+    )
+    local = [d.astimezone(where) for d in found]
+    assert all((d.hour, d.minute) == (hour, minute) for d in local)
+    assert len({d.date() for d in local}) == len(local)  # never twice a day (autumn)
+    skipped = 1 if hour == 2 else 0  # both zones skip 02:00-02:59 once in spring
+    assert len(local) == 365 - skipped
+    assert all(d.fold == 0 for d in local)
