@@ -5,16 +5,17 @@ the encrypted file in one multipart upload, or nothing.
 takes a message either as whole ``bytes`` or as a file path (``decrypt_file``); it reads no
 Python stream. So the step spools: the encrypted version is streamed to ``/tmp`` (ranged GETs
 pinned to the version), decrypted to a second file there, and the plaintext file is uploaded
-in :data:`PART_SIZE` parts, at most :data:`PARTS_IN_FLIGHT` at a time. This does **not**
-decrypt in constant memory: measured with pysequoia 0.1.35, ``decrypt_file`` peaks at about
-200 MiB of RSS for a 50 MiB message and 376 MiB for a 200 MiB one (it grows with the
-message). :data:`MAX_ENCRYPTED_BYTES` bounds it: ``/tmp`` holds the message and its plaintext
-at once, and memory stays well under the function's 1,769 MB; a larger encrypted file is
-refused before it is read, and one whose plaintext does
-not fit what is left of ``/tmp`` is refused when the disk fills. Both files are deleted
-whatever happens. The plaintext is made visible only after Sequoia has checked the whole
-message (its integrity tag and, when the partner's public key is configured, its signature):
-a wrong key, a corrupt or truncated message or a bad signature leaves nothing written.
+in :data:`PART_SIZE` parts, at most :data:`PARTS_IN_FLIGHT` at a time. Sequoia is told not
+to mmap the message (:data:`SEQUOIA_NO_MMAP`: a mapped message became resident as it was read,
+so RSS grew with it); what is left is about 200 MiB of Sequoia's own buffers whatever the
+message's size (pysequoia 0.1.35 sets no ``buffer_size``; docs/benchmarks.md): bounded, but
+not the 128 MiB issue 12 asks for. :data:`MAX_ENCRYPTED_BYTES` bounds ``/tmp``, which holds the
+message and its plaintext at once: a larger encrypted file is refused before it is read, and
+one whose plaintext does not fit what is left of ``/tmp`` is refused when the disk fills.
+Both files are deleted whatever happens. The plaintext is made visible only after Sequoia has
+checked the whole message (its integrity tag and, when the partner's public key is configured,
+its signature): a wrong key, a corrupt or truncated message or a bad signature leaves nothing
+written.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ PARTS_IN_FLIGHT = 4
 MAX_ENCRYPTED_BYTES = 200 * MIB
 #: How much of a message is read for the key ids it is encrypted to (its PKESK packets).
 HEAD_BYTES = 64 * 1024
+#: Set, Sequoia reads files with read() rather than mapping them (sequoia's buffered-reader).
+SEQUOIA_NO_MMAP = "SEQUOIA_DONT_MMAP"
 
 
 class PgpDecryptor:
@@ -172,6 +175,11 @@ class PgpDecryptor:
                     rule="bad_key",
                 ) from exc
             store = lambda _ids: [partner_cert]  # noqa: E731  (pysequoia's callback shape)
+        # Sequoia's file reader (buffered-reader's File::with_cookie) mmaps any input of 64 KiB
+        # or more, and a mapped message becomes resident as it is read: RSS grew with the
+        # message. This variable, read at each open, makes it read() instead (docs/benchmarks.md,
+        # "PGP decryption"): peak RSS no longer depends on the message's size.
+        os.environ[SEQUOIA_NO_MMAP] = "1"
         try:
             pysequoia.decrypt_file(str(message), str(plain), decryptor, store=store)
         except OSError as exc:  # /tmp is full: the plaintext is larger than what is left
