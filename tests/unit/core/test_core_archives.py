@@ -156,3 +156,30 @@ def test_zip_options_are_validated_with_the_feed() -> None:
         parse_feeds(bad)
     text = str(caught.value)
     assert "zip.max_ratio" in text and "unknown zip option 'bombs'" in text
+
+
+PASSWORD = ZipLimits(password_secret="sftp-ingest/zip/{partner}")
+
+
+def test_with_a_password_configured_zipcrypto_members_are_planned() -> None:
+    planned = plan_members(ARCHIVE, [member("a.csv", encrypted=True), member("b.csv")], PASSWORD)
+    assert [p.key for p in planned] == ["inbound/acme/orders/a.csv", "inbound/acme/orders/b.csv"]
+    assert [p.member.encrypted for p in planned] == [True, False]
+    assert PASSWORD.password_secret_for("acme") == "sftp-ingest/zip/acme"
+    assert ZipLimits().password_secret_for("acme") is None
+
+
+@pytest.mark.parametrize(
+    ("encrypted", "expected"),
+    [
+        (ArchiveMember("s.csv", 10, 5, 99, True), "is AES-encrypted (WinZip AES)"),
+        (ArchiveMember("s.csv", 10, 5, DEFLATED, True, True), "uses PKWARE strong encryption"),
+    ],
+)
+def test_members_encrypted_otherwise_than_with_zipcrypto_are_refused_by_name(
+    encrypted: ArchiveMember, expected: str
+) -> None:
+    with pytest.raises(ArchiveRefusedError) as caught:
+        plan_members(ARCHIVE, [member("a.csv"), encrypted], PASSWORD)
+    assert expected in str(caught.value)
+    assert caught.value.rule == "encrypted"
