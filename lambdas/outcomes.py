@@ -37,14 +37,15 @@ COUNTS = ("ReceiptsWritten", "EventsPublished", "OutcomesFailed")
 def build(env: Mapping[str, str]) -> Wired[OutcomeSettings, OutcomePorts]:
     """The function's settings and ports: the bucket, the feeds, the ledger and the bus."""
     settings = OutcomeSettings.from_env(env)
-    aws = AwsTarget(region=settings.region or DEFAULT_REGION, endpoint_url=settings.endpoint_url)
+    common = settings.common
+    aws = AwsTarget(region=common.region or DEFAULT_REGION, endpoint_url=common.endpoint_url)
     store = S3Store(aws.client("s3"))
     ports = OutcomePorts(
-        feeds=CachedFeeds(settings.feeds_uri, store),
+        feeds=CachedFeeds(common.feeds_uri, store),
         store=store,
-        ledger=Ledger(aws.client("dynamodb"), settings.ledger_table),
+        ledger=Ledger(aws.client("dynamodb"), common.ledger_table),
         bus=EventBus(aws.client("events"), settings.event_bus),
-        bucket=settings.bucket,
+        bucket=common.bucket,
     )
     return Wired(settings, ports)
 
