@@ -24,7 +24,10 @@ Cases:
   ``Metrics``: what issue 11 part 3 requires of every handler (X-Ray through the handlers, JSON
   logs with Powertools, Powertools EMF metrics), nothing of our own choosing (pydantic, PyYAML,
   the core); **floor + batch**: also Powertools' ``BatchProcessor`` (DESIGN.md requires it of SQS
-  handlers): the processor's floor. A core handler meets the project's rule for a target below the
+  handlers): the processor's floor; **floor + data classes**: the floor and Powertools' event
+  data classes (DESIGN.md's house style: events are read through them), the floor of fanout
+  and upload-events, which parse S3, SQS, SNS and Transfer events with them (the batch
+  utility imports them too). A core handler meets the project's rule for a target below the
   machine's floor when its median is within 0.9 x of its floor (``handler <= floor / 0.9``);
 * one per function: ``import lambdas.<handler>``;
 * with .pyc, one per core function: **+1st call**, the import and then its first invocation (the
@@ -70,6 +73,7 @@ BARE = "bare"
 TRACED = "bare + Tracer()"
 FLOOR = "floor"
 FLOOR_BATCH = "floor + batch"
+FLOOR_EVENTS = "floor + data classes"
 BARE_CODE = "import boto3, aws_lambda_powertools"
 TRACED_CODE = BARE_CODE + "\naws_lambda_powertools.Tracer(patch_modules=('botocore',))"
 #: What issue 11 requires every handler to load, whoever writes it: X-Ray through the handler
@@ -87,8 +91,17 @@ FLOOR_BATCH_CODE = (
     FLOOR_CODE + "\nfrom aws_lambda_powertools.utilities.batch import BatchProcessor, EventType,"
     " process_partial_response\nBatchProcessor(event_type=EventType.SQS)"
 )
+#: the floor of the handlers that read their events through Powertools' event data classes
+#: (DESIGN.md's house style, 7: "Powertools for ... event data classes"): fanout's S3/SQS/SNS
+#: events, upload-events' Transfer events; the batch utility imports them too
+FLOOR_EVENTS_CODE = FLOOR_CODE + "\nimport aws_lambda_powertools.utilities.data_classes"
 #: the floor each core handler is held to
-FLOORS = {f: FLOOR_BATCH if f == "ProcessorFunction" else FLOOR for f in CORE}
+FLOORS = {
+    "FanoutFunction": FLOOR_EVENTS,
+    "ProcessorFunction": FLOOR_BATCH,
+    "UploadEventsFunction": FLOOR_EVENTS,
+    "TransferStatusFunction": FLOOR,
+}
 FIRST = " +1st call"
 
 
@@ -125,6 +138,7 @@ def _cases(first: bool) -> dict[str, tuple[str, str]]:
         TRACED: (TRACED_CODE, "ProcessorFunction"),
         FLOOR: (FLOOR_CODE, "ProcessorFunction"),
         FLOOR_BATCH: (FLOOR_BATCH_CODE, "ProcessorFunction"),
+        FLOOR_EVENTS: (FLOOR_EVENTS_CODE, "ProcessorFunction"),
     }
     for function, module in FUNCTIONS.items():
         cases[function] = (f"import {module}", function)

@@ -7,7 +7,8 @@ What every handler uses (logger, tracer, counts, :class:`Wiring`) lives in
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.adapters.feeds_source import CachedFeeds
@@ -19,8 +20,6 @@ from ingest.adapters.multipart import STREAMING_S3_CONFIG
 from ingest.adapters.pgp_keys import PgpKeys
 from ingest.adapters.s3 import S3Store
 from ingest.adapters.s3_digest import S3Digests
-from ingest.adapters.s3_pgp import PgpDecryptor
-from ingest.adapters.s3_zip import ZipExpander
 from ingest.adapters.sqs import SqsQueue
 from ingest.domain.envelopes import EnvelopeKind
 from ingest.settings import CommonSettings, FanoutSettings
@@ -37,6 +36,11 @@ from lambdas.function import (
     function_logger,
     function_tracer,
 )
+
+if TYPE_CHECKING:
+    from ingest.domain.envelopes import EnvelopeSource
+    from ingest.domain.feed_types import Feed
+    from ingest.usecases.ports import EnvelopeStep
 
 __all__ = [
     "CORE_LOGGERS",
@@ -67,6 +71,37 @@ def store_feeds_ledger(common: CommonSettings) -> tuple[S3Store, CachedFeeds, Le
     )
 
 
+class BuiltOnFirstUse:
+    """An envelope step built when the first envelope of its kind arrives.
+
+    The steps stream through asyncio (multipart uploads, a zip's members, the PGP plaintext),
+    so building them at cold start would load asyncio and both steps' modules for every
+    function, though most files are no envelope (docs/benchmarks.md, "Packages and cold
+    imports"). Built once, then reused by every later invocation of the same instance.
+    """
+
+    def __init__(self, build: Callable[[], EnvelopeStep]) -> None:
+        self._build = build
+        self._step: EnvelopeStep | None = None
+
+    def open(self, source: EnvelopeSource, feed: Feed | None) -> list[str]:
+        if self._step is None:
+            self._step = self._build()
+        return self._step.open(source, feed)
+
+
+def _zip_expander(s3: Any) -> EnvelopeStep:
+    from ingest.adapters.s3_zip import ZipExpander  # noqa: PLC0415  (BuiltOnFirstUse)
+
+    return ZipExpander(s3)
+
+
+def _pgp_decryptor(s3: Any, keys: PgpKeys) -> EnvelopeStep:
+    from ingest.adapters.s3_pgp import PgpDecryptor  # noqa: PLC0415  (BuiltOnFirstUse)
+
+    return PgpDecryptor(s3, keys)
+
+
 def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
     """FanoutFunction's and UploadEventsFunction's settings and ports."""
     settings = FanoutSettings.from_env(env)
@@ -82,8 +117,8 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
         ledger=ledger,
         records=EnvelopeLedger(ledger),
         steps={
-            EnvelopeKind.ZIP: ZipExpander(streaming_s3),
-            EnvelopeKind.PGP: PgpDecryptor(streaming_s3, pgp_keys),
+            EnvelopeKind.ZIP: BuiltOnFirstUse(lambda: _zip_expander(streaming_s3)),
+            EnvelopeKind.PGP: BuiltOnFirstUse(lambda: _pgp_decryptor(streaming_s3, pgp_keys)),
         },
         holds_upload=holds,
     )

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from botocore.config import Config
 
 from ingest.adapters.aws import RETRY_CONFIG
-from ingest.shared.aio import Bridge
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+    # only a type here: fanout imports this module for STREAMING_S3_CONFIG, and asyncio is
+    # loaded only by the envelope steps that run multipart uploads
+    from ingest.shared.aio import Bridge
 
 MIB = 1024 * 1024
 #: S3's smallest part (except the last one).
