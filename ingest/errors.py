@@ -216,6 +216,10 @@ class StorageUnavailableError(RetryableError):
         super().__init__(f"{service} {operation} failed: {detail}")
 
 
+class EventsRefusedError(StorageUnavailableError):
+    """EventBridge took a PutEvents call but refused some of its entries (throttled, internal)."""
+
+
 class StaleVersionError(PermanentError):
     """A chunk belongs to an older version of a file that has since been replaced."""
 

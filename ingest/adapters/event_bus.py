@@ -1,8 +1,10 @@
 """Puts :class:`~ingest.domain.notifications.BusEvent` values on an EventBridge bus.
 
 ``PutEvents`` takes at most 10 entries a call. An entry EventBridge refuses (throttled,
-internal failure) fails the whole publish with a retryable error, so the caller's batch is
-retried: events carry deterministic ids, and consumers drop the copies that retry sends.
+internal failure) fails the whole publish with a retryable :class:`EventsRefusedError`, so the
+caller's batch is retried: events carry deterministic ids, and consumers drop the copies that
+retry sends. It is the one PutEvents path (:class:`~ingest.adapters.publisher.Publisher`'s
+Transfer-shaped events go through it too).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ingest.adapters.sdk import translated
 from ingest.domain.notifications import SOURCE, BusEvent
-from ingest.errors import StorageUnavailableError
+from ingest.errors import EventsRefusedError
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -55,7 +57,7 @@ class EventBus:
                     for r in resp.get("Entries", [])
                     if r.get("ErrorCode")
                 ]
-                raise StorageUnavailableError(
+                raise EventsRefusedError(
                     "events",
                     "PutEvents",
                     f"{resp['FailedEntryCount']} of {len(batch)} entries "

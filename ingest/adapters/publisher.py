@@ -7,16 +7,16 @@ record is theirs; the publisher owns how it gets there:
 
 * log groups and streams are created on first use (an existing one is fine), once each; a
   group it creates gets ``retention_days`` (an existing group's retention is left as it is);
-* ``PutLogEvents`` carries at most 10,000 entries a call, ``PutEvents`` at most 10;
+* ``PutLogEvents`` carries at most 10,000 entries a call; events go through
+  :class:`~ingest.adapters.event_bus.EventBus` (ten a ``PutEvents``);
 * SDK errors become :class:`~ingest.errors.StorageUnavailableError`; entries EventBridge
-  refuses are logged (the rest went through, and the caller's records are only a trace).
+  refuses are logged (the caller's records are only a trace).
 
 Its calls are blocking: asyncio callers run them through :class:`ingest.shared.aio.Bridge`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -24,20 +24,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ingest.adapters.event_bus import EventBus
 from ingest.adapters.sdk import error_code, translated
+from ingest.domain.notifications import BusEvent
+from ingest.errors import EventsRefusedError
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
-    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
     from mypy_boto3_logs.client import CloudWatchLogsClient
     from mypy_boto3_logs.type_defs import InputLogEventTypeDef
 
 log = logging.getLogger(__name__)
 
 #: The ``source`` of Transfer Family's own events (AWS reserves ``aws.*`` for its services).
-#: PutLogEvents and PutEvents limits on entries per call.
+#: PutLogEvents' limit on entries per call.
 MAX_LOG_EVENTS_PER_CALL = 10_000
-MAX_EVENTS_PER_CALL = 10
 _EXISTS = "ResourceAlreadyExistsException"
 
 
@@ -71,9 +72,8 @@ class Publisher:
     ) -> None:
         self._logs = logs
         self._retention_days = retention_days
-        self._events = events
+        self._bus = EventBus(events, event_bus, source=source)
         self.source = source
-        self._bus = event_bus
         self._groups: set[str] = set()
         self._streams: set[tuple[str, str]] = set()
 
@@ -109,21 +109,10 @@ class Publisher:
 
     def put_events(self, events: Sequence[Event]) -> None:
         """Send ``events`` on the bus, ten a call."""
-        entries: list[PutEventsRequestEntryTypeDef] = [
-            {
-                "Source": self.source,
-                "DetailType": e.detail_type,
-                "Detail": json.dumps(e.detail),
-                "Resources": [e.resource],
-                "EventBusName": self._bus,
-            }
-            for e in events
-        ]
-        for start in range(0, len(entries), MAX_EVENTS_PER_CALL):
-            with translated("events", "PutEvents", self.source):
-                resp = self._events.put_events(Entries=entries[start : start + MAX_EVENTS_PER_CALL])
-            if resp.get("FailedEntryCount"):
-                log.error("EventBridge refused events: %s", resp.get("Entries"))
+        try:
+            self._bus.publish(BusEvent(e.detail_type, e.detail, (e.resource,)) for e in events)
+        except EventsRefusedError as exc:
+            log.error("EventBridge refused events: %s", exc.detail)
 
     def _ensure_stream(self, group: str, stream: str) -> None:
         if (group, stream) in self._streams:
