@@ -180,29 +180,13 @@ def _pgp(s3: Any, endpoint: str, tmp: str, mib: int, runs: int) -> None:
     import json
 
     import boto3
-    import pysequoia
 
-    tsk = pysequoia.Tsk.generate("bench <bench@example.com>")
-    home = Path(tmp, "gnupg")
-    home.mkdir(mode=0o700)
-    os.environ["GNUPGHOME"] = str(home)  # the naive job's and the floor's gpg
-    subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=str(tsk).encode(), check=True)
+    tsk = _gpg_key(tmp)
     boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint).create_secret(
         Name=f"aws/transfer/{PGP_SERVER}/bench",
         SecretString=json.dumps({"PGPPrivateKey": str(tsk), "PGPPassphrase": ""}),
     )
-    plain = Path(tmp, "plain.csv")
-    with plain.open("wb") as f:
-        for i in range(mib):
-            f.write(_block(i))
-    message = Path(tmp, "orders.csv.pgp")
-    # by gpg, as a partner would (gpg 2.2 cannot read pysequoia's RFC 9580 v6 PKESK packets)
-    subprocess.run(
-        ["gpg", "--batch", "--quiet", "--trust-model", "always", "--compress-algo", "none",
-         "--encrypt", "--recipient", "bench@example.com", "--output", str(message), str(plain)],
-        check=True,
-    )  # fmt: skip
-    plain.unlink()
+    message = _gpg_message(tmp, mib)
     size = message.stat().st_size
     key = "inbound/bench/pgp/orders.csv.pgp"
     s3.upload_file(str(message), BUCKET, key)
@@ -229,6 +213,72 @@ def _pgp(s3: Any, endpoint: str, tmp: str, mib: int, runs: int) -> None:
         f"  floor  {size / MIB / statistics.median(floor):7.1f} MiB/s  (gpg --decrypt > /dev/null)"
     )
     print(f"  ours / naive = {med['naive'] / med['ours']:.2f} x (target >= 1.0 x, RSS <= 128 MiB)")
+
+
+def _gpg_key(tmp: str) -> Any:
+    """A Curve25519 key made for the run, imported into a throw-away gpg home (GNUPGHOME:
+    the naive job's, the floor's and the messages' gpg)."""
+    import pysequoia
+
+    tsk = pysequoia.Tsk.generate("bench <bench@example.com>")
+    home = Path(tmp, "gnupg")
+    home.mkdir(mode=0o700)
+    os.environ["GNUPGHOME"] = str(home)
+    subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=str(tsk).encode(), check=True)
+    return tsk
+
+
+def _gpg_message(tmp: str, mib: int) -> Path:
+    """A ``mib`` MiB message of CSV-like blocks encrypted by gpg, uncompressed."""
+    plain = Path(tmp, "plain.csv")
+    with plain.open("wb") as f:
+        for i in range(mib):
+            f.write(_block(i))
+    message = Path(tmp, f"orders-{mib}.csv.pgp")
+    # by gpg, as a partner would (gpg 2.2 cannot read pysequoia's RFC 9580 v6 PKESK packets)
+    subprocess.run(
+        ["gpg", "--batch", "--quiet", "--yes", "--trust-model", "always", "--compress-algo",
+         "none", "--encrypt", "--recipient", "bench@example.com", "--output", str(message),
+         str(plain)],
+        check=True,
+    )  # fmt: skip
+    plain.unlink()
+    return message
+
+
+def _decrypt_alone(message: str, key: str, no_mmap: bool, queue: Any) -> None:
+    """``pysequoia.decrypt_file`` alone in a new interpreter: its time and peak RSS over the
+    interpreter's (with the module imported and the key read)."""
+    import pysequoia
+
+    if no_mmap:
+        os.environ["SEQUOIA_DONT_MMAP"] = "1"
+    else:
+        os.environ.pop("SEQUOIA_DONT_MMAP", None)
+    decryptor = pysequoia.Tsk.from_bytes(Path(key).read_bytes()).decryptor(None)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sequoia-") as out:
+        pysequoia.decrypt_file(message, str(Path(out, "plain")), decryptor)
+    elapsed = time.perf_counter() - started
+    queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, int(before)))
+
+
+def _sequoia_alone(tmp: str, sizes: list[int]) -> None:
+    """Peak RSS of ``decrypt_file`` by message size, Sequoia mmapping the file or not."""
+    tsk = _gpg_key(tmp)
+    key = Path(tmp, "key.asc")
+    key.write_text(str(tsk))
+    print("\npysequoia.decrypt_file alone (peak RSS; the interpreter before it in brackets)")
+    for mib in sizes:
+        message = _gpg_message(tmp, mib)
+        row = []
+        for no_mmap in (False, True):
+            took, rss, before = _in_child(_decrypt_alone, str(message), str(key), no_mmap)
+            mode = "no mmap" if no_mmap else "mmap"
+            row.append(f"{mode:7s} {rss:5.0f} MiB ({before}) {took:5.2f} s")
+        print(f"  {mib:5d} MiB message:  " + "   ".join(row))
+        message.unlink()
 
 
 def _in_child(target: Any, *args: Any) -> tuple[float, float, int]:
@@ -264,6 +314,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--big-member-mib", type=int, default=1024)
     parser.add_argument("--pgp-mib", type=int, default=256)
+    parser.add_argument(
+        "--sequoia-mib",
+        default="",
+        help="message sizes (MiB, comma-separated) for decrypt_file alone, mmap and not",
+    )
     args = parser.parse_args()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ[name] = "testing"  # moto's; the spawned children inherit them
@@ -273,6 +328,11 @@ def main() -> None:
         sys.exit("unzip is needed for the naive job and the floor: apt-get install -y unzip")
     if args.pgp_mib and shutil.which("gpg") is None:
         sys.exit("gpg is needed for the naive PGP job and its floor: apt-get install -y gnupg")
+    if args.sequoia_mib:
+        with tempfile.TemporaryDirectory(prefix="bench-sequoia-") as tmp:
+            _sequoia_alone(tmp, [int(m) for m in args.sequoia_mib.split(",")])
+        if not (args.pgp_mib or args.archive_mib):
+            return
     from moto_server import moto_server
 
     with (
