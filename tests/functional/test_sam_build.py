@@ -51,6 +51,8 @@ CORE_FUNCTIONS = (
     "ProcessorFunction",
     "UploadEventsFunction",
     "TransferStatusFunction",
+    "ExpectedFilesFunction",
+    "OutcomesFunction",
 )
 CORE_LIMIT_BYTES = 15_000_000
 #: the connector function that runs SFTP: the core's packages and the SFTP engine
@@ -91,6 +93,8 @@ POWERTOOLS_UNUSED = (
 FIRST_EVENTS: dict[str, dict[str, Any]] = {
     "FanoutFunction": json.loads((ROOT / "fixtures/events/s3-put.json").read_text()),
     "ProcessorFunction": json.loads((ROOT / "fixtures/events/sqs-chunk.json").read_text()),
+    # a file entry turning PROCESSED, as the ledger's stream delivers it
+    "OutcomesFunction": json.loads((ROOT / "fixtures/events/ledger-stream-final.json").read_text()),
     "UploadEventsFunction": {
         "source": "aws.transfer",
         "detail-type": "SFTP Server File Upload Failed",
@@ -116,7 +120,16 @@ FIRST_EVENTS: dict[str, dict[str, Any]] = {
             "bytes": 10,
         },
     },
+    "ExpectedFilesFunction": {
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "time": "2026-12-07T08:35:00Z",
+        "detail": {},
+    },
 }
+#: the feeds a first invocation reads: the expected-files check needs an expected: schedule
+#: to go as far as AWS
+FIRST_FEEDS = {"ExpectedFilesFunction": "feeds-expected.yaml"}
 SAM_TIMEOUT = 240
 
 
@@ -336,7 +349,7 @@ def test_first_invocation_runs_from_the_artifact_with_its_bytecode(
     module it loads from the package has the bytecode the Makefile compiled for it."""
     art, handler = built["functions"][function]
     feeds = tmp_path / "feeds.yaml"  # what the functions read is its compiled form, next to it
-    compiled = encode_feeds(load_feeds(ROOT / "fixtures" / "feeds.yaml"))
+    compiled = encode_feeds(load_feeds(ROOT / "fixtures" / FIRST_FEEDS.get(function, "feeds.yaml")))
     (tmp_path / "feeds.json").write_bytes(compiled)
     for unused in POWERTOOLS_UNUSED:
         assert not (art / "aws_lambda_powertools" / unused).exists(), unused
