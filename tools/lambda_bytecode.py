@@ -34,6 +34,7 @@ HANDLER_MODULES = (
     "lambdas.fanout",
     "lambdas.upload_events",
     "lambdas.transfer_status",
+    "lambdas.wait_sweep",
     "lambdas.outcomes",
     "lambdas.retrieve",
 )
