@@ -28,7 +28,7 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _CRON = re.compile(r"^\s*cron\((.*)\)\s*$", re.DOTALL)
@@ -239,8 +239,14 @@ def parse_cron(expression: str) -> Cron:
     )
 
 
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name`` (``Europe/Berlin``, ``UTC``); ValueError if unknown."""
+def zone(name: str) -> tzinfo:
+    """The IANA time zone ``name`` (``Europe/Berlin``, ``UTC``); ValueError if unknown.
+
+    ``UTC`` needs no time zone database (the default zone works wherever the tz data is
+    missing); every other name is read from the system's database or the ``tzdata`` package.
+    """
+    if name in ("UTC", "Etc/UTC"):
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -249,7 +255,7 @@ def zone(name: str) -> ZoneInfo:
         ) from exc
 
 
-def _instant(day: date, hour: int, minute: int, tz: ZoneInfo) -> datetime | None:
+def _instant(day: date, hour: int, minute: int, tz: tzinfo) -> datetime | None:
     """The instant of a wall time in ``tz``: None when it does not exist (a spring-forward
     gap), its first occurrence when it happens twice (autumn)."""
     wall = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)  # fold=0: the first
@@ -287,7 +293,7 @@ def _days(cron: Cron, start: date, forward: bool) -> Iterator[date]:
     return
 
 
-def _fire_times(cron: Cron, day: date, tz: ZoneInfo, *, reverse: bool) -> Iterator[datetime]:
+def _fire_times(cron: Cron, day: date, tz: tzinfo, *, reverse: bool) -> Iterator[datetime]:
     times = [(h, m) for h in cron.hours for m in cron.minutes]
     for hour, minute in reversed(times) if reverse else times:
         instant = _instant(day, hour, minute, tz)
@@ -295,7 +301,7 @@ def _fire_times(cron: Cron, day: date, tz: ZoneInfo, *, reverse: bool) -> Iterat
             yield instant
 
 
-def _search(cron: Cron, moment: datetime, tz: ZoneInfo, *, forward: bool) -> datetime | None:
+def _search(cron: Cron, moment: datetime, tz: tzinfo, *, forward: bool) -> datetime | None:
     if moment.tzinfo is None:
         raise ValueError("a deadline search needs a timezone-aware instant")
     # a day before (or after) the local date: the instant may be on either side of midnight
@@ -308,18 +314,18 @@ def _search(cron: Cron, moment: datetime, tz: ZoneInfo, *, forward: bool) -> dat
     return None
 
 
-def next_deadline(cron: Cron, after: datetime, tz: ZoneInfo) -> datetime | None:
+def next_deadline(cron: Cron, after: datetime, tz: tzinfo) -> datetime | None:
     """The schedule's first instant strictly after ``after`` (UTC), or None if it has none."""
     return _search(cron, after, tz, forward=True)
 
 
-def previous_deadline(cron: Cron, at: datetime, tz: ZoneInfo) -> datetime | None:
+def previous_deadline(cron: Cron, at: datetime, tz: tzinfo) -> datetime | None:
     """The schedule's last instant at or before ``at`` (UTC), or None if it has none."""
     return _search(cron, at, tz, forward=False)
 
 
 def deadlines_between(
-    cron: Cron, after: datetime, until: datetime, tz: ZoneInfo, *, limit: int
+    cron: Cron, after: datetime, until: datetime, tz: tzinfo, *, limit: int
 ) -> list[datetime]:
     """The instants in ``(after, until]``, oldest first, at most ``limit`` (the newest)."""
     found: list[datetime] = []
