@@ -90,10 +90,11 @@ class BuiltOnFirstUse:
         return self._step.open(source, feed)
 
 
-def _zip_expander(s3: Any) -> EnvelopeStep:
+def _zip_expander(s3: Any, secrets: Any) -> EnvelopeStep:
     from ingest.adapters.s3_zip import ZipExpander  # noqa: PLC0415  (BuiltOnFirstUse)
+    from ingest.adapters.zip_passwords import ZipPasswords  # noqa: PLC0415
 
-    return ZipExpander(s3)
+    return ZipExpander(s3, passwords=ZipPasswords(secrets))
 
 
 def _pgp_decryptor(s3: Any, keys: PgpKeys) -> EnvelopeStep:
@@ -110,14 +111,15 @@ def build_fanout(env: Mapping[str, str]) -> Wired[FanoutSettings, FanoutPorts]:
     holds = held_by_role(settings.transfer_role_id)
     streaming_s3 = aws.client("s3", config=STREAMING_S3_CONFIG)
     digests = S3Digests(streaming_s3, store)
-    pgp_keys = PgpKeys(aws.client("secretsmanager"), settings.transfer_server_id)
+    secrets = aws.client("secretsmanager")
+    pgp_keys = PgpKeys(secrets, settings.transfer_server_id)
     envelopes = EnvelopePorts(
         feeds=feeds,
         store=store,
         ledger=ledger,
         records=EnvelopeLedger(ledger),
         steps={
-            EnvelopeKind.ZIP: BuiltOnFirstUse(lambda: _zip_expander(streaming_s3)),
+            EnvelopeKind.ZIP: BuiltOnFirstUse(lambda: _zip_expander(streaming_s3, secrets)),
             EnvelopeKind.PGP: BuiltOnFirstUse(lambda: _pgp_decryptor(streaming_s3, pgp_keys)),
         },
         holds_upload=holds,

@@ -53,6 +53,7 @@ CORE_FUNCTIONS = (
     "TransferStatusFunction",
     "ExpectedFilesFunction",
     "OutcomesFunction",
+    "WaitSweepFunction",
 )
 CORE_LIMIT_BYTES = 15_000_000
 #: the connector function that runs SFTP: the core's packages and the SFTP engine
@@ -121,6 +122,12 @@ FIRST_EVENTS: dict[str, dict[str, Any]] = {
         },
     },
     "ExpectedFilesFunction": {
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "time": "2026-12-07T08:35:00Z",
+        "detail": {},
+    },
+    "WaitSweepFunction": {
         "source": "aws.events",
         "detail-type": "Scheduled Event",
         "time": "2026-12-07T08:35:00Z",

@@ -3,16 +3,14 @@ the members are decrypted (ZipCrypto, stdlib ``zipfile``) while they stream and 
 archive's; a wrong password, a missing secret, an unusable one, or an AES member is FAILED
 with the reason and nothing written. Archives are made at test time by Info-ZIP ``zip -P``.
 
-Fanout's zip step is wired here with the Secrets Manager reader the functions get
-(``ZipExpander(s3, passwords=ZipPasswords(secretsmanager))``)."""
+Fanout runs with its own wiring (``lambdas.runtime``: the zip step reads passwords from the
+function's Secrets Manager client), so these tests also hold the deployed function to it."""
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +21,9 @@ from support_deliveries import encrypted_zip
 from test_core_zip import assert_nothing_written, keys_under, land_members, orders, outcomes
 from zip_kit import patch_central
 
-from ingest.adapters.multipart import STREAMING_S3_CONFIG
-from ingest.adapters.s3_zip import ZipExpander
 from ingest.adapters.zip_passwords import ZipPasswords
-from ingest.domain.envelopes import EnvelopeKind
 from ingest.domain.feeds import parse_feeds
 from ingest.errors import ConfigError
-from ingest.usecases.envelopes import open_envelope
 
 PASSWORD = "c0rrect horse"
 ARCHIVE = "inbound/acme/orders/batch.zip"
@@ -67,18 +61,7 @@ def secrets(pipeline: Any) -> Any:
 
 @pytest.fixture
 def zipped(pipeline: Any, secrets: Any) -> Any:
-    """The pipeline, its fanout's zip step reading passwords from Secrets Manager."""
-    from lambdas import fanout
-
-    wired = fanout.wiring()
-    envelopes = wired.ports.envelopes.keywords["ports"]
-    step = ZipExpander(
-        boto3.client("s3", region_name=REGION, config=STREAMING_S3_CONFIG),
-        passwords=ZipPasswords(secrets),
-    )
-    steps = {**envelopes.steps, EnvelopeKind.ZIP: step}
-    opened = functools.partial(open_envelope, ports=replace(envelopes, steps=steps))
-    fanout.wiring.use(replace(wired, ports=replace(wired.ports, envelopes=opened)))
+    """The pipeline, fanout wired as the function wires itself; the secrets are in moto."""
     return pipeline
 
 
