@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ingest.domain.expected import (
+    Delivery,
     Schedule,
     deliveries,
     expectation_event,
@@ -125,15 +126,16 @@ def check_expected(now: datetime, ports: ExpectedPorts) -> CheckReport:
         return report  # nothing passed and nothing may turn LATE: the ledger is not read
     run = _Run(ports, report, found, ports.ledger.feed_entries({s.feed for s in found}))
     run.publish([e for e in run.opened.values() if not _notified(e)])
-    run.mark_late()
+    run.mark_late(list(run.opened.values()))  # each MISSING entry is looked at once a run
     for schedule, progress, due in plans:
         watch_until = progress.watch_until
         for deadline in due:
-            if run.check_deadline(schedule, deadline):
+            made = run.check_deadline(schedule, deadline)
+            if made:
                 watch_until = max(watch_until, schedule.following_window(deadline)[1].timestamp())
             # what came after the deadline may make up for it already (and is then not
             # counted for the next deadline, checked next)
-            run.mark_late()
+            run.mark_late(made)
             ports.ledger.save_progress(
                 schedule.feed, schedule.expectation.ident, Progress(deadline, watch_until)
             )
@@ -159,27 +161,30 @@ class _Run:
         self.report = report
         self.schedules = {(s.feed, s.expectation.schedule, s.expectation.tz): s for s in found}
         self.files = deliveries(entries)
+        #: each feed's and partner's files, oldest first (what a window is cut from)
+        self.owned: dict[tuple[str, str], list[Delivery]] = {}
+        for delivery in self.files:
+            self.owned.setdefault((delivery.feed, delivery.partner), []).append(delivery)
         self.opened = {
             e.key: e for e in entries if e.status in (FileStatus.MISSING, FileStatus.LATE)
         }
-
-    def taken(self) -> frozenset[str]:
-        """The files LATE entries took (they do not count for the deadline after theirs)."""
-        return frozenset(
+        #: the files LATE entries took (they do not count for the deadline after theirs)
+        self.taken = {
             key
             for e in self.opened.values()
             if e.status == FileStatus.LATE
             for key in (e.expectation or {}).get("late_files") or ()
-        )
+        }
 
     def check_deadline(self, schedule: Schedule, deadline: datetime) -> list[FileEntry]:
         """The MISSING entries of one deadline, written and announced."""
         window = schedule.window(deadline)
-        taken = self.taken()
+        taken = frozenset(self.taken)
         expected = schedule.expectation.count
         missing: list[FileEntry] = []
         for partner in partners_for(schedule, self.files, window[1]):
-            received = len(in_window(self.files, schedule.feed, partner, window, taken=taken))
+            owned = self.owned.get((schedule.feed, partner), [])
+            received = len(in_window(owned, schedule.feed, partner, window, taken=taken))
             if received >= expected:
                 continue
             key = expected_key(schedule.feed, partner, deadline)
@@ -202,9 +207,11 @@ class _Run:
         self.publish([e for e in missing if not _notified(e)])
         return missing
 
-    def mark_late(self) -> None:
-        """MISSING entries whose files came in the following window turn LATE."""
-        for entry in sorted(self.opened.values(), key=lambda e: e.key):
+    def mark_late(self, entries: Iterable[FileEntry]) -> None:
+        """Those of ``entries`` that are MISSING and whose files came in the following window
+        turn LATE (oldest deadline first: it takes the files first)."""
+        lated: list[FileEntry] = []
+        for entry in sorted(entries, key=lambda e: e.key):
             record = entry.expectation or {}
             schedule = self.schedules.get(
                 (entry.feed or "", record.get("schedule", ""), record.get("tz", ""))
@@ -213,11 +220,11 @@ class _Run:
                 continue
             deadline = parse_iso_utc(record["deadline"])
             late = in_window(
-                self.files,
+                self.owned.get((schedule.feed, entry.partner), []),
                 schedule.feed,
                 entry.partner,
                 schedule.following_window(deadline),
-                taken=self.taken(),
+                taken=frozenset(self.taken),
             )
             received = int(record.get("received", 0))
             needed = int(record.get("expected", 1)) - received
@@ -228,11 +235,13 @@ class _Run:
             if self.ports.ledger.mark_late(entry.key, updated):
                 self.report.late.append(entry.key)
                 logger.info("expected files late", extra={"key": entry.key, "late_files": keys})
-            lated = FileEntry(
+            self.taken.update(keys)
+            late_entry = FileEntry(
                 **{**entry.to_json(), "status": FileStatus.LATE, "expectation": updated}
             )
-            self.opened[entry.key] = lated
-            self.publish([lated])
+            self.opened[entry.key] = late_entry
+            lated.append(late_entry)
+        self.publish(lated)
 
     def publish(self, entries: Sequence[FileEntry]) -> None:
         """Announce ``entries``, then mark each one notified (in the ledger and here)."""
