@@ -29,10 +29,11 @@ OUTCOME_METRICS: dict[Outcome, str | None] = {
     Outcome.WAITING: "FilesWaiting",
     Outcome.DUPLICATE: "FilesDuplicate",
     Outcome.IGNORED: None,
-    # envelopes: in the ledger (EXPANDED / FAILED) and the log; their outputs count as files
-    Outcome.EXPANDED: None,
-    Outcome.DECRYPTED: None,
-    Outcome.FAILED: None,
+    # envelopes opened next to themselves (their outputs come back as files of their own)
+    # or refused (ledger FAILED with the reason: zip slip or bomb, a wrong key; nothing written)
+    Outcome.EXPANDED: "FilesExpanded",
+    Outcome.DECRYPTED: "FilesDecrypted",
+    Outcome.FAILED: "FilesRefused",
 }
 METRICS = ("FilesReceived", *filter(None, OUTCOME_METRICS.values()), "FilesFailed", "ChunksQueued")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from support_deliveries import build_zip
 from support_emf import (
     BY_CONNECTOR,
     ROOT,
@@ -93,6 +94,9 @@ def test_fanout_metrics_count_every_outcome(
                 ORDERS,
                 principal_id=f"AWS:{ROLE_ID}:acme-session",
             ),
+            # envelopes: an archive expanded next to itself, and one refused (zip slip)
+            _record(pipeline, "inbound/acme/orders/batch.zip", build_zip({"a.csv": ORDERS})),
+            _record(pipeline, "inbound/acme/orders/slip.zip", build_zip({"../x.csv": ORDERS})),
         ]
     }
     capsys.readouterr()
@@ -104,19 +108,24 @@ def test_fanout_metrics_count_every_outcome(
         Outcome.UNMATCHED,
         Outcome.IGNORED,
         Outcome.HELD,
+        Outcome.EXPANDED,
+        Outcome.FAILED,
     ]
     chunks = result["files"][0]["chunks"]
     assert chunks > 1
     assert_json_logs_with_context(out, "FanoutFunction")
     points = emf_points(out)
     assert totals(points, service=service) == {
-        "FilesReceived": 5,
+        "FilesReceived": 7,
         "FilesQueued": 1,
         "FilesDuplicate": 1,
         "FilesUnmatched": 1,
         "FilesHeld": 1,
         "FilesWaiting": 0,
         "FilesFailed": 0,
+        "FilesExpanded": 1,
+        "FilesDecrypted": 0,
+        "FilesRefused": 1,
         "ChunksQueued": chunks,
     }
     assert pipeline.queue_depth() == chunks  # ChunksQueued is what the queue got
@@ -143,6 +152,9 @@ def test_fanout_metrics_count_every_outcome(
         "FilesHeld": 0,
         "FilesWaiting": 0,
         "FilesFailed": 1,
+        "FilesExpanded": 0,
+        "FilesDecrypted": 0,
+        "FilesRefused": 0,
         "ChunksQueued": 0,
     }
 
