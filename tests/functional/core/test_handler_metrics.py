@@ -111,6 +111,7 @@ def test_fanout_metrics_count_every_outcome(
         Outcome.EXPANDED,
         Outcome.FAILED,
     ]
+    assert pipeline.file("inbound/acme/orders/slip.zip").status == "FAILED"
     chunks = result["files"][0]["chunks"]
     assert chunks > 1
     assert_json_logs_with_context(out, "FanoutFunction")
@@ -122,10 +123,10 @@ def test_fanout_metrics_count_every_outcome(
         "FilesUnmatched": 1,
         "FilesHeld": 1,
         "FilesWaiting": 0,
-        "FilesFailed": 0,
         "FilesExpanded": 1,
         "FilesDecrypted": 0,
         "FilesRefused": 1,
+        "FilesFailed": 0,
         "ChunksQueued": chunks,
     }
     assert pipeline.queue_depth() == chunks  # ChunksQueued is what the queue got
@@ -151,10 +152,10 @@ def test_fanout_metrics_count_every_outcome(
         "FilesUnmatched": 0,
         "FilesHeld": 0,
         "FilesWaiting": 0,
-        "FilesFailed": 1,
         "FilesExpanded": 0,
         "FilesDecrypted": 0,
         "FilesRefused": 0,
+        "FilesFailed": 1,
         "ChunksQueued": 0,
     }
 
