@@ -192,7 +192,11 @@ class SidecarNotes:
         confirmed_by: str | None = None,
         digest: str | None = None,
     ) -> bool:
-        """FAILED with ``reason``, if the entry is still this version (and ingestion)."""
+        """FAILED with ``reason``, if the entry is still this version (and ingestion).
+
+        Without an ``ingestion`` (a sidecar verified after its file was queued or processed)
+        the entry also gets a new ingestion id: chunks of the file still in flight are then
+        stale, and stop instead of finishing the file as PROCESSED over the failure."""
         values: dict[str, Any] = {
             ":failed": attr(FileStatus.FAILED.value),
             ":reason": attr(reason[:1000]),
@@ -208,6 +212,9 @@ class SidecarNotes:
         if ingestion is not None:
             condition += " AND ingestion = :i"
             values[":i"] = attr(ingestion)
+        else:
+            expression += ", ingestion = :fenced"
+            values[":fenced"] = attr(secrets.token_hex(8))
         return self._ledger.update_file(key, expression, condition=condition, values=values)
 
 

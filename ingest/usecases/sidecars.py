@@ -215,13 +215,13 @@ def _checksum_landed(gate: _Gate, entry: FileEntry | None, note: SidecarNote) ->
         if entry.reason != AWAITING[WaitFor.CHECKSUM] and entry.reason != RELEASING:
             return f"noted; the file's feed waits for a done marker ({entry.reason})"
         return _said(_release(gate, entry, note, stale_before=None))
-    if entry.status not in _DONE_PAST_RECEIVED:
+    if entry.status not in _DONE_PAST_RECEIVED and entry.status != FileStatus.RECEIVED:
         return f"noted; the file is {entry.status} and was not verified"
     info = ObjectInfo(entry.size or 0, entry.version, entry.version_id)
     failed = _verify(gate, entry.key, info, note, None, was=entry.status)
     if failed is None:
         return f"verified the {entry.status} file: {note.kind} matches"
-    return f"MISMATCH: the file was already {entry.status}; it is now FAILED"
+    return f"MISMATCH: the file was already {entry.status}; it is now FAILED (its chunks stop)"
 
 
 def _marker_landed(gate: _Gate, note: SidecarNote) -> str:
@@ -324,8 +324,13 @@ def _verify(
         ports.notes.note_confirmation(key, info.etag, confirmed_by=note.sidecar_key, digest=digest)
         return None
     reason = mismatch_reason(note.sidecar_key, algorithm, note.declared, actual)
-    if was is not None:
+    if was in (FileStatus.PROCESSED, FileStatus.PROCESSED_WITH_REJECTS):
         reason += f" (the file was already {was} before its sidecar landed: its rows are written)"
+    elif was is not None:
+        reason += (
+            f" (the file was already {was} before its sidecar landed: its chunks stop, rows "
+            "they wrote stay)"
+        )
     ports.notes.fail_file(
         key, info.etag, reason, ingestion=ingestion, confirmed_by=note.sidecar_key, digest=digest
     )

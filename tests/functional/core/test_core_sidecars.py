@@ -143,6 +143,17 @@ def test_wait_for_none_still_verifies_a_sidecar_before_or_after(pipeline: Pipeli
     assert failed.status == FileStatus.FAILED
     assert "already PROCESSED before its sidecar landed" in (failed.reason or "")
 
+    # a file still queued when a mismatching sidecar lands: FAILED, and its chunks stop
+    queued = "inbound/acme/orders/queued.csv"
+    pipeline.land(queued, ROWS)
+    assert pipeline.file(queued).status == FileStatus.QUEUED
+    pipeline.land(f"{queued}.sha256", _sha256sum(b"other", "queued.csv"))
+    assert pipeline.file(queued).status == FileStatus.FAILED
+    pipeline.drain()
+    stopped = pipeline.file(queued)
+    assert (stopped.status, stopped.rows_ok) == (FileStatus.FAILED, 0)
+    assert "already QUEUED before its sidecar landed: its chunks stop" in (stopped.reason or "")
+
     early = "inbound/acme/orders/early.csv"
     pipeline.land(f"{early}.md5", b"0" * 32)
     assert _outcome(pipeline.land(early, ROWS)) == Outcome.FAILED
