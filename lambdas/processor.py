@@ -22,7 +22,8 @@ from ingest.adapters.leases import ChunkLeases
 from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink
 from ingest.adapters.sqs import SqsQueue
 from ingest.settings import ProcessorSettings
-from ingest.usecases.processor import ProcessorPorts, handle_chunk_message
+from ingest.usecases.chunk_messages import handle_chunk_message
+from ingest.usecases.processor import ProcessorPorts
 from lambdas.runtime import (
     Wired,
     Wiring,

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink, RecordRow
 from ingest.errors import StorageUnavailableError
-from ingest.usecases.processor import retry_delay
+from ingest.usecases.chunk_messages import retry_delay
 
 
 def _client() -> Any:
