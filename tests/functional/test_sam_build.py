@@ -51,7 +51,6 @@ CORE_FUNCTIONS = (
     "ProcessorFunction",
     "UploadEventsFunction",
     "TransferStatusFunction",
-    "OutcomesFunction",
     "ExpectedFilesFunction",
     "OutcomesFunction",
     "WaitSweepFunction",
@@ -95,8 +94,6 @@ POWERTOOLS_UNUSED = (
 FIRST_EVENTS: dict[str, dict[str, Any]] = {
     "FanoutFunction": json.loads((ROOT / "fixtures/events/s3-put.json").read_text()),
     "ProcessorFunction": json.loads((ROOT / "fixtures/events/sqs-chunk.json").read_text()),
-    # a file entry turning PROCESSED, as the ledger's stream delivers it
-    "OutcomesFunction": json.loads((ROOT / "fixtures/events/ledger-stream-final.json").read_text()),
     # a file entry turning PROCESSED, as the ledger's stream delivers it
     "OutcomesFunction": json.loads((ROOT / "fixtures/events/ledger-stream-final.json").read_text()),
     "UploadEventsFunction": {
