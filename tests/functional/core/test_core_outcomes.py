@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FEEDS_YAML
 from moto.dynamodb.models import dynamodb_backends
 from support_emf import (
     assert_emitted_as_documented,
@@ -35,9 +34,7 @@ Pipeline = Any
 REGION = "us-east-1"
 KEY = "inbound/acme/orders/o.csv"
 
-FEEDS = (
-    FEEDS_YAML
-    + """
+LINES_FEED = """
   - name: lines
     match: "inbound/{partner}/lines/*.csv"
     format: csv
@@ -47,7 +44,6 @@ FEEDS = (
       id: {type: string, required: true}
       qty: {type: int, required: true}
 """
-)
 
 
 def orders(good: int, bad: int) -> bytes:
@@ -56,8 +52,9 @@ def orders(good: int, bad: int) -> bytes:
 
 
 @pytest.fixture
-def feeds_yaml() -> str:
-    return FEEDS
+def feeds_yaml(feeds_yaml: str) -> str:
+    """The pipeline's feeds, and one whose receipts are CSV with the rows' raw text."""
+    return feeds_yaml + LINES_FEED
 
 
 @pytest.fixture
