@@ -37,6 +37,8 @@ log = logging.getLogger("ingest_local.streams")
 Invoke = Callable[[dict[str, Any]], Any]
 #: how long a poll that found nothing waits before the next (Lambda polls a shard 4 times a second)
 IDLE_WAIT = 0.25
+#: how often the stream's shards are listed again (moto's stream has one, for ever)
+SHARDS_TTL = 30.0
 
 
 @dataclass
@@ -140,14 +142,19 @@ class DynamoStreamSource:
         self._attempts = 0
         self._size = spec.batch_size
         self._retry_at = 0.0
+        self._shard_ids: list[str] = []
+        self._shards_at = -SHARDS_TTL
 
     def busy(self) -> bool:
         """Whether records were read that the function has not yet handled for good."""
         return any(self._pending.values())
 
     def _shards(self) -> list[str]:
-        desc = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
-        return [s["ShardId"] for s in desc.get("Shards", [])]
+        if time.monotonic() - self._shards_at >= SHARDS_TTL:
+            desc = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+            self._shard_ids = [s["ShardId"] for s in desc.get("Shards", [])]
+            self._shards_at = time.monotonic()
+        return self._shard_ids
 
     def _read(self, shard: str) -> None:
         if shard not in self._iterators:
