@@ -132,7 +132,10 @@ def _receipt_options(feeds: Callable[[], FeedSet], feed: str | None) -> ReceiptO
         return ReceiptOptions()
     try:
         return feeds().get(feed).receipt
-    except ConfigError:
+    except ConfigError as exc:  # a receipt in the default form beats none
+        log.warning(
+            "receipt options unknown: the defaults apply", extra={"feed": feed, "error": str(exc)}
+        )
         return ReceiptOptions()
 
 
