@@ -59,7 +59,17 @@ def _ours(endpoint: str, key: str, algorithm: str, queue: Any) -> None:
     started = time.perf_counter()
     digest = digests.streamed(BUCKET, key, version_id=None, algorithm=algorithm)
     elapsed = time.perf_counter() - started
-    queue.put((elapsed, digest, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    queue.put((elapsed, digest, _peak_rss_kib()))
+
+
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries the forking
+    parent's high-water mark over into a spawned child's (``execve`` records the old mm's), so a
+    child of a parent that once held a large buffer would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _in_child(endpoint: str, key: str, algorithm: str) -> tuple[float, str, int]:
