@@ -351,6 +351,7 @@ def test_handler_metrics_settings_come_from_the_functions_environment() -> None:
             "transfer_status",
             "expected_files",
             "upload_events",
+            "wait_sweep",
             "outcomes",
         )
     }
