@@ -1,28 +1,30 @@
-"""Volume: a 100,000-row CSV split into several chunks lands exactly 100,000 items.
+"""Volume: a 30,000-row CSV split into a dozen chunks lands exactly 30,000 items.
 
-Marked slow: in-process moto writes roughly 2,000-4,000 items/s here, so the test takes about a
-minute on an idle 2-core machine (the processor's own speed is measured by bench/processor.py).
+Marked slow: in-process moto writes roughly 2,000-4,000 items/s here, so the test takes about
+15 s on an idle 2-core machine (it had 100,000 rows and took two minutes under load; what it
+checks needs chunk boundaries, not volume: the processor's own speed is measured by
+bench/processor.py, and bench/processor.py runs 1 GiB).
 """
 
 from __future__ import annotations
 
 import pytest
 
-ROWS = 100_000
+ROWS = 30_000
 KEY = "inbound/acme/bulk/orders-100k.csv"
-CHUNK = 1024 * 1024
+CHUNK = 96 * 1024
 
 
 @pytest.fixture
 def feeds_yaml(feeds_yaml: str) -> str:
-    """The default feeds plus a bulk feed whose files are split into 1 MiB chunks."""
+    """The default feeds plus a bulk feed whose files are split into 96 KiB chunks."""
     return (
         feeds_yaml
         + """
   - name: bulk
     match: "inbound/{partner}/bulk/*.csv"
     format: csv
-    chunk_size: 1MiB
+    chunk_size: 96KiB
     key: {pk: "ORDER#{order_id}", sk: "PARTNER#{partner}"}
     fields:
       order_id: {type: int, required: true}
@@ -38,10 +40,10 @@ def row(i: int) -> str:
 
 
 @pytest.mark.slow
-def test_100k_rows_in_several_chunks_land_exactly(pipeline):
+def test_30k_rows_in_a_dozen_chunks_land_exactly(pipeline):
     data = ("order_id,amount,customer\r\n" + "\r\n".join(map(row, range(ROWS)))).encode()
     expected_chunks = -(-len(data) // CHUNK)
-    assert expected_chunks >= 4
+    assert expected_chunks >= 10
 
     result = pipeline.land(KEY, data)
     assert result["files"][0]["chunks"] == expected_chunks
@@ -59,7 +61,7 @@ def test_100k_rows_in_several_chunks_land_exactly(pipeline):
         entry.chunks_done,
     ) == ("PROCESSED", "bulk", len(data), ROWS, 0, expected_chunks, expected_chunks)
     assert pipeline.rejects(KEY) == []
-    # every row has its own key, so 100,000 items and 100,000 counted rows with no rejects
+    # every row has its own key, so 30,000 items and 30,000 counted rows with no rejects
     # means each row was written once: none lost, none duplicated, none split in two
     assert pipeline.count_items() == ROWS
 
