@@ -119,8 +119,11 @@ define lambda-package
 		name=$${dist%%:*}; top=$${dist#*:}; rm -rf "$$top" "$$name"-*.dist-info; done
 endef
 
-build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction build-TransferStatusFunction build-ExpectedFilesFunction build-OutcomesFunction build-WaitSweepFunction:
+build-FanoutFunction build-ProcessorFunction build-UploadEventsFunction build-TransferStatusFunction build-OutcomesFunction build-WaitSweepFunction:
 	$(call lambda-package,lambdas/requirements-core.txt)
+
+build-ExpectedFilesFunction:
+	$(call lambda-package,lambdas/requirements-expected.txt)
 
 build-RetrieveFunction:
 	$(call lambda-package,lambdas/requirements-sftp.txt)

@@ -210,6 +210,9 @@ def test_artifact_sizes_and_contents(built: dict[str, Any]) -> None:
         for runtime in RUNTIME_PACKAGES:
             assert runtime not in top and f"{runtime}.py" not in top, f"{name} ships {runtime}"
         assert "template.yaml" not in top
+    # the expected-files schedules are evaluated in their zones: the time zone database ships
+    # with that function (zoneinfo falls back to it where the runtime has none)
+    assert "tzdata" in _top_level(functions["ExpectedFilesFunction"][0])
     for name in CORE_FUNCTIONS:
         art = functions[name][0]
         assert not set(SFTP_PACKAGES) & _top_level(art), f"{name} ships the SFTP engine"
