@@ -26,9 +26,11 @@ import pysequoia
 import pytest
 
 from ingest.adapters.dynamo import attr
+from ingest.adapters.ledger_expected import ExpectedItems
 from ingest.adapters.ledger_items import FILE_SK, file_pk
 from ingest.cli import main
-from ingest.domain.files import FileStatus
+from ingest.domain.expected import expected_key
+from ingest.domain.files import FileEntry, FileStatus
 from ingest_local.lambda_service import LambdaContext
 
 STACK = "ops-cli-test"
@@ -174,6 +176,23 @@ def _stack_in_every_status(p: Pipeline) -> dict[str, str]:
     p.ledger.record_terminal(
         keys[FileStatus.IGNORED], FileStatus.IGNORED, reason="set aside by hand", size=1
     )
+    # MISSING and LATE are the expected-files check's entries, written as it writes them
+    expected = ExpectedItems(p.ddb, p.ledger.table)
+    # a deadline 40 minutes ago: its window (30 minutes' grace) ended 10 minutes ago
+    deadline = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=40)).replace(microsecond=0)
+    for status, partner in ((FileStatus.MISSING, "acme"), (FileStatus.LATE, "globex")):
+        keys[status] = expected_key("orders", partner, deadline)
+        at = (deadline + dt.timedelta(minutes=30)).timestamp()  # the deadline's window end
+        entry = FileEntry(
+            key=keys[status],
+            status=FileStatus.MISSING,
+            feed="orders",
+            received_at=at,
+            updated_at=at,
+            reason=f"0 of 1 expected file(s) by {deadline:%Y-%m-%dT%H:%M:%SZ} (+1800s grace)",
+        )
+        assert expected.record_missing(entry)
+    assert expected.mark_late(keys[FileStatus.LATE], {"late_files": [keys[FileStatus.PROCESSED]]})
     assert busy["files"][0]["outcome"] == "QUEUED"
     return {str(status): key for status, key in keys.items()}
 
@@ -234,7 +253,9 @@ def test_status_json_and_table_agree_on_every_status_and_the_filters_select(
             "received_at",
             "updated_at",
         } <= set(f)
-        assert f["partner"] == f["key"].split("/")[1]
+        # inbound/<partner>/…, or an expected-files entry's expected/<feed>/<partner>/<deadline>
+        parts = f["key"].split("/")
+        assert f["partner"] == (parts[2] if parts[0] == "expected" else parts[1])
     good = by_key[keys[FileStatus.PROCESSED]]
     assert (good["rows_ok"], good["rows_rejected"], good["chunks_done"]) == (12, 0, 1)
     assert [s["status"] for s in good["superseded"]] == ["PROCESSED"]
@@ -248,7 +269,8 @@ def test_status_json_and_table_agree_on_every_status_and_the_filters_select(
 
     # the table: the same files in the same order, each row its JSON entry
     rows = _table(ingest)
-    assert [next(c for c in row if "/" in c and c.startswith("inbound/")) for row in rows] == [
+    keyed = ("inbound/", "expected/")
+    assert [next(c for c in row if "/" in c and c.startswith(keyed)) for row in rows] == [
         f["key"] for f in every
     ]
     for f, row in zip(every, rows, strict=True):
@@ -277,6 +299,7 @@ def test_status_json_and_table_agree_on_every_status_and_the_filters_select(
     assert selected("--partner", "globex", "--feed", "orders") == [
         keys[FileStatus.PARTIAL],
         keys[FileStatus.FAILED],
+        keys[FileStatus.LATE],
         old,
     ]
     assert selected("--status", "FAILED", "--status", "PARTIAL") == [
