@@ -55,7 +55,10 @@ def test_package_holds_only_runtime_code_and_every_handler_imports(tmp_path: Pat
     # Import every handler with nothing on the path but the package, the runtime's own
     # packages and the standard library: no site-packages, so no moto or sam-translator.
     runtime = _runtime_dir(tmp_path)
-    handlers = sorted(p.stem for p in (ROOT / "lambdas").glob("*.py") if p.stem != "__init__")
+    # The retrieve function's package is built from requirements-sftp.txt (the SFTP engine and
+    # the jobs file's PyYAML and pydantic): test_sam_build imports it from its own artifact.
+    not_core = {"__init__", "retrieve"}
+    handlers = sorted(p.stem for p in (ROOT / "lambdas").glob("*.py") if p.stem not in not_core)
     code = (
         "import importlib, importlib.util, sys\n"
         f"sys.path[:0] = [{str(art)!r}, {str(runtime)!r}]\n"
