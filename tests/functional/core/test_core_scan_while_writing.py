@@ -14,7 +14,7 @@ import boto3
 
 from ingest_local.moto_fidelity import serialize_dynamodb_requests
 
-ROWS = 3000
+ROWS = 1200
 
 
 def test_scans_beside_a_writing_processor_never_fail(pipeline) -> None:

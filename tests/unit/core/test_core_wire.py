@@ -41,7 +41,7 @@ def _ours(value: object) -> str | None:
         return type(exc).__name__
 
 
-@settings(max_examples=2000)
+@settings(max_examples=500)
 @given(VALUES)
 def test_every_value_serializes_exactly_as_type_serializer(value: object) -> None:
     assert _ours(value) == _reference(value)
@@ -91,7 +91,7 @@ ITEMS = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(st.text(min_size=3, max_size=255), ITEMS)
 def test_a_batch_body_is_the_one_botocore_writes(
     table: str, items: list[dict[str, object]]
