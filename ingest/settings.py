@@ -171,3 +171,12 @@ class ProcessorSettings(_FunctionSettings):
     retry_backoff_seconds: NonNegative = variable("RETRY_BACKOFF_SECONDS", default=0)
     #: the queue the messages come from (for ChangeMessageVisibility)
     queue_url: str | None = variable("INGEST_QUEUE_URL", default=None)
+
+
+@dataclass(frozen=True)
+class EventSenderSettings(_FunctionSettings):
+    """The shared settings and the EventBridge bus the function sends its events to
+    (OutcomesFunction: the files' final statuses; ExpectedFilesFunction: MISSING and LATE)."""
+
+    #: the account's default bus unless told
+    event_bus: str = variable("EVENT_BUS_NAME", default="default")

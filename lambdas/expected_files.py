@@ -15,7 +15,7 @@ from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger_expected import ExpectedItems
 from ingest.adapters.s3 import S3Store
 from ingest.domain.expected import scheduled_time
-from ingest.expected_settings import ExpectedSettings
+from ingest.settings import EventSenderSettings
 from ingest.usecases.expected import ExpectedPorts, check_expected
 from lambdas.function import Wired, Wiring, add_counts, function_logger, function_tracer
 
@@ -24,13 +24,14 @@ metrics = Metrics()
 tracer = function_tracer()
 
 
-def build(env: Mapping[str, str]) -> Wired[ExpectedSettings, ExpectedPorts]:
+def build(env: Mapping[str, str]) -> Wired[EventSenderSettings, ExpectedPorts]:
     """The function's settings and ports: the feeds, the ledger's expected items, the bus."""
-    settings = ExpectedSettings.from_env(env)
-    aws = AwsTarget(region=settings.region or DEFAULT_REGION, endpoint_url=settings.endpoint_url)
+    settings = EventSenderSettings.from_env(env)
+    common = settings.common
+    aws = AwsTarget(region=common.region or DEFAULT_REGION, endpoint_url=common.endpoint_url)
     ports = ExpectedPorts(
-        feeds=CachedFeeds(settings.feeds_uri, S3Store(aws.client("s3"))),
-        ledger=ExpectedItems(aws.client("dynamodb"), settings.ledger_table),
+        feeds=CachedFeeds(common.feeds_uri, S3Store(aws.client("s3"))),
+        ledger=ExpectedItems(aws.client("dynamodb"), common.ledger_table),
         bus=EventBus(aws.client("events"), settings.event_bus),
     )
     return Wired(settings, ports)

@@ -21,7 +21,7 @@ from ingest.adapters.feeds_source import CachedFeeds
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.ledger_stream import file_change
 from ingest.adapters.s3 import S3Store
-from ingest.outcome_settings import OutcomeSettings
+from ingest.settings import EventSenderSettings
 from ingest.usecases.outcomes import OutcomePorts, tell_outcome
 from lambdas.function import Wired, Wiring, add_counts, function_logger, function_tracer
 
@@ -34,9 +34,9 @@ batch = BatchProcessor(event_type=EventType.DynamoDBStreams)
 COUNTS = ("ReceiptsWritten", "EventsPublished", "OutcomesFailed")
 
 
-def build(env: Mapping[str, str]) -> Wired[OutcomeSettings, OutcomePorts]:
+def build(env: Mapping[str, str]) -> Wired[EventSenderSettings, OutcomePorts]:
     """The function's settings and ports: the bucket, the feeds, the ledger and the bus."""
-    settings = OutcomeSettings.from_env(env)
+    settings = EventSenderSettings.from_env(env)
     common = settings.common
     aws = AwsTarget(region=common.region or DEFAULT_REGION, endpoint_url=common.endpoint_url)
     store = S3Store(aws.client("s3"))
