@@ -76,18 +76,23 @@ class _Version:
     compiled_feeds: int
 
 
+# msgspec's extension hooks, called for the one type of the feed types msgspec does not encode
+# or decode itself: the feed's compiled key pattern. Any other type reaching them means a feed
+# type gained a field the compiled form cannot carry: a programming error, not bad input.
+
+
 def _encode_value(value: Any) -> Any:
     if isinstance(value, re.Pattern):
         return value.pattern
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    raise TypeError(f"the compiled feeds cannot carry a {type(value).__name__}")
 
 
 def _decode_value(kind: Any, value: Any) -> Any:
-    if (kind is re.Pattern or getattr(kind, "__origin__", None) is re.Pattern) and isinstance(
-        value, str
-    ):
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise msgspec.ValidationError(f"bad pattern {value!r}: {exc}") from None
-    raise NotImplementedError(f"cannot decode {kind!r}")
+    if kind is not re.Pattern and getattr(kind, "__origin__", None) is not re.Pattern:
+        raise TypeError(f"the compiled feeds cannot carry a {kind!r}")
+    if not isinstance(value, str):
+        raise msgspec.ValidationError(f"expected a pattern string, got {value!r}")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise msgspec.ValidationError(f"bad pattern {value!r}: {exc}") from None

@@ -119,10 +119,13 @@ def test_a_document_that_is_not_compiled_feeds_is_a_clear_error(
     assert "s3://landing/config/feeds.json" in str(info.value)
 
 
-def test_a_bad_pattern_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("pattern", "message"), [("inbound/(unclosed", "bad pattern"), (7, "expected a pattern string")]
+)
+def test_a_bad_pattern_is_refused(pattern: object, message: str) -> None:
     document = json.loads(encode_feeds(load_feeds(ROOT / FEEDS_FILES[0])))
-    document["feeds"][0]["pattern"] = "inbound/(unclosed"
-    with pytest.raises(ConfigError, match="bad pattern"):
+    document["feeds"][0]["pattern"] = pattern
+    with pytest.raises(ConfigError, match=message):
         decode_feeds(json.dumps(document), source="x")
 
 
