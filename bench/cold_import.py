@@ -271,27 +271,12 @@ def _aws(endpoint: str, events_dir: str) -> dict[str, str]:
     events = {
         "FanoutFunction": json.loads((root / "fixtures/events/s3-put.json").read_text()),
         "ProcessorFunction": json.loads((root / "fixtures/events/sqs-chunk.json").read_text()),
-        "UploadEventsFunction": {
-            "source": "aws.transfer",
-            "detail-type": "SFTP Server File Upload Failed",
-            "account": "123456789012",
-            "detail": {"file-path": f"/{bucket}/inbound/demo/orders/partial.csv", "bytes": 3},
-        },
-        "TransferStatusFunction": {
-            "source": "aws.transfer",
-            "detail-type": "SFTP Connector File Retrieve Completed",
-            "account": "123456789012",
-            "resources": ["arn:aws:transfer:us-east-1:123456789012:connector/c-0123456789abcdef0"],
-            "detail": {
-                "operation": "RETRIEVE",
-                "connector-id": "c-0123456789abcdef0",
-                "transfer-id": "t-1",
-                "file-path": "/outbox/a.csv",
-                "status-code": "COMPLETED",
-                "local-directory-path": f"/{bucket}/inbound/demo/orders",
-                "bytes": 10,
-            },
-        },
+        "UploadEventsFunction": json.loads(
+            (root / "fixtures/events/transfer-upload-failed.json").read_text()
+        ),
+        "TransferStatusFunction": json.loads(
+            (root / "fixtures/events/connector-retrieve-completed.json").read_text()
+        ),
     }
     for function, event in events.items():
         Path(events_dir, f"{function}.json").write_text(json.dumps(event))

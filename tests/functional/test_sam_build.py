@@ -96,31 +96,12 @@ FIRST_EVENTS: dict[str, dict[str, Any]] = {
     "ProcessorFunction": json.loads((ROOT / "fixtures/events/sqs-chunk.json").read_text()),
     # a file entry turning PROCESSED, as the ledger's stream delivers it
     "OutcomesFunction": json.loads((ROOT / "fixtures/events/ledger-stream-final.json").read_text()),
-    "UploadEventsFunction": {
-        "source": "aws.transfer",
-        "detail-type": "SFTP Server File Upload Failed",
-        "account": "123456789012",
-        "detail": {
-            "file-path": "/landing/inbound/demo/orders/orders-2026-11-01.csv",
-            "status-code": "FAILED",
-            "bytes": 10,
-        },
-    },
-    "TransferStatusFunction": {
-        "source": "aws.transfer",
-        "detail-type": "SFTP Connector File Retrieve Completed",
-        "account": "123456789012",
-        "resources": ["arn:aws:transfer:us-east-1:123456789012:connector/c-0123456789abcdef0"],
-        "detail": {
-            "operation": "RETRIEVE",
-            "connector-id": "c-0123456789abcdef0",
-            "transfer-id": "t-1",
-            "file-path": "/outbox/a.csv",
-            "status-code": "COMPLETED",
-            "local-directory-path": "/landing/inbound/demo/orders",
-            "bytes": 10,
-        },
-    },
+    "UploadEventsFunction": json.loads(
+        (ROOT / "fixtures/events/transfer-upload-failed.json").read_text()
+    ),
+    "TransferStatusFunction": json.loads(
+        (ROOT / "fixtures/events/connector-retrieve-completed.json").read_text()
+    ),
     "ExpectedFilesFunction": {
         "source": "aws.events",
         "detail-type": "Scheduled Event",
