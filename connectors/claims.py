@@ -23,10 +23,10 @@ import posixpath
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct
 
 from connectors.job_types import RetrievalJob
 from ingest.adapters.dynamo import attr, from_item
@@ -59,8 +59,7 @@ class ConnectorApi(Protocol):
     def start_remote_move(self, **kwargs: Any) -> Any: ...
 
 
-@dataclass
-class JobPorts:
+class JobPorts(Struct):
     """Where the jobs read and write."""
 
     s3: S3Client

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from connectors import cli_schedule, config
 from connectors.hostkeys import scan_host_keys
 from connectors.jobs import FINAL
@@ -207,7 +209,7 @@ def _list(args: argparse.Namespace) -> int:
 def _describe(args: argparse.Namespace) -> int:
     dep = resolve_deployment(args)
     found = config.describe_connector(dep.aws.client("transfer"), args.connector_id)
-    _print_json(found.__dict__)
+    _print_json(msgspec.to_builtins(found))
     return 0
 
 
@@ -237,7 +239,7 @@ def _scan(args: argparse.Namespace) -> int:
     if not keys:
         raise ConfigError(f"{host}:{port} presented no host key")
     if args.json:
-        _print_json([k.__dict__ for k in keys])
+        _print_json(msgspec.to_builtins(keys))
         return 0
     print(f"# host keys of {host}:{port} — verify one out of band before trusting it;")
     print("# any one line of a key may be passed to --trusted-host-key")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct
 
 from connectors.errors import ConnectorNotFoundError
 from connectors.hostkeys import HostKeyPolicy
@@ -30,8 +30,7 @@ SECRET_PREFIX = "sftp-ingest/connectors/"
 MAX_CONNECTIONS_RANGE = (1, 5)
 
 
-@dataclass(frozen=True)
-class ConnectorConfig:
+class ConnectorConfig(Struct, frozen=True):
     """What a transfer needs to know about a connector."""
 
     connector_id: str
@@ -46,13 +45,16 @@ class ConnectorConfig:
     logging_role: str | None = None
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(Struct, frozen=True):
     """The login of a connector (never printed: ``repr`` hides the secret parts)."""
 
     username: str
-    private_key: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
+    private_key: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:
+        kinds = [name for name in ("private_key", "password") if getattr(self, name)]
+        return f"Credentials(username={self.username!r}, secrets={kinds})"
 
 
 def parse_sftp_url(url: str) -> tuple[str, int]:

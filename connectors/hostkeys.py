@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
+from msgspec import Struct
 
 from connectors.errors import HostKeyFormatError
 
@@ -38,8 +38,7 @@ SCAN_ALGORITHMS = (
 )
 
 
-@dataclass(frozen=True)
-class TrustedHostKey:
+class TrustedHostKey(Struct, frozen=True):
     """One trusted key: a full public key, or only its SHA256 or MD5 fingerprint."""
 
     source: str
@@ -169,8 +168,7 @@ def handshake_options(policy: HostKeyPolicy) -> dict[str, Any]:
     return options
 
 
-@dataclass(frozen=True)
-class ScannedKey:
+class ScannedKey(Struct, frozen=True):
     """One host key of a server, in every form ``parse_host_key`` accepts."""
 
     algorithm: str

@@ -4,11 +4,10 @@ import: the transfer-status function settles claims of jobs without a schema lib
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class RetrievalJob:
+class RetrievalJob(Struct, frozen=True):
     """One configured retrieval."""
 
     name: str

@@ -19,10 +19,11 @@ import posixpath
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct, field
+from msgspec.structs import asdict
 
 from connectors.claims import (
     DB_THREADS,
@@ -58,8 +59,7 @@ __all__ = [
 FINAL = ("COMPLETED", "FAILED")
 
 
-@dataclass
-class JobReport:
+class JobReport(Struct):
     """What one run of one job did."""
 
     job: str
@@ -78,7 +78,7 @@ class JobReport:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return asdict(self)
 
 
 # --- the run ---------------------------------------------------------------------------------

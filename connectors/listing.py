@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+from msgspec import Struct, field
 
 from connectors.errors import FileTransferError
 from connectors.request_rules import join_key
@@ -24,8 +25,7 @@ class Lister(Protocol):
     async def list_directory(self, remote_dir: str, max_items: int) -> Listing: ...
 
 
-@dataclass
-class ListingEntry:
+class ListingEntry(Struct):
     """One remote directory entry (AWS listing JSON names)."""
 
     path: str
@@ -43,8 +43,7 @@ class ListingEntry:
         return out
 
 
-@dataclass
-class Listing:
+class Listing(Struct):
     """The result of a directory listing, in AWS's output-file shape."""
 
     files: list[ListingEntry] = field(default_factory=list)
@@ -59,8 +58,7 @@ class Listing:
         }
 
 
-@dataclass
-class ListingRun:
+class ListingRun(Struct):
     """One StartDirectoryListing call, for its ``SFTP Connector Directory Listing …`` event."""
 
     connector_id: str

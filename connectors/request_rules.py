@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from connectors.errors import TransferRequestError
 from ingest.shared.uris import parse_bucket_path
@@ -42,8 +43,7 @@ def check_paths(paths: Sequence[str], what: str) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class TransferRequest:
+class TransferRequest(Struct, frozen=True):
     """A checked StartFileTransfer request: a retrieve into ``/bucket/prefix`` or a send."""
 
     operation: str  # RETRIEVE | SEND

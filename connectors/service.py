@@ -19,8 +19,9 @@ import posixpath
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from msgspec import Struct
 
 from connectors.config import ConnectorConfig, describe_connector, load_credentials
 from connectors.engine_registry import EngineRegistry
@@ -60,8 +61,7 @@ T = TypeVar("T")
 FileProgress = Callable[[str, int, int], None]
 
 
-@dataclass
-class ServicePorts:
+class ServicePorts(Struct):
     """The AWS clients the local service needs (injected; built by the caller)."""
 
     transfer: TransferClient

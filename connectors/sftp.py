@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncssh
+from msgspec import Struct, field
 
 from connectors.config import Credentials
 from connectors.errors import (
@@ -31,8 +31,7 @@ from connectors.hostkeys import (
 )
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Struct, frozen=True):
     """Where and as whom to connect, and which host keys to trust."""
 
     host: str
@@ -45,8 +44,7 @@ class Endpoint:
     extra_options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Session:
+class Session(Struct):
     """One SSH connection with its SFTP channel."""
 
     conn: asyncssh.SSHClientConnection

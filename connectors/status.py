@@ -23,11 +23,11 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct, field
 
 from ingest.adapters.dynamo import attr, from_item
 from ingest.adapters.ledger_items import file_pk, source_sk
@@ -74,8 +74,7 @@ class FileTransferStatus(StrEnum):
     FAILED = "FAILED"
 
 
-@dataclass
-class FileRecord:
+class FileRecord(Struct):
     """One file of one transfer."""
 
     operation: str  # RETRIEVE | SEND

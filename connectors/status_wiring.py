@@ -9,7 +9,7 @@ cryptography: ``lambdas/requirements-core.txt``). Nothing here imports :mod:`con
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from connectors.claims import ConnectorApi, JobPorts
 from connectors.status import StatusStore
@@ -17,8 +17,7 @@ from connectors.usecases import MANAGED, ConnectorSettings, engine_name
 from ingest.adapters.aws import AwsTarget
 
 
-@dataclass(frozen=True)
-class StatusPorts:
+class StatusPorts(Struct, frozen=True):
     """What the transfer-status function calls: the Transfer API in managed mode (else None:
     after-success actions are left pending), the jobs' ledger ports, the status store."""
 

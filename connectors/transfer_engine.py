@@ -23,11 +23,11 @@ import asyncio
 import contextlib
 import posixpath
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncssh
 from botocore.exceptions import ClientError
+from msgspec import Struct
 
 from connectors.errors import (
     FileTransferError,
@@ -62,8 +62,7 @@ SEND_RESUME_REWIND = SFTP_MAX_REQUESTS * SFTP_BLOCK_SIZE
 CONNECTION_RETRIES = Backoff(attempts=4, base=0.5, cap=8.0)
 
 
-@dataclass
-class _Send:
+class _Send(Struct):
     """What survives reconnects of one send."""
 
     bucket: str
@@ -74,8 +73,7 @@ class _Send:
     resumable: bool = True
 
 
-@dataclass
-class _Retrieval:
+class _Retrieval(Struct):
     """What survives reconnects: the open multipart upload and the byte it resumes at."""
 
     upload: MultipartUpload

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Struct
 
 from connectors.jobs import ConnectorApi, JobPorts, JobReport, settle
 from connectors.status import FileRecord, FileTransferStatus, StatusStore
@@ -41,21 +42,20 @@ def _engine(value: str) -> str:
     return engine
 
 
-@dataclass(frozen=True)
-class ConnectorSettings:
+class ConnectorSettings(Struct, frozen=True, kw_only=True):
     """Environment of the connector functions, validated once at cold start."""
 
-    bucket: str = variable("LANDING_BUCKET")
-    ledger_table: str = variable("LEDGER_TABLE")
+    bucket: Annotated[str, variable("LANDING_BUCKET")]
+    ledger_table: Annotated[str, variable("LEDGER_TABLE")]
     #: by default the jobs file next to the feeds, in the landing bucket (``retrievals_uri``)
-    retrievals_uri_setting: str = variable("RETRIEVALS_URI", default="")
-    engine: str = variable("CONNECTOR_ENGINE", before=_engine, default=BUILTIN)
+    retrievals_uri_setting: Annotated[str, variable("RETRIEVALS_URI")] = ""
+    engine: Annotated[str, variable("CONNECTOR_ENGINE", before=_engine)] = BUILTIN
     #: retention of the connector log groups the builtin engine creates (the template's
     #: LogRetentionDays); unset: they keep their entries for ever, as CloudWatch's default
-    log_retention_days: Count | None = variable("LOG_RETENTION_DAYS", default=None)
-    region: str = variable(*REGION, default=DEFAULT_REGION)
+    log_retention_days: Annotated[Count | None, variable("LOG_RETENTION_DAYS")] = None
+    region: Annotated[str, variable(*REGION)] = DEFAULT_REGION
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
-    endpoint_url: str | None = variable("AWS_ENDPOINT_URL", default=None)
+    endpoint_url: Annotated[str | None, variable("AWS_ENDPOINT_URL")] = None
 
     @property
     def retrievals_uri(self) -> str:

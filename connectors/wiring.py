@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from msgspec import Struct
 
 from connectors.claims import ConnectorApi, JobPorts
 from connectors.service import BuiltinConnectorService, ServicePorts
@@ -58,8 +59,7 @@ def build_api(
     return build_builtin_service(aws, ledger_table, log_retention_days=log_retention_days)
 
 
-@dataclass(frozen=True)
-class ConnectorPorts:
+class ConnectorPorts(Struct, frozen=True):
     """What the two connector functions call: the connector API, the jobs' ports, the
     transfer-status store."""
 

@@ -15,11 +15,9 @@ where every problem of a file at once is worth its import.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Self, TypeVar
 
 import msgspec
@@ -35,33 +33,25 @@ REGION = ("AWS_REGION", "AWS_DEFAULT_REGION")
 Count = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
-_VARIABLE = "settings.variable"
-#: a field holding a group of settings (its class), read from the same environment
-_GROUP = "settings.group"
-S = TypeVar("S")
+S = TypeVar("S", bound=msgspec.Struct)
 
 
-@dataclass(frozen=True)
-class Variable:
+class Variable(msgspec.Struct, frozen=True):
     """Where a setting comes from: the first of ``names`` that is set, its text given to
     ``before`` (if any) and then converted to the field's type."""
 
     names: tuple[str, ...]
-    required: bool
     before: Callable[[str], str] | None = None
 
 
-def variable(
-    *names: str, default: Any = dataclasses.MISSING, before: Callable[[str], str] | None = None
-) -> Any:
-    """A settings field read from the first set variable of ``names`` (required without a
-    ``default``). ``before`` may rewrite the text first, raising ValueError with a phrase
-    ("must be one of …") that the error completes with the variable and its text."""
-    required = default is dataclasses.MISSING
-    metadata = {_VARIABLE: Variable(names, required, before)}
-    if required:
-        return field(metadata=metadata)
-    return field(default=default, metadata=metadata)
+def variable(*names: str, before: Callable[[str], str] | None = None) -> Variable:
+    """A settings field's source, in its annotation: ``bucket: Annotated[str,
+    variable("LANDING_BUCKET")]`` is read from the first set variable of ``names``, required
+    unless the field has a default. ``before`` may rewrite the text first, raising ValueError
+    with a phrase ("must be one of …") that the error completes with the variable and its
+    text. A field whose type is itself a settings class is a group, read from the same
+    environment."""
+    return Variable(names, before)
 
 
 def read_env(cls: type[S], env: Mapping[str, str]) -> S:
@@ -73,21 +63,22 @@ def read_env(cls: type[S], env: Mapping[str, str]) -> S:
 
 
 def _read_fields(
-    cls: type[Any], env: Mapping[str, str]
+    cls: type[msgspec.Struct], env: Mapping[str, str]
 ) -> tuple[dict[str, Any], list[SettingsError]]:
     values: dict[str, Any] = {}
     problems: list[SettingsError] = []
     types = typing.get_type_hints(cls, include_extras=True)
-    for spec in dataclasses.fields(cls):
-        if (group := spec.metadata.get(_GROUP)) is not None:
-            nested, nested_problems = _read_fields(group, env)
+    for spec in msgspec.structs.fields(cls):
+        kind = types[spec.name]
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            nested, nested_problems = _read_fields(kind, env)
             problems += nested_problems
-            values[spec.name] = None if nested_problems else group(**nested)
+            values[spec.name] = None if nested_problems else kind(**nested)
             continue
-        source: Variable = spec.metadata[_VARIABLE]
+        source = next(m for m in typing.get_args(kind)[1:] if isinstance(m, Variable))
         name = next((n for n in source.names if n in env), None)
         if name is None:
-            if source.required:
+            if spec.required:
                 first = source.names[0]
                 problems.append(
                     SettingsError(f"environment variable {first} is required", field=first)
@@ -95,7 +86,7 @@ def _read_fields(
             continue
         try:
             text = source.before(env[name]) if source.before else env[name]
-            values[spec.name] = msgspec.convert(text, types[spec.name], strict=False)
+            values[spec.name] = msgspec.convert(text, kind, strict=False)
         except (ValueError, msgspec.ValidationError) as exc:
             given = repr(env[name])
             given = given if len(given) <= 60 else given[:57] + "..."
@@ -118,23 +109,21 @@ def _phrase(exc: Exception) -> str:
     return message[0].lower() + message[1:]
 
 
-@dataclass(frozen=True)
-class CommonSettings:
+class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     """What every ingestion function reads."""
 
-    bucket: str = variable("LANDING_BUCKET")
-    ledger_table: str = variable("LEDGER_TABLE")
-    feeds_uri: str = variable("FEEDS_URI")
-    region: str | None = variable(*REGION, default=None)
+    bucket: Annotated[str, variable("LANDING_BUCKET")]
+    ledger_table: Annotated[str, variable("LEDGER_TABLE")]
+    feeds_uri: Annotated[str, variable("FEEDS_URI")]
+    region: Annotated[str | None, variable(*REGION)] = None
     #: set only by the local stack (moto); in AWS the SDK finds its endpoints itself
-    endpoint_url: str | None = variable("AWS_ENDPOINT_URL", default=None)
+    endpoint_url: Annotated[str | None, variable("AWS_ENDPOINT_URL")] = None
 
 
-@dataclass(frozen=True)
-class _FunctionSettings:
+class _FunctionSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A function's settings: its own variables and, in ``common``, the shared ones."""
 
-    common: CommonSettings = field(metadata={_GROUP: CommonSettings})
+    common: CommonSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Self:
@@ -142,41 +131,38 @@ class _FunctionSettings:
         return read_env(cls, env)
 
 
-@dataclass(frozen=True)
-class FanoutSettings(_FunctionSettings):
-    queue_url: str = variable("INGEST_QUEUE_URL")
-    chunk_size_mib: Count = variable("CHUNK_SIZE_MIB", default=DEFAULT_CHUNK_SIZE // MIB)
+class FanoutSettings(_FunctionSettings, frozen=True, kw_only=True):
+    queue_url: Annotated[str, variable("INGEST_QUEUE_URL")]
+    chunk_size_mib: Annotated[Count, variable("CHUNK_SIZE_MIB")] = DEFAULT_CHUNK_SIZE // MIB
     #: bytes, for tests that need small chunks; wins over CHUNK_SIZE_MIB
-    chunk_size_bytes: Count | None = variable("CHUNK_SIZE_BYTES", default=None)
+    chunk_size_bytes: Annotated[Count | None, variable("CHUNK_SIZE_BYTES")] = None
     #: RoleId of the Transfer Family users' role: objects it writes wait for the
     #: server's upload-completed event (Transfer writes partial uploads to S3).
-    transfer_role_id: str | None = variable("TRANSFER_ROLE_ID", default=None)
+    transfer_role_id: Annotated[str | None, variable("TRANSFER_ROLE_ID")] = None
     #: The Transfer Family server whose workflows' PGP secrets decrypt ``.pgp`` files
     #: (``aws/transfer/<server id>/<partner>``).
-    transfer_server_id: str | None = variable("TRANSFER_SERVER_ID", default=None)
+    transfer_server_id: Annotated[str | None, variable("TRANSFER_SERVER_ID")] = None
 
     @property
     def chunk_size(self) -> int:
         return self.chunk_size_bytes or self.chunk_size_mib * MIB
 
 
-@dataclass(frozen=True)
-class ProcessorSettings(_FunctionSettings):
-    records_table: str = variable("RECORDS_TABLE")
-    max_receive_count: Count = variable("MAX_RECEIVE_COUNT", default=5)
+class ProcessorSettings(_FunctionSettings, frozen=True, kw_only=True):
+    records_table: Annotated[str, variable("RECORDS_TABLE")]
+    max_receive_count: Annotated[Count, variable("MAX_RECEIVE_COUNT")] = 5
     #: batch_writer threads per chunk
-    write_threads: Count = variable("WRITE_THREADS", default=4)
+    write_threads: Annotated[Count, variable("WRITE_THREADS")] = 4
     #: first retry delay of a failed chunk message (doubling per delivery); 0 leaves the
     #: queue's visibility timeout in charge
-    retry_backoff_seconds: NonNegative = variable("RETRY_BACKOFF_SECONDS", default=0)
+    retry_backoff_seconds: Annotated[NonNegative, variable("RETRY_BACKOFF_SECONDS")] = 0
     #: the queue the messages come from (for ChangeMessageVisibility)
-    queue_url: str | None = variable("INGEST_QUEUE_URL", default=None)
+    queue_url: Annotated[str | None, variable("INGEST_QUEUE_URL")] = None
 
 
-@dataclass(frozen=True)
-class EventSenderSettings(_FunctionSettings):
+class EventSenderSettings(_FunctionSettings, frozen=True, kw_only=True):
     """The shared settings and the EventBridge bus the function sends its events to
     (OutcomesFunction: the files' final statuses; ExpectedFilesFunction: MISSING and LATE)."""
 
     #: the account's default bus unless told
-    event_bus: str = variable("EVENT_BUS_NAME", default="default")
+    event_bus: Annotated[str, variable("EVENT_BUS_NAME")] = "default"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from msgspec.structs import asdict
 
 from ingest.domain.events import landed_objects
 from ingest.usecases.fanout import Outcome, ingest_object

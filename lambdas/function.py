@@ -17,12 +17,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from msgspec import Struct
 
 S = TypeVar("S")
 P = TypeVar("P")
@@ -81,8 +81,7 @@ def add_connector_counts(metrics: Metrics, connector_id: str, counts: Mapping[st
             pass
 
 
-@dataclass(frozen=True)
-class Wired(Generic[S, P]):
+class Wired(Struct, Generic[S, P], frozen=True):
     """What one function is built from at cold start: its settings and the ports it calls."""
 
     settings: S

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from msgspec import Struct
 
 #: The region when nothing says otherwise (the local stack's, and the template's samconfig).
 DEFAULT_REGION = "us-east-1"
@@ -44,8 +44,7 @@ def shared_session() -> boto3.session.Session:
     return _session(tuple(os.environ.get(name) for name in _SESSION_ENV))
 
 
-@dataclass(frozen=True)
-class AwsTarget:
+class AwsTarget(Struct, frozen=True):
     """Where AWS calls go: real AWS (no endpoint) or a local endpoint such as moto."""
 
     region: str = DEFAULT_REGION

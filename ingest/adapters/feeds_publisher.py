@@ -7,8 +7,9 @@ the schema library and PyYAML (:mod:`ingest.domain.feeds`).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
+
+import msgspec
 
 from ingest.domain.feed_codec import compiled_location, encode_feeds
 from ingest.domain.feed_types import FeedSet
@@ -26,7 +27,7 @@ def publish_feeds(s3: Any, uri: str, text: str, *, source: str | None = None) ->
         where = parse_s3_uri(uri)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    compiled = encode_feeds(dataclasses.replace(feeds, source=uri))
+    compiled = encode_feeds(msgspec.structs.replace(feeds, source=uri))
     s3.put_object(
         Bucket=where.bucket, Key=where.key, Body=text.encode(), ContentType="application/yaml"
     )

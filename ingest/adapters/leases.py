@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from ingest.adapters.dynamo import attr, from_item
 from ingest.adapters.ledger import Ledger
@@ -36,8 +37,7 @@ def lease_sk(lease: Lease) -> str:
     return f"{LEASE_PREFIX}{lease.version}#{lease.ingestion or ''}#{lease.index:06d}"
 
 
-@dataclass(frozen=True)
-class LiveLease:
+class LiveLease(Struct, frozen=True):
     """Another chunk's lease, as read back."""
 
     version: str

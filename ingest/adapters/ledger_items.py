@@ -19,9 +19,10 @@ Other packages keep their own item kinds in the same table under their own ``pk`
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from ingest.adapters.dynamo import attr, from_item
 from ingest.domain.files import FileEntry, SupersededVersion
@@ -85,7 +86,7 @@ def superseded_item(old: FileEntry, *, by: str, now: float) -> dict[str, Any]:
     )
 
 
-_SUPERSEDED_FIELDS = frozenset(f.name for f in dataclasses.fields(SupersededVersion))
+_SUPERSEDED_FIELDS = frozenset(f.name for f in msgspec.structs.fields(SupersededVersion))
 
 
 def superseded_from_item(item: Mapping[str, Any]) -> SupersededVersion:
@@ -95,7 +96,7 @@ def superseded_from_item(item: Mapping[str, Any]) -> SupersededVersion:
     return SupersededVersion(**values)
 
 
-_ENTRY_FIELDS = frozenset(f.name for f in dataclasses.fields(FileEntry))
+_ENTRY_FIELDS = frozenset(f.name for f in msgspec.structs.fields(FileEntry))
 _FLOATS = ("updated_at", "received_at")
 
 

@@ -18,12 +18,13 @@ import contextlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
 from botocore.exceptions import ClientError
+from msgspec import Struct
+from msgspec.structs import asdict
 
 from ingest.adapters.sdk import error_code, unavailable
 from ingest.domain.receipts import RECEIPTS_PREFIX, partner_receipts_prefix
@@ -63,8 +64,7 @@ class PartnerNotFoundError(ConfigError):
     """No partner of that name is registered."""
 
 
-@dataclass(frozen=True)
-class Partner:
+class Partner(Struct, frozen=True):
     """A registered partner."""
 
     name: str

@@ -11,10 +11,10 @@ when it is there, a signed file must carry a signature by it that verifies.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct
 
 from ingest.adapters.sdk import is_not_found, translated, unavailable
 from ingest.errors import ConfigError
@@ -30,8 +30,7 @@ def secret_id(server_id: str, partner: str) -> str:
     return f"aws/transfer/{server_id}/{partner}"
 
 
-@dataclass(frozen=True)
-class PgpKey:
+class PgpKey(Struct, frozen=True):
     """A private key (armored), its passphrase, and the partner's public key if configured."""
 
     secret: str

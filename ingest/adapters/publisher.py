@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from ingest.adapters.event_bus import EventBus
 from ingest.adapters.sdk import error_code, translated
@@ -49,8 +50,7 @@ def iso_now(at: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Struct, frozen=True):
     """One EventBridge event: its ``detail`` is sent as JSON, in the mapping's key order."""
 
     detail_type: str

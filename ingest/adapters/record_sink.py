@@ -24,12 +24,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from decimal import DecimalException
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct, field
 
 from ingest.adapters.aws import RETRY_CONFIG
 from ingest.adapters.sdk import error_code, error_message, unavailable
@@ -103,8 +103,7 @@ class EncodedBatchWrites:
             _ENCODED.body = None
 
 
-@dataclass
-class _Batch:
+class _Batch(Struct):
     """Up to 25 distinct keys, each with every row that had it, in file order (the last one is
     what the batch writes)."""
 

@@ -6,10 +6,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct
 
 from ingest.adapters.sdk import translated, unavailable
 from ingest.errors import StorageUnavailableError
@@ -102,8 +102,7 @@ class SqsQueue:
 _PEEK_MISSES = 3
 
 
-@dataclass(frozen=True)
-class DeadLetter:
+class DeadLetter(Struct, frozen=True):
     """A message received from the dead-letter queue."""
 
     body: str

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec import Struct, field
 
 from ingest.adapters.aws import DEFAULT_REGION, AwsTarget
 from ingest.cli.endpoints import (
@@ -36,8 +36,7 @@ def ensure_local_credentials() -> None:
         os.environ.update(FAKE_CREDENTIALS)
 
 
-@dataclass
-class Deployment:
+class Deployment(Struct):
     """An AWS target plus the names of the deployed resources (bucket, table, queues …)."""
 
     aws: AwsTarget

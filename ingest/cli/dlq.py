@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
 from typing import Any
+
+from msgspec.structs import asdict
 
 from ingest.adapters.ledger import Ledger
 from ingest.adapters.sqs import DeadLetterQueue, SqsQueue

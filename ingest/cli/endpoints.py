@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
+from msgspec import Struct, field
 
 from ingest.errors import ConfigError
 
@@ -32,15 +34,13 @@ def found_state_dir() -> Path | None:
     return None
 
 
-@dataclass
-class SftpEndpoint:
+class SftpEndpoint(Struct):
     host: str
     port: int
     host_key_fingerprints: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Endpoints:
+class Endpoints(Struct):
     """The contents of ``endpoints.json``."""
 
     aws_endpoint_url: str
@@ -49,7 +49,7 @@ class Endpoints:
     resources: dict[str, str]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Endpoints:

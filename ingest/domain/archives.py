@@ -13,7 +13,8 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ingest.errors import ArchiveRefusedError
 
@@ -47,8 +48,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class ZipLimits:
+class ZipLimits(Struct, frozen=True):
     """A feed's ``zip:`` options: ``{max_expanded_bytes, max_ratio, max_members}``, and
     where the password of encrypted members is, ``{password_secret, password_key}``."""
 
@@ -68,8 +68,7 @@ class ZipLimits:
         return self.password_secret.replace("{partner}", partner)
 
 
-@dataclass(frozen=True)
-class ArchiveMember:
+class ArchiveMember(Struct, frozen=True):
     """One entry of an archive's central directory, as declared (the sizes may lie)."""
 
     name: str
@@ -85,8 +84,7 @@ class ArchiveMember:
         return self.name.endswith("/")
 
 
-@dataclass(frozen=True)
-class PlannedMember:
+class PlannedMember(Struct, frozen=True):
     """A member and the key it is written to."""
 
     member: ArchiveMember

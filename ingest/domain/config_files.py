@@ -5,9 +5,9 @@ the file, the entry and its field."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from msgspec import Struct
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -18,8 +18,7 @@ M = TypeVar("M", bound=BaseModel)
 Problem = Callable[[ErrorDetails, Any, str], tuple[int, ConfigError]]
 
 
-@dataclass(frozen=True)
-class EntryKind:
+class EntryKind(Struct, frozen=True):
     """How one kind of file names its entries in errors."""
 
     #: the top-level key of the list (``feeds``, ``retrievals``)

@@ -9,7 +9,8 @@ gives it, base64).
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 SHA256 = "sha256"
 MD5 = "md5"
@@ -18,8 +19,7 @@ CRC64NVME = "crc64nvme"
 STREAMED = (SHA256, MD5)
 
 
-@dataclass(frozen=True)
-class Digest:
+class Digest(Struct, frozen=True):
     """One digest of one object version."""
 
     algorithm: str

@@ -12,8 +12,9 @@ Only objects under a partner's prefix (``inbound/<partner>/…``) are envelopes.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 from ingest.domain.feed_types import Feed, FeedSet, glob_to_regex
 
@@ -67,8 +68,7 @@ def envelope_feed(feeds: FeedSet, key: str) -> Feed | None:
     return None
 
 
-@dataclass(frozen=True)
-class EnvelopeSource:
+class EnvelopeSource(Struct, frozen=True):
     """The version of an envelope being opened (reads are pinned to it)."""
 
     bucket: str

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -27,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import (
 )
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from msgspec import Struct
 
 from ingest.errors import InvalidEventError
 from ingest.shared.uris import parse_bucket_path
@@ -39,8 +39,7 @@ TRANSFER_RENAME_FAILED = "SFTP Server File Rename Failed"
 TRANSFER_EVENT_SOURCE = "aws.transfer"
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
+class ObjectInfo(Struct, frozen=True):
     """What S3 says about one version of an object."""
 
     size: int
@@ -48,8 +47,7 @@ class ObjectInfo:
     version_id: str | None
 
 
-@dataclass(frozen=True)
-class LandedObject:
+class LandedObject(Struct, frozen=True):
     """An object that appeared in the landing bucket."""
 
     bucket: str

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from msgspec import Struct
 
 from ingest.domain.feed_types import Expectation
 from ingest.domain.files import EXPECTED_PREFIX, FileEntry, FileStatus
@@ -78,8 +79,7 @@ def event_id(key: str, status: str) -> str:
     return hashlib.sha256(f"{key}\0{status}".encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class Schedule:
+class Schedule(Struct, frozen=True):
     """One ``expected:`` entry of one feed, with its parsed cron and zone."""
 
     feed: str
@@ -133,8 +133,7 @@ def schedules(feeds: Iterable[Any]) -> list[Schedule]:
     return [Schedule(f.name, e) for f in feeds for e in f.expected]
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(Struct, frozen=True):
     """A file of a feed, as the check counts it."""
 
     key: str

@@ -4,8 +4,8 @@ The feeds file is YAML and is validated completely with pydantic (:mod:`ingest.d
 when it is published (``ingest feeds push``). Publishing also writes this compiled form next to
 it (``config/feeds.yaml`` → ``config/feeds.json``): the validated feeds, every default filled in,
 as msgspec encodes the feed types. The functions read only the compiled form, decoded by msgspec
-straight into the same frozen dataclasses, so no function imports pydantic or PyYAML at cold
-start (docs/benchmarks.md, "Packages and cold imports"). Decoding still checks every field's
+straight into the feed types (frozen msgspec Structs), so no function imports pydantic or PyYAML at
+cold start (docs/benchmarks.md, "Packages and cold imports"). Decoding still checks every field's
 type, so a hand-edited or truncated document is a clear ConfigError, not a wrong feed.
 
 The document: ``{"compiled_feeds": 1, "source": "<the feeds file>", "feeds": [...]}``. A
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from msgspec import Struct
 
 from ingest.domain.feed_types import Feed, FeedSet
 from ingest.errors import ConfigError
@@ -30,8 +30,7 @@ COMPILED_VERSION = 1
 _SOURCE_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass(frozen=True)
-class _Document:
+class _Document(Struct, frozen=True):
     compiled_feeds: int
     feeds: tuple[Feed, ...]
     source: str = "<feeds>"
@@ -71,8 +70,7 @@ def decode_feeds(data: bytes | str, *, source: str) -> FeedSet:
     return FeedSet(document.feeds, source=document.source)
 
 
-@dataclass(frozen=True)
-class _Version:
+class _Version(Struct, frozen=True):
     compiled_feeds: int
 
 

@@ -19,7 +19,13 @@ from pydantic import (
     model_validator,
 )
 
-from ingest.domain.archives import PASSWORD_SECRETS_PREFIX, ZipLimits
+from ingest.domain.archives import (
+    DEFAULT_MAX_EXPANDED_BYTES,
+    DEFAULT_MAX_MEMBERS,
+    DEFAULT_MAX_RATIO,
+    PASSWORD_SECRETS_PREFIX,
+    ZipLimits,
+)
 from ingest.domain.feed_types import (
     DEFAULT_EXPECTED_GRACE,
     MAX_RECORD_SIZE_LIMIT,
@@ -233,9 +239,9 @@ class ZipSchema(BaseModel):
     their password (docs/feeds.md, "Zip archives")."""
 
     model_config = SCHEMA
-    max_expanded_bytes: Size = ZipLimits.max_expanded_bytes
-    max_ratio: Annotated[int, Field(ge=1)] = ZipLimits.max_ratio
-    max_members: Annotated[int, Field(ge=1)] = ZipLimits.max_members
+    max_expanded_bytes: Size = DEFAULT_MAX_EXPANDED_BYTES
+    max_ratio: Annotated[int, Field(ge=1)] = DEFAULT_MAX_RATIO
+    max_members: Annotated[int, Field(ge=1)] = DEFAULT_MAX_MEMBERS
     password_secret: Annotated[str, AfterValidator(check_password_secret)] | None = None
     password_key: Text | None = None
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from msgspec import Struct, field
 
 from ingest.domain.archives import ZipLimits
 from ingest.errors import ConfigError
@@ -76,8 +77,7 @@ class FieldType(StrEnum):
     TIMESTAMP = "timestamp"
 
 
-@dataclass(frozen=True)
-class FieldSpec:
+class FieldSpec(Struct, frozen=True):
     """One typed field of a record. ``source`` is the CSV column or JSON key it comes from."""
 
     name: str
@@ -92,8 +92,7 @@ class FieldSpec:
     scale: int = 0
 
 
-@dataclass(frozen=True)
-class CsvOptions:
+class CsvOptions(Struct, frozen=True):
     delimiter: str = ","
     quotechar: str = '"'
     header: bool = True
@@ -104,8 +103,7 @@ class CsvOptions:
     quoted_newlines: bool = False
 
 
-@dataclass(frozen=True)
-class Columns:
+class Columns(Struct, frozen=True):
     """A 1-based first column and a width, in characters (a fixed-width slice)."""
 
     start: int
@@ -115,8 +113,7 @@ class Columns:
         return text[self.start - 1 : self.start - 1 + self.width]
 
 
-@dataclass(frozen=True)
-class FixedWidthOptions:
+class FixedWidthOptions(Struct, frozen=True):
     encoding: str = "utf-8"
     #: lines at the start of the file (only in its first chunk) that are not records
     header_lines: int = 0
@@ -129,8 +126,7 @@ class FixedWidthOptions:
     trailer_count: Columns | None = None
 
 
-@dataclass(frozen=True)
-class XlsxOptions:
+class XlsxOptions(Struct, frozen=True):
     #: a sheet's name, or its 0-based index; None: the first sheet
     sheet: str | int | None = None
     header: bool = True
@@ -138,8 +134,7 @@ class XlsxOptions:
     header_row: int = 1
 
 
-@dataclass(frozen=True)
-class ReceiptOptions:
+class ReceiptOptions(Struct, frozen=True):
     """``receipt:``: how a file's receipt is written (docs/feeds.md, "Receipts")."""
 
     #: ``json`` or ``csv`` (ingest.domain.receipts.FORMATS)
@@ -152,8 +147,7 @@ class ReceiptOptions:
 DEFAULT_EXPECTED_GRACE = 30 * 60
 
 
-@dataclass(frozen=True)
-class Expectation:
+class Expectation(Struct, frozen=True):
     """``expected:``: when a feed's files are due (docs/feeds.md, "Expected files").
 
     By each deadline of ``schedule`` (an EventBridge ``cron(...)`` evaluated in ``tz``) plus
@@ -175,8 +169,7 @@ class Expectation:
         return f"{self.tz} {self.schedule}"
 
 
-@dataclass(frozen=True)
-class KeyTemplate:
+class KeyTemplate(Struct, frozen=True):
     """``pk``/``sk`` templates over field names and captured key parts (``{partner}``)."""
 
     pk: str
@@ -189,8 +182,7 @@ class KeyTemplate:
         return names
 
 
-@dataclass(frozen=True)
-class Feed:
+class Feed(Struct, frozen=True):
     name: str
     match: str
     pattern: re.Pattern[str]
@@ -230,8 +222,7 @@ class Feed:
         return self.csv.encoding if self.format is Format.CSV else self.encoding
 
 
-@dataclass(frozen=True)
-class FeedMatch:
+class FeedMatch(Struct, frozen=True):
     """A key resolved to its feed, with the parts its pattern captured."""
 
     feed: Feed
@@ -239,8 +230,7 @@ class FeedMatch:
     compressed: bool
 
 
-@dataclass(frozen=True)
-class FeedSet:
+class FeedSet(Struct, frozen=True):
     feeds: tuple[Feed, ...]
     source: str = "<feeds>"
 

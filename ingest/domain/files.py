@@ -8,9 +8,11 @@ B, then A) is ingested afresh. How the ledger stores entries is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+
+import msgspec
+from msgspec import Struct
 
 #: The reason of a file held in RECEIVED until its SFTP server confirms the upload.
 HELD_REASON = "awaiting SFTP upload completion"
@@ -44,8 +46,7 @@ class FileStatus(StrEnum):
     LATE = "LATE"
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(Struct, frozen=True):
     """A file as the ledger knows it (the ``ingest status --json`` contract)."""
 
     key: str
@@ -107,11 +108,10 @@ class FileEntry:
 
     def to_json(self) -> dict[str, Any]:
         """Every field, as plain JSON values."""
-        return asdict(self)
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
-class SupersededVersion:
+class SupersededVersion(Struct, frozen=True):
     """A version of a file that a newer one replaced: what it had done by then, not counted.
 
     Its rows are not in the file's counters; rows of keys the newer version also has are
@@ -133,4 +133,4 @@ class SupersededVersion:
 
     def to_json(self) -> dict[str, Any]:
         """Every field, as plain JSON values."""
-        return asdict(self)
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]

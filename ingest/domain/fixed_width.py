@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from msgspec import Struct
 
 from ingest.domain.feed_types import Feed, FieldSpec, FieldType
 from ingest.domain.files import FileEntry
@@ -27,8 +28,7 @@ from ingest.errors import RowError, TrailerError
 _NUMERIC = (FieldType.INT, FieldType.DECIMAL)
 
 
-@dataclass
-class ChunkTally:
+class ChunkTally(Struct):
     """What a chunk saw besides its records: lines of other record types, and (in the chunk
     holding the file's last line) the record count the trailer declares."""
 

@@ -13,8 +13,9 @@ never held whole. Its first bytes are kept (for the reject's ``raw``) and the re
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, Any
+
+from msgspec import Struct
 
 from ingest.domain.feed_types import DEFAULT_MAX_RECORD_SIZE
 from ingest.errors import RowError
@@ -27,8 +28,7 @@ RAW_PREVIEW = 1024
 _SKIP_BLOCK = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class RawLine:
+class RawLine(Struct, frozen=True):
     """One physical line and the 1-based line number it has in the whole file.
 
     ``dropped`` counts the bytes of an over-long line that were skipped, not kept in ``data``.
@@ -44,8 +44,7 @@ class RawLine:
         return len(self.data) + self.dropped
 
 
-@dataclass(frozen=True)
-class ParsedRecord:
+class ParsedRecord(Struct, frozen=True):
     """A record as parsed from the file: its values, or the reason it is rejected."""
 
     line: int

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import asdict, fields
 
 from ingest.errors import InvalidEventError
 
@@ -13,8 +15,7 @@ SCHEMA_VERSION = 1
 _OPTIONAL = frozenset({"ingestion"})
 
 
-@dataclass(frozen=True)
-class ChunkMessage:
+class ChunkMessage(Struct, frozen=True):
     """One chunk of one version of a landed file."""
 
     bucket: str

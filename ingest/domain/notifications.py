@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from msgspec import Struct, field
 
 from ingest.domain.files import FileEntry
 
@@ -43,8 +44,7 @@ def detail_type(what: str) -> str:
     return f"{SOURCE} {what}"
 
 
-@dataclass(frozen=True)
-class BusEvent:
+class BusEvent(Struct, frozen=True):
     """One event to put on the bus: ``detail`` is sent as JSON, in the mapping's key order."""
 
     detail_type: str

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
+from msgspec import Struct
 
 from ingest.domain.feed_types import Feed, FieldSpec, FieldType
 from ingest.errors import RowError
@@ -36,8 +36,7 @@ _NUMBER_MAX_BYTES = 21
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 
-@dataclass(frozen=True)
-class RecordRow:
+class RecordRow(Struct, frozen=True):
     """One record's item, with where it came from (for a reject)."""
 
     line: int

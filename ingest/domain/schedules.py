@@ -27,9 +27,10 @@ import calendar
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from msgspec import Struct
 
 _CRON = re.compile(r"^\s*cron\((.*)\)\s*$", re.DOTALL)
 _MONTHS = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
@@ -43,8 +44,7 @@ class CronError(ValueError):
     """A cron expression EventBridge would refuse; the message says which field and why."""
 
 
-@dataclass(frozen=True)
-class _Range:
+class _Range(Struct, frozen=True):
     low: int
     high: int
     names: dict[str, int] | None = None
@@ -102,8 +102,7 @@ def _plain_field(text: str, index: int) -> frozenset[int]:
     return frozenset(values)
 
 
-@dataclass(frozen=True)
-class _DayOfMonth:
+class _DayOfMonth(Struct, frozen=True):
     days: frozenset[int] = frozenset()
     last: bool = False
     last_weekday: bool = False
@@ -150,8 +149,7 @@ def _day_of_month(text: str) -> _DayOfMonth:
     return _DayOfMonth(frozenset(days), last, last_weekday, frozenset(nearest))
 
 
-@dataclass(frozen=True)
-class _DayOfWeek:
+class _DayOfWeek(Struct, frozen=True):
     #: EventBridge's numbers: 1 is Sunday
     days: frozenset[int] = frozenset()
     #: ``6L``: the last Friday of the month
@@ -189,8 +187,7 @@ def _day_of_week(text: str) -> _DayOfWeek:
     return _DayOfWeek(frozenset(days), frozenset(last), frozenset(nth))
 
 
-@dataclass(frozen=True)
-class Cron:
+class Cron(Struct, frozen=True):
     """A parsed EventBridge cron expression (use :func:`parse_cron`)."""
 
     expression: str

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 from ingest.domain.digests import MD5, SHA256
 from ingest.domain.feed_types import WaitFor
@@ -43,8 +44,7 @@ class SidecarKind(StrEnum):
         return self is not SidecarKind.DONE
 
 
-@dataclass(frozen=True)
-class Sidecar:
+class Sidecar(Struct, frozen=True):
     """A landed sidecar or marker, and the key it notes itself under (``subject``).
 
     A checksum's subject is the file's key; a done marker's is its name without ``.done``,
@@ -55,8 +55,7 @@ class Sidecar:
     subject: str
 
 
-@dataclass(frozen=True)
-class SidecarNote:
+class SidecarNote(Struct, frozen=True):
     """What the ledger remembers of a sidecar beside its subject (its digest, for a checksum)."""
 
     subject: str
@@ -69,8 +68,7 @@ class SidecarNote:
     problem: str | None = None
 
 
-@dataclass(frozen=True)
-class WaitingFile:
+class WaitingFile(Struct, frozen=True):
     """A file held in RECEIVED until its sidecar or marker lands, as the sweep sees it."""
 
     key: str

@@ -4,11 +4,11 @@ cover (BatchWriteItem's UnprocessedItems, SQS batch entries that failed)."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(Struct, frozen=True):
     """``attempts`` tries in all; before retry ``n`` (1-based) wait up to ``base * 2**n``."""
 
     attempts: int = 8

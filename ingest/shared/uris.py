@@ -3,11 +3,10 @@ paths (Transfer Family's file paths, the connectors' ``LocalDirectoryPath``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class S3Location:
+class S3Location(Struct, frozen=True):
     """A bucket and a key (or key prefix, possibly empty)."""
 
     bucket: str

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ingest.domain.digests import SHA256, Digest
 from ingest.domain.feed_types import Duplicates
@@ -31,8 +32,7 @@ log = logging.getLogger(__name__)
 _TAKEOVERS = 3
 
 
-@dataclass(frozen=True)
-class DuplicatePorts:
+class DuplicatePorts(Struct, frozen=True):
     index: DigestLedger
     digests: ContentDigests
     ledger: FileLedger

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource, envelope_feed, envelope_kind
 from ingest.domain.events import LandedObject, ObjectInfo
@@ -33,8 +34,7 @@ from ingest.usecases.ports import EnvelopeRecords, EnvelopeStep, FileLedger, Obj
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EnvelopeOutcome:
+class EnvelopeOutcome(Struct, frozen=True):
     """What became of an envelope: ``status`` is a fanout outcome (EXPANDED, FAILED,
     DUPLICATE, HELD)."""
 
@@ -46,8 +46,7 @@ class EnvelopeOutcome:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class EnvelopePorts:
+class EnvelopePorts(Struct, frozen=True):
     feeds: Callable[[], FeedSet]
     store: ObjectStore
     ledger: FileLedger

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from msgspec import Struct, field
 
 from ingest.domain.expected import (
     Delivery,
@@ -46,8 +47,7 @@ logger = logging.getLogger(__name__)
 MAX_DEADLINES_PER_RUN = 50
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(Struct, frozen=True):
     """Where one schedule's check stands (its ledger item)."""
 
     #: the last deadline checked (None: never)
@@ -78,15 +78,13 @@ class EventPublisher(Protocol):
     def publish(self, events: Iterable[BusEvent]) -> None: ...
 
 
-@dataclass(frozen=True)
-class ExpectedPorts:
+class ExpectedPorts(Struct, frozen=True):
     feeds: Callable[[], FeedSet]
     ledger: ExpectedLedger
     bus: EventPublisher
 
 
-@dataclass
-class CheckReport:
+class CheckReport(Struct):
     """What one run did: the deadlines it checked, the entries it made MISSING and LATE."""
 
     deadlines: int = 0

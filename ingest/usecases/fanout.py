@@ -6,8 +6,9 @@ import fnmatch
 import logging
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
 from ingest.domain.events import LandedObject
@@ -51,8 +52,7 @@ class Outcome(StrEnum):
     WAITING = "WAITING"
 
 
-@dataclass(frozen=True)
-class FanoutResult:
+class FanoutResult(Struct, frozen=True):
     key: str
     outcome: Outcome
     feed: str | None = None
@@ -80,8 +80,7 @@ def held_by_role(role_id: str | None) -> Callable[[LandedObject], bool]:
     return lambda obj: (obj.principal_id or "").startswith(prefix)
 
 
-@dataclass(frozen=True)
-class FanoutPorts:
+class FanoutPorts(Struct, frozen=True):
     """What fanout talks to; ``feeds`` is called per object so a cache may refresh."""
 
     feeds: Callable[[], FeedSet]

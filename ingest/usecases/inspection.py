@@ -8,8 +8,9 @@ import heapq
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
+
+from msgspec import Struct, field
 
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.domain.messages import ChunkMessage
@@ -20,8 +21,7 @@ _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|m|h|d|w)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-@dataclass(frozen=True)
-class FileFilter:
+class FileFilter(Struct, frozen=True):
     """Which files to show: every given condition must hold (``statuses``: any of them)."""
 
     partner: str | None = None
@@ -100,8 +100,7 @@ class RejectFiles(Protocol):
     ) -> IO[bytes]: ...
 
 
-@dataclass(frozen=True)
-class Rejects:
+class Rejects(Struct, frozen=True):
     """A file's rejected rows (``{line, reason, raw}``, by line), and where they are kept."""
 
     files: list[str]
@@ -175,8 +174,7 @@ class PeekedLetter(Protocol):
     def first_received_at(self) -> float | None: ...
 
 
-@dataclass(frozen=True)
-class DeadLetterInfo:
+class DeadLetterInfo(Struct, frozen=True):
     """One DLQ message, for people: which chunk of which file, how often it was tried, when,
     and the error the ledger holds for its file (``ingest dlq list``)."""
 

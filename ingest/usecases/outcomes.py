@@ -20,8 +20,9 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import IO, Protocol
+
+from msgspec import Struct
 
 from ingest.domain.feed_types import FeedSet, ReceiptOptions
 from ingest.domain.files import FileEntry
@@ -58,8 +59,7 @@ class Bus(Protocol):
     def publish(self, events: Iterable[BusEvent]) -> None: ...
 
 
-@dataclass(frozen=True)
-class OutcomePorts:
+class OutcomePorts(Struct, frozen=True):
     feeds: Callable[[], FeedSet]
     store: ReceiptStore
     ledger: CurrentEntries
@@ -67,8 +67,7 @@ class OutcomePorts:
     bucket: str
 
 
-@dataclass(frozen=True)
-class Told:
+class Told(Struct, frozen=True):
     """What telling one outcome did."""
 
     key: str

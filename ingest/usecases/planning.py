@@ -7,8 +7,9 @@ queue a file they held once it is released. Both go through these functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterator
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ingest.domain.chunks import DEFAULT_CHUNK_SIZE, Chunk, plan_chunks
 from ingest.domain.events import LandedObject, ObjectInfo
@@ -17,8 +18,7 @@ from ingest.domain.messages import ChunkMessage
 from ingest.usecases.ports import FileLedger, MessageSender, ObjectStore
 
 
-@dataclass(frozen=True)
-class QueuePorts:
+class QueuePorts(Struct, frozen=True):
     """What planning and queueing a file talk to."""
 
     feeds: Callable[[], FeedSet]
@@ -28,8 +28,7 @@ class QueuePorts:
     default_chunk_size: int = DEFAULT_CHUNK_SIZE
 
 
-@dataclass(frozen=True)
-class FilePlan:
+class FilePlan(Struct, frozen=True):
     """A file version and the chunks it is processed in."""
 
     bucket: str
@@ -98,8 +97,7 @@ def describe(obj: LandedObject, store: ObjectStore) -> ObjectInfo:
     return store.head(obj.bucket, obj.key, obj.version_id)
 
 
-@dataclass(frozen=True)
-class GateOutcome:
+class GateOutcome(Struct, frozen=True):
     """What an admission gate did with a file it did not let straight through: ``outcome`` is a
     fanout outcome (WAITING, FAILED, DUPLICATE, or QUEUED for a file it released and queued)."""
 

@@ -7,8 +7,9 @@ pass them in. A test or a benchmark may pass any object with the same methods.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import IO, Any, Protocol
+
+from msgspec import Struct
 
 from ingest.domain.digests import Digest
 from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource
@@ -75,8 +76,7 @@ class DeadLetters(Protocol):
     def remaining(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(Struct, frozen=True):
     """The lease one chunk of one ingestion holds on its file while it writes."""
 
     key: str

@@ -16,8 +16,9 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import IO, Any
+
+from msgspec import Struct
 
 from ingest.domain.csv_records import CsvParser
 from ingest.domain.feed_types import Feed, FeedMatch, FeedSet, Format
@@ -55,8 +56,7 @@ _SPOOL_LIMIT = 8 * 1024 * 1024
 MAX_REJECT_RAW = 16 * 1024
 
 
-@dataclass(frozen=True)
-class ProcessorPorts:
+class ProcessorPorts(Struct, frozen=True):
     """What the processor talks to; ``feeds`` is called per chunk so a cache may refresh."""
 
     feeds: Callable[[], FeedSet]
@@ -69,8 +69,7 @@ class ProcessorPorts:
     redelivery: Redelivery | None = None
 
 
-@dataclass(frozen=True)
-class ChunkResult:
+class ChunkResult(Struct, frozen=True):
     key: str
     index: int
     rows_ok: int

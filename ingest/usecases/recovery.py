@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ingest.domain.feed_types import FeedSet
 from ingest.domain.files import FileStatus
@@ -35,8 +36,7 @@ class RedriveStuckError(RetryableError):
 _MAX_EMPTY_RECEIVES = 10
 
 
-@dataclass(frozen=True)
-class RequeueResult:
+class RequeueResult(Struct, frozen=True):
     key: str
     chunks: int
     requeued: list[int]

@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ingest.domain.events import LandedObject, ObjectInfo
 from ingest.domain.feed_types import WaitFor
@@ -71,16 +72,14 @@ _DONE_PAST_RECEIVED = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class SidecarPorts:
+class SidecarPorts(Struct, frozen=True):
     notes: SidecarLedger
     digests: ContentDigests
     clock: Callable[[], float] = time.time
     release_lease: float = RELEASE_LEASE_SECONDS
 
 
-@dataclass(frozen=True)
-class _Gate:
+class _Gate(Struct, frozen=True):
     """One gate call's context: the landing bucket, the ports, and the gate after this one."""
 
     bucket: str
@@ -341,8 +340,7 @@ def _verify(
 # --- the scheduled sweep -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SweepReport:
+class SweepReport(Struct, frozen=True):
     waiting: int = 0
     timed_out: int = 0
     released: int = 0

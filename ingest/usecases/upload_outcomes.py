@@ -20,8 +20,9 @@ upload ended, on EventBridge:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from typing import Any
+
+from msgspec.structs import asdict
 
 from ingest.domain.events import (
     TRANSFER_EVENT_SOURCE,

@@ -15,6 +15,7 @@ from typing import Any
 import asyncssh
 import pytest
 from connector_fixtures import BUCKET, LEDGER, Aws, SftpServer, make_connector, start_sshd
+from msgspec.structs import replace
 
 from connectors.service import BuiltinConnectorService
 from connectors.status import FileRecord, FileTransferStatus, StatusStore
@@ -101,7 +102,7 @@ def test_a_retrieve_links_the_landed_file_to_its_transfer_and_status_shows_it(
     )
     store = StatusStore(aws.ddb, LEDGER)
     store.save(record_from_event(_event(managed)))
-    failed = FileRecord(**{**managed.__dict__, "transfer_id": "f" * 36, "key": "x/failed.csv"})
+    failed = replace(managed, transfer_id="f" * 36, key="x/failed.csv")
     failed.status, failed.failure_code, failed.failure_message = (
         FileTransferStatus.FAILED,
         "RETRIEVE_FILE_NOT_FOUND",

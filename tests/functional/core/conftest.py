@@ -6,12 +6,13 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from msgspec.structs import replace
 from support_aws import fake_aws_env
 
 from ingest.adapters.feeds_publisher import publish_feeds

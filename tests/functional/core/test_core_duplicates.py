@@ -7,11 +7,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from ingest.domain.files import FileStatus
 from ingest.usecases.duplicates import DuplicatePorts, check_duplicate

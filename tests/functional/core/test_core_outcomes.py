@@ -11,12 +11,12 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import boto3
 import pytest
 from moto.dynamodb.models import dynamodb_backends
+from msgspec.structs import replace
 from support_emf import (
     assert_emitted_as_documented,
     assert_json_logs_with_context,

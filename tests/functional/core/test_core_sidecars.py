@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from ingest.domain.files import FileStatus
 from ingest.usecases.fanout import Outcome

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from msgspec.structs import replace
 
 from ingest.adapters.record_sink import RECORDS_CLIENT_CONFIG, DynamoRecordSink, RecordRow
 from ingest.errors import StorageUnavailableError

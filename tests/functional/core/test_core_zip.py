@@ -8,11 +8,11 @@ import gzip
 import json
 import os
 import zipfile
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from conftest import FEEDS_YAML
+from msgspec.structs import replace
 from test_operator_cli import ingest  # noqa: F401  (the fixture: the CLI against this stack)
 from zip_kit import MIB, build_zip
 

@@ -9,7 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from contextlib import redirect_stdout
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from msgspec.structs import replace
 from support_aws import fake_aws_env
 from support_emf import assert_emitted_as_documented, emf_points, totals, use_function_settings
 

@@ -8,12 +8,12 @@ checks that it does: a new option is covered as soon as it is added there.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import typing
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from ingest.domain.feed_codec import (
@@ -41,8 +41,8 @@ def test_compiled_feeds_decode_into_the_validated_feeds(name: str) -> None:
     )
 
 
-def _dataclass_types(root: type[Any]) -> list[type[Any]]:
-    """Every dataclass reachable from ``root`` through its fields' type hints."""
+def _struct_types(root: type[Any]) -> list[type[Any]]:
+    """Every Struct reachable from ``root`` through its fields' type hints."""
     seen: list[type[Any]] = []
     todo = [root]
     while todo:
@@ -52,15 +52,15 @@ def _dataclass_types(root: type[Any]) -> list[type[Any]]:
         seen.append(kind)
         for hint in typing.get_type_hints(kind).values():
             for arg in (hint, *typing.get_args(hint)):
-                if dataclasses.is_dataclass(arg) and isinstance(arg, type):
+                if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
                     todo.append(arg)
     return seen
 
 
 def _instances(value: Any) -> list[Any]:
-    if dataclasses.is_dataclass(value):
+    if isinstance(value, msgspec.Struct):
         found = [value]
-        for spec in dataclasses.fields(value):
+        for spec in msgspec.structs.fields(value):
             found += _instances(getattr(value, spec.name))
         return found
     if isinstance(value, tuple | list):
@@ -68,23 +68,23 @@ def _instances(value: Any) -> list[Any]:
     return []
 
 
-def _default(spec: dataclasses.Field[Any]) -> Any:
-    if spec.default is not dataclasses.MISSING:
+def _default(spec: msgspec.structs.FieldInfo) -> Any:
+    if spec.default is not msgspec.NODEFAULT:
         return spec.default
-    if spec.default_factory is not dataclasses.MISSING:
+    if spec.default_factory is not msgspec.NODEFAULT:
         return spec.default_factory()
-    return dataclasses.MISSING
+    return msgspec.NODEFAULT
 
 
 def test_the_every_option_fixture_sets_every_field_of_the_feed_types() -> None:
     feeds = load_feeds(EVERY_OPTION)
     instances = _instances(feeds.feeds)
     unset = []
-    for kind in _dataclass_types(Feed):
+    for kind in _struct_types(Feed):
         mine = [i for i in instances if type(i) is kind]
-        for spec in dataclasses.fields(kind):
+        for spec in msgspec.structs.fields(kind):
             default = _default(spec)
-            if default is dataclasses.MISSING:
+            if default is msgspec.NODEFAULT:
                 assert mine, f"no {kind.__name__} in {EVERY_OPTION.name}"
                 continue
             if all(getattr(i, spec.name) == default for i in mine):
@@ -93,7 +93,9 @@ def test_the_every_option_fixture_sets_every_field_of_the_feed_types() -> None:
 
 
 def test_the_document_names_its_version_and_its_source() -> None:
-    feeds = dataclasses.replace(load_feeds(ROOT / FEEDS_FILES[0]), source="s3://b/config/f.yaml")
+    feeds = msgspec.structs.replace(
+        load_feeds(ROOT / FEEDS_FILES[0]), source="s3://b/config/f.yaml"
+    )
     document = json.loads(encode_feeds(feeds))
     assert document["compiled_feeds"] == COMPILED_VERSION
     assert document["source"] == "s3://b/config/f.yaml"

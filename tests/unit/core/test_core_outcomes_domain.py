@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from ingest.domain.envelopes import EnvelopeKind
 from ingest.domain.files import FileEntry, FileStatus

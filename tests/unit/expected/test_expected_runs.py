@@ -5,12 +5,12 @@ ends with the same MISSING and LATE entries and publishes each of their events o
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from ingest.domain.feed_types import Expectation, FeedSet
 from ingest.domain.feeds import parse_feeds
