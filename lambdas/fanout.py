@@ -11,7 +11,8 @@ from msgspec.structs import asdict
 
 from ingest.domain.events import landed_objects
 from ingest.usecases.fanout import Outcome, ingest_object
-from lambdas.runtime import Wiring, add_counts, build_fanout, function_logger, function_tracer
+from lambdas.fanout_wiring import build_fanout
+from lambdas.runtime import Wiring, add_counts, function_logger, function_tracer
 
 logger = function_logger()
 metrics = Metrics()

@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.domain.events import TRANSFER_UPLOAD_COMPLETED, TRANSFER_UPLOAD_FAILED
 from ingest.usecases.upload_outcomes import handle_upload_event
-from lambdas.runtime import Wiring, add_counts, build_fanout, function_logger, function_tracer
+from lambdas.fanout_wiring import build_fanout
+from lambdas.runtime import Wiring, add_counts, function_logger, function_tracer
 
 logger = function_logger()
 metrics = Metrics()

@@ -11,7 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ingest.errors import SettingsError
 from ingest.usecases.sidecars import sweep_waiting
-from lambdas.runtime import Wiring, add_counts, build_fanout, function_logger, function_tracer
+from lambdas.fanout_wiring import build_fanout
+from lambdas.runtime import Wiring, add_counts, function_logger, function_tracer
 
 logger = function_logger()
 metrics = Metrics()

@@ -7,17 +7,18 @@ pass them in. A test or a benchmark may pass any object with the same methods.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from msgspec import Struct
 
-from ingest.domain.digests import Digest
-from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource
-from ingest.domain.events import ObjectInfo
-from ingest.domain.feed_types import Feed
-from ingest.domain.files import FileEntry, FileStatus
-from ingest.domain.records import RecordRow
-from ingest.domain.sidecars import SidecarNote, WaitingFile
+if TYPE_CHECKING:
+    from ingest.domain.digests import Digest
+    from ingest.domain.envelopes import EnvelopeKind, EnvelopeSource
+    from ingest.domain.events import ObjectInfo
+    from ingest.domain.feed_types import Feed
+    from ingest.domain.files import FileEntry, FileStatus
+    from ingest.domain.records import RecordRow
+    from ingest.domain.sidecars import SidecarNote, WaitingFile
 
 
 class ObjectStore(Protocol):

@@ -3,7 +3,7 @@ the members are decrypted (ZipCrypto, stdlib ``zipfile``) while they stream and 
 archive's; a wrong password, a missing secret, an unusable one, or an AES member is FAILED
 with the reason and nothing written. Archives are made at test time by Info-ZIP ``zip -P``.
 
-Fanout runs with its own wiring (``lambdas.runtime``: the zip step reads passwords from the
+Fanout runs with its own wiring (``lambdas.fanout_wiring``: the zip step reads passwords from the
 function's Secrets Manager client), so these tests also hold the deployed function to it."""
 
 from __future__ import annotations
