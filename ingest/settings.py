@@ -75,7 +75,9 @@ def _read_fields(
             problems += nested_problems
             values[spec.name] = None if nested_problems else kind(**nested)
             continue
-        source = next(m for m in typing.get_args(kind)[1:] if isinstance(m, Variable))
+        source = next((m for m in typing.get_args(kind)[1:] if isinstance(m, Variable)), None)
+        if source is None:  # a programming error: every field names its variable
+            raise TypeError(f"{cls.__name__}.{spec.name} names no variable(...) in its type")
         name = next((n for n in source.names if n in env), None)
         if name is None:
             if spec.required:

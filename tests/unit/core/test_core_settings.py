@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
 import pytest
 
 from ingest.domain.chunks import DEFAULT_CHUNK_SIZE
 from ingest.errors import ConfigError, SettingsError
-from ingest.settings import MIB, FanoutSettings, ProcessorSettings
+from ingest.settings import (
+    MIB,
+    REGION,
+    FanoutSettings,
+    ProcessorSettings,
+    read_env,
+    variable,
+)
 
 COMMON = {
     "LANDING_BUCKET": "landing",
@@ -135,3 +145,26 @@ def test_settings_are_frozen():
     settings = FanoutSettings.from_env(FANOUT)
     with pytest.raises(AttributeError):
         settings.queue_url = "other"  # type: ignore[misc]
+
+
+class _Unsourced(msgspec.Struct, frozen=True):
+    bucket: str
+
+
+class _Inner(msgspec.Struct, frozen=True):
+    bucket: Annotated[str, variable("LANDING_BUCKET")]
+
+
+class _Outer(msgspec.Struct, frozen=True):
+    inner: _Inner
+    region: Annotated[str | None, variable(*REGION)] = None
+
+
+def test_a_settings_field_without_its_variable_is_a_programming_error():
+    with pytest.raises(TypeError, match=r"_Unsourced.bucket names no variable"):
+        read_env(_Unsourced, {"LANDING_BUCKET": "b"})
+
+
+def test_a_group_field_is_read_from_the_same_environment():
+    settings = read_env(_Outer, {"LANDING_BUCKET": "b", "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert settings == _Outer(_Inner("b"), "eu-west-1")
