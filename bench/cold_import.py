@@ -45,16 +45,7 @@ without Python 3.13: every cold start compiles what it imports, /var/task being 
 a cold start loads: ``tools/lambda_bytecode.py``).
 
     .venv/bin/python bench/cold_import.py                   # --runs N (default 15)
-    .venv/bin/python bench/cold_import.py --importtime ProcessorFunction
-        # where one handler's import time goes beyond the bare import (python -X importtime)
-    .venv/bin/python bench/cold_import.py --instructions
-        # each core handler's and its floor's CPU instructions (valgrind), with .pyc
-
-``--instructions`` counts what the time measures without the machine's noise: the instructions
-each import executes (``valgrind --tool=callgrind``; an empty interpreter's are subtracted), one
-run each, deterministic. It leaves out what instructions do not show: waiting for the disk and
-page faults (more modules, more files opened), and cache misses. It is a guide to where the
-time goes, not the figure the targets are judged by (``apt-get install -y valgrind``).
+    .venv/bin/python bench/cold_import_profile.py ...     # where the time goes (its docstring)
 """
 
 from __future__ import annotations
@@ -298,71 +289,6 @@ def _aws(endpoint: str, events_dir: str) -> dict[str, str]:
     return env
 
 
-def _importtime(python: str, arts: dict[str, str], runtime: str, function: str) -> None:
-    """Where ``function``'s import goes beyond the bare import: the top modules by self time."""
-    import re
-
-    def parse(stderr: str) -> list[tuple[int, int, str]]:
-        rows = []
-        for line in stderr.splitlines():
-            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
-            if m:
-                rows.append((int(m[1]), int(m[2]), m[4]))
-        return rows
-
-    paths = [arts[function], runtime]
-    code = f"{BARE_CODE}\nimport {FUNCTIONS[function]}"
-    rows = parse(_run(python, code, paths, function, "-X", "importtime").stderr)
-    bare_rows = parse(_run(python, BARE_CODE, paths, function, "-X", "importtime").stderr)
-    bare = {name for _, _, name in bare_rows}
-    extra = [(s, c, n) for s, c, n in rows if n not in bare]
-    by_package: dict[str, int] = {}
-    for self_us, _, name in extra:
-        by_package[name.split(".")[0]] = by_package.get(name.split(".")[0], 0) + self_us
-    total = sum(s for s, _, _ in extra)
-    print(f"{function}: {total / 1000:.0f} ms of imports beyond the bare import (one run)")
-    print("  by top-level package (self time):")
-    for package, us in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
-        print(f"    {package:<32}{us / 1000:>8.1f} ms")
-    print("  modules with the most self time:")
-    for self_us, _, name in sorted(extra, reverse=True)[:12]:
-        print(f"    {name:<56}{self_us / 1000:>8.1f} ms")
-
-
-def _instructions(python: str, arts: dict[str, str], runtime: str) -> None:
-    """Each core handler's import and its floor's, in CPU instructions (valgrind)."""
-    import re
-    import subprocess
-
-    def count(code: str, function: str) -> int:
-        paths = [arts[function], runtime]
-        valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-        proc = subprocess.run(
-            [*valgrind, python, "-I", "-S", "-B", __file__, "--child", code, *paths],
-            capture_output=True,
-            text=True,
-            env=_env(function, paths[0]),
-            check=True,
-        )
-        found = re.search(r"Collected : (\d+)", proc.stderr)
-        if found is None:
-            raise SystemExit(f"valgrind printed no instruction count: {proc.stderr[-500:]}")
-        return int(found[1])
-
-    codes = {FLOOR: FLOOR_CODE, FLOOR_BATCH: FLOOR_BATCH_CODE, FLOOR_EVENTS: FLOOR_EVENTS_CODE}
-    empty = count("pass", "ProcessorFunction")
-    floors = {name: count(code, "ProcessorFunction") - empty for name, code in codes.items()}
-    print("CPU instructions of each import (valgrind, with .pyc, one run each), in millions")
-    print(f"  {'case':<36}{'M instr':>10}{'x floor':>8}  <= floor / {FLOOR_FACTOR}")
-    for name, value in floors.items():
-        print(f"  {name:<36}{value / 1e6:>10.0f}")
-    for function in CORE:
-        value = count(f"import {FUNCTIONS[function]}", function) - empty
-        floor = floors[FLOORS[function]]
-        verdict = "met" if value <= floor / FLOOR_FACTOR else "MISSED"
-        print(f"  {function:<36}{value / 1e6:>10.0f}{value / floor:>8.2f}  {verdict}")
-
-
 def _sizes(arts: dict[str, str]) -> str:
     from pathlib import Path
 
@@ -382,21 +308,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--importtime", choices=sorted(FUNCTIONS), help="profile one handler")
     parser.add_argument("--no-source", action="store_true", help="only the .pyc setting")
-    parser.add_argument("--instructions", action="store_true", help="CPU instructions (valgrind)")
     args = parser.parse_args()
     from pathlib import Path
 
     python = lambda_python() or sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         runtime = str(runtime_dir(Path(tmp, "runtime"), compiled_by=python))
-        if args.importtime:
-            _importtime(python, _build(tmp, python, pyc=True), runtime, args.importtime)
-            return
-        if args.instructions:
-            _instructions(python, _build(tmp, python, pyc=True), runtime)
-            return
         settings = {}
         if not args.no_source:
             settings["no .pyc"] = _build(tmp, python, pyc=False)

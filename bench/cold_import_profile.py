@@ -1,0 +1,119 @@
+"""Where a handler's cold import goes, beside ``bench/cold_import.py`` (which times it).
+
+    .venv/bin/python bench/cold_import_profile.py --importtime ProcessorFunction
+        # the modules it loads beyond the bare import, by self time (python -X importtime)
+    .venv/bin/python bench/cold_import_profile.py --instructions
+        # each core handler's and its floor's CPU instructions (valgrind), with .pyc
+
+``--instructions`` counts what the time measures without the machine's noise: the instructions
+each import executes (``valgrind --tool=callgrind``; an empty interpreter's are subtracted), one
+run each, deterministic. It leaves out what instructions do not show (waiting for the disk, page
+faults, cache misses): a guide to where the time goes, not the figure the targets are judged by
+(``apt-get install -y valgrind``). The packages, the interpreter, the floors and each case's
+environment are ``bench/cold_import.py``'s.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import cold_import
+
+
+def importtime(python: str, arts: dict[str, str], runtime: str, function: str) -> None:
+    """Where ``function``'s import goes beyond the bare import: the top modules by self time."""
+    import re
+
+    def parse(stderr: str) -> list[tuple[int, int, str]]:
+        rows = []
+        for line in stderr.splitlines():
+            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+            if m:
+                rows.append((int(m[1]), int(m[2]), m[4]))
+        return rows
+
+    paths = [arts[function], runtime]
+    code = f"{cold_import.BARE_CODE}\nimport {cold_import.FUNCTIONS[function]}"
+    rows = parse(cold_import._run(python, code, paths, function, "-X", "importtime").stderr)
+    bare_rows = parse(
+        cold_import._run(python, cold_import.BARE_CODE, paths, function, "-X", "importtime").stderr
+    )
+    bare = {name for _, _, name in bare_rows}
+    extra = [(s, c, n) for s, c, n in rows if n not in bare]
+    by_package: dict[str, int] = {}
+    for self_us, _, name in extra:
+        by_package[name.split(".")[0]] = by_package.get(name.split(".")[0], 0) + self_us
+    total = sum(s for s, _, _ in extra)
+    print(f"{function}: {total / 1000:.0f} ms of imports beyond the bare import (one run)")
+    print("  by top-level package (self time):")
+    for package, us in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"    {package:<32}{us / 1000:>8.1f} ms")
+    print("  modules with the most self time:")
+    for self_us, _, name in sorted(extra, reverse=True)[:12]:
+        print(f"    {name:<56}{self_us / 1000:>8.1f} ms")
+
+
+def instructions(python: str, arts: dict[str, str], runtime: str) -> None:
+    """Each core handler's import and its floor's, in CPU instructions (valgrind)."""
+    import re
+    import subprocess
+
+    def count(code: str, function: str) -> int:
+        paths = [arts[function], runtime]
+        valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        proc = subprocess.run(
+            [*valgrind, python, "-I", "-S", "-B", cold_import.__file__, "--child", code, *paths],
+            capture_output=True,
+            text=True,
+            env=cold_import._env(function, paths[0]),
+            check=True,
+        )
+        found = re.search(r"Collected : (\d+)", proc.stderr)
+        if found is None:
+            raise SystemExit(f"valgrind printed no instruction count: {proc.stderr[-500:]}")
+        return int(found[1])
+
+    codes = {
+        cold_import.FLOOR: cold_import.FLOOR_CODE,
+        cold_import.FLOOR_BATCH: cold_import.FLOOR_BATCH_CODE,
+        cold_import.FLOOR_EVENTS: cold_import.FLOOR_EVENTS_CODE,
+    }
+    empty = count("pass", "ProcessorFunction")
+    floors = {name: count(code, "ProcessorFunction") - empty for name, code in codes.items()}
+    print("CPU instructions of each import (valgrind, with .pyc, one run each), in millions")
+    print(f"  {'case':<36}{'M instr':>10}{'x floor':>8}  <= floor / {cold_import.FLOOR_FACTOR}")
+    for name, value in floors.items():
+        print(f"  {name:<36}{value / 1e6:>10.0f}")
+    for function in cold_import.CORE:
+        value = count(f"import {cold_import.FUNCTIONS[function]}", function) - empty
+        floor = floors[cold_import.FLOORS[function]]
+        verdict = "met" if value <= floor / cold_import.FLOOR_FACTOR else "MISSED"
+        print(f"  {function:<36}{value / 1e6:>10.0f}{value / floor:>8.2f}  {verdict}")
+
+
+def main() -> None:
+    import argparse
+    import os
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, os.path.join(cold_import.ROOT, "tests"))
+    from support_lambda import lambda_python, runtime_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--importtime", choices=sorted(cold_import.FUNCTIONS), help="one handler")
+    mode.add_argument("--instructions", action="store_true", help="CPU instructions (valgrind)")
+    args = parser.parse_args()
+    python = lambda_python() or sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = str(runtime_dir(Path(tmp, "runtime"), compiled_by=python))
+        arts = cold_import._build(tmp, python, pyc=True)
+        if args.importtime:
+            importtime(python, arts, runtime, args.importtime)
+        else:
+            instructions(python, arts, runtime)
+
+
+if __name__ == "__main__":
+    main()
