@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import msgspec
-
 from ingest.adapters.dynamo import attr, from_item
 from ingest.domain.files import FileEntry, SupersededVersion
 
@@ -86,7 +84,7 @@ def superseded_item(old: FileEntry, *, by: str, now: float) -> dict[str, Any]:
     )
 
 
-_SUPERSEDED_FIELDS = frozenset(f.name for f in msgspec.structs.fields(SupersededVersion))
+_SUPERSEDED_FIELDS = frozenset(SupersededVersion.__struct_fields__)
 
 
 def superseded_from_item(item: Mapping[str, Any]) -> SupersededVersion:
@@ -96,7 +94,7 @@ def superseded_from_item(item: Mapping[str, Any]) -> SupersededVersion:
     return SupersededVersion(**values)
 
 
-_ENTRY_FIELDS = frozenset(f.name for f in msgspec.structs.fields(FileEntry))
+_ENTRY_FIELDS = frozenset(FileEntry.__struct_fields__)
 _FLOATS = ("updated_at", "received_at")
 
 

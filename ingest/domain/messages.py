@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from msgspec import Struct
-from msgspec.structs import asdict, fields
+from msgspec.structs import asdict
 
 from ingest.errors import InvalidEventError
 
@@ -54,7 +54,7 @@ class ChunkMessage(Struct, frozen=True):
             raise InvalidEventError(f"chunk message is not JSON: {exc}") from exc
         if not isinstance(data, dict) or data.get("v") != SCHEMA_VERSION:
             raise InvalidEventError(f"not a chunk message of schema v{SCHEMA_VERSION}")
-        names = {f.name for f in fields(cls)}
+        names = set(cls.__struct_fields__)
         missing = sorted(names - set(data) - _OPTIONAL)
         if missing:
             raise InvalidEventError(f"chunk message lacks {missing}")
