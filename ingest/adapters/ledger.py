@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from msgspec.structs import replace
 
 from ingest.adapters.dynamo import attr, from_item
 from ingest.adapters.ledger_items import (
@@ -285,7 +286,7 @@ class Ledger:
                 },
             ):
                 return None
-        return FileEntry(**{**entry.to_json(), "status": final, "reason": problem})
+        return replace(entry, status=final, reason=problem)
 
     def mark_failed(
         self, key: str, version: str, reason: str, ingestion: str | None = None

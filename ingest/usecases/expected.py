@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from ingest.domain.expected import (
     Delivery,
@@ -234,9 +235,7 @@ class _Run:
                 self.report.late.append(entry.key)
                 logger.info("expected files late", extra={"key": entry.key, "late_files": keys})
             self.taken.update(keys)
-            late_entry = FileEntry(
-                **{**entry.to_json(), "status": FileStatus.LATE, "expectation": updated}
-            )
+            late_entry = replace(entry, status=FileStatus.LATE, expectation=updated)
             self.opened[entry.key] = late_entry
             lated.append(late_entry)
         self.publish(lated)
@@ -250,4 +249,4 @@ class _Run:
         for entry in entries:
             self.ports.ledger.mark_notified(entry.key, entry.status)
             record = {**(entry.expectation or {}), "notified": entry.status}
-            self.opened[entry.key] = FileEntry(**{**entry.to_json(), "expectation": record})
+            self.opened[entry.key] = replace(entry, expectation=record)
