@@ -13,33 +13,24 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from msgspec.structs import replace
 
 from ingest.adapters.dynamo import attr, from_item
+from ingest.adapters.ledger_chunks import count_chunk, finish_if_complete
 from ingest.adapters.ledger_items import (
     FILE_SK,
     chunk_prefix,
-    chunk_sk,
     entry_from_item,
     file_pk,
-    ledger_item,
     new_file_item,
+    same_file,
 )
 from ingest.adapters.ledger_uploads import record_failed_upload
 from ingest.adapters.ledger_versions import register_version
 from ingest.adapters.sdk import is_condition_failure, unavailable
 from ingest.domain.files import FileEntry, FileStatus
-from ingest.errors import StaleVersionError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-
-def _same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
-    """A condition (and its values) that the entry is still this version and ingestion."""
-    if ingestion is None:
-        return "version = :v", {}
-    return "version = :v AND ingestion = :i", {":i": attr(ingestion)}
 
 
 class Ledger:
@@ -193,56 +184,19 @@ class Ledger:
         skipped: int = 0,
         declared: int | None = None,
     ) -> bool:
-        """Add a chunk's counters to its file exactly once.
-
-        The chunk marker's conditional put and the counter update are one transaction, so a
-        redelivered message (or a retry after a crash) cannot count the chunk twice. Returns
-        False when the chunk had already been counted. ``skipped`` adds to the file's
-        ``records_skipped``; ``declared`` (a trailer's record count) sets ``declared_records``.
-        """
-        now = self.clock()
-        same, same_values = _same_file(ingestion)
-        marker = {
-            "pk": file_pk(key),
-            "sk": chunk_sk(version, ingestion, index),
-            "rows_ok": rows_ok,
-            "rows_rejected": rows_rejected,
-            "done_at": now,
-        }
-        counters = {
-            "TableName": self._table,
-            "Key": {"pk": attr(file_pk(key)), "sk": attr(FILE_SK)},
-            "UpdateExpression": "ADD rows_ok :ok, rows_rejected :bad, chunks_done :one"
-            + (", records_skipped :skip" if skipped else "")
-            + " SET updated_at = :now"
-            + (", declared_records = :declared" if declared is not None else ""),
-            "ConditionExpression": same,
-            "ExpressionAttributeValues": {
-                **{":ok": attr(rows_ok), ":bad": attr(rows_rejected), ":one": attr(1)},
-                **{":now": attr(now), ":v": attr(version), **same_values},
-                **({":skip": attr(skipped)} if skipped else {}),
-                **({":declared": attr(declared)} if declared is not None else {}),
-            },
-        }
-        counted = self.write(
-            "TransactWriteItems",
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": ledger_item(marker),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {"Update": counters},
-            ],
+        """Add a chunk's counters to its file exactly once; False when it was counted already
+        (:func:`ingest.adapters.ledger_chunks.count_chunk`)."""
+        return count_chunk(
+            self,
+            key,
+            version,
+            index,
+            rows_ok=rows_ok,
+            rows_rejected=rows_rejected,
+            ingestion=ingestion,
+            skipped=skipped,
+            declared=declared,
         )
-        if counted:
-            return True
-        current = self.get_file(key)
-        if current is None or (current.version, current.ingestion) != (version, ingestion):
-            raise StaleVersionError(f"{key}: chunk {index} of version {version} is stale")
-        return False
 
     def finish_if_complete(
         self,
@@ -252,47 +206,15 @@ class Ledger:
         *,
         verify: Callable[[FileEntry], str | None] | None = None,
     ) -> FileEntry | None:
-        """Set PROCESSED / PROCESSED_WITH_REJECTS once every chunk is counted.
-
-        Safe to call any number of times; returns the final entry when the file is complete.
-        ``verify`` looks at the complete entry (every chunk counted) and gives a reason when
-        the file as a whole is wrong (a fixed-width trailer's count): then it ends FAILED.
-        """
-        entry = self.get_file(key)
-        if (
-            entry is None
-            or (entry.version, entry.ingestion) != (version, ingestion)
-            or entry.chunks_done < entry.chunks
-        ):
-            return None
-        final = FileStatus.PROCESSED_WITH_REJECTS if entry.rows_rejected else FileStatus.PROCESSED
-        problem = verify(entry) if verify is not None else None
-        if problem is not None:
-            final = FileStatus.FAILED
-        if entry.status != final:
-            same, same_values = _same_file(ingestion)
-            if not self.update_file(
-                key,
-                "SET #s = :final, updated_at = :now, reason = :reason"
-                if problem is not None
-                else "SET #s = :final, updated_at = :now REMOVE reason",
-                condition=f"{same} AND chunks_done = chunks",
-                values={
-                    ":final": attr(final),
-                    ":now": attr(self.clock()),
-                    ":v": attr(version),
-                    **same_values,
-                    **({":reason": attr(problem[:1000])} if problem is not None else {}),
-                },
-            ):
-                return None
-        return replace(entry, status=final, reason=problem)
+        """The file's final status once every chunk is counted, or None
+        (:func:`ingest.adapters.ledger_chunks.finish_if_complete`)."""
+        return finish_if_complete(self, key, version, ingestion, verify=verify)
 
     def mark_failed(
         self, key: str, version: str, reason: str, ingestion: str | None = None
     ) -> None:
         """Record that a file cannot be completed, with the reason (for the DLQ path)."""
-        same, same_values = _same_file(ingestion)
+        same, same_values = same_file(ingestion)
         self.update_file(
             key,
             "SET #s = :failed, reason = :reason, updated_at = :now",
@@ -358,7 +280,7 @@ class Ledger:
         reason: str | None = None,
     ) -> bool:
         names = {f":from{i}": attr(s.value) for i, s in enumerate(only_from)}
-        same, same_values = _same_file(ingestion)
+        same, same_values = same_file(ingestion)
         expression = "SET #s = :to, updated_at = :now" + (
             " REMOVE reason" if reason is None else ", reason = :reason"
         )

@@ -132,3 +132,10 @@ def new_file_item(key: str, status: str, *, now: float, **fields: Any) -> dict[s
         **fields,
     }
     return ledger_item(values)
+
+
+def same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
+    """A condition (and its values) that the entry is still this version and ingestion."""
+    if ingestion is None:
+        return "version = :v", {}
+    return "version = :v AND ingestion = :i", {":i": attr(ingestion)}
