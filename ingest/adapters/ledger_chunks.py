@@ -5,35 +5,24 @@ once, and the file's final status once every chunk is counted. The ledger adapte
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from msgspec.structs import replace
 
 from ingest.adapters.dynamo import attr
-from ingest.adapters.ledger_items import FILE_SK, chunk_sk, file_pk, ledger_item, same_file
+from ingest.adapters.ledger_items import (
+    FILE_SK,
+    LedgerTable,
+    chunk_sk,
+    file_pk,
+    ledger_item,
+    same_file,
+)
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.errors import StaleVersionError
 
 
-class Ledger(Protocol):
-    """The ledger adapter's reads and conditional writes, as these functions use them."""
-
-    @property
-    def table(self) -> str: ...
-
-    def clock(self) -> float: ...
-
-    def get_file(self, key: str) -> FileEntry | None: ...
-
-    def write(self, operation: str, **request: Any) -> bool: ...
-
-    def update_file(
-        self, key: str, expression: str, *, condition: str, values: dict[str, Any]
-    ) -> bool: ...
-
-
 def count_chunk(
-    ledger: Ledger,
+    ledger: LedgerTable,
     key: str,
     version: str,
     index: int,
@@ -97,7 +86,7 @@ def count_chunk(
 
 
 def finish_if_complete(
-    ledger: Ledger,
+    ledger: LedgerTable,
     key: str,
     version: str,
     ingestion: str | None = None,

@@ -19,8 +19,8 @@ Other packages keep their own item kinds in the same table under their own ``pk`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from ingest.adapters.dynamo import attr, from_item
 from ingest.domain.files import FileEntry, SupersededVersion
@@ -139,3 +139,27 @@ def same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
     if ingestion is None:
         return "version = :v", {}
     return "version = :v AND ingestion = :i", {":i": attr(ingestion)}
+
+
+class LedgerTable(Protocol):
+    """The ledger adapter's reads and conditional writes, as the ledger's helper modules
+    (``ledger_chunks``, ``ledger_uploads``, ``ledger_versions``) use them."""
+
+    @property
+    def table(self) -> str: ...
+
+    def clock(self) -> float: ...
+
+    def get_file(self, key: str) -> FileEntry | None: ...
+
+    def write(self, operation: str, **request: Any) -> bool: ...
+
+    def update_file(
+        self, key: str, expression: str, *, condition: str, values: dict[str, Any]
+    ) -> bool: ...
+
+    def query_items(
+        self, key: str, prefix: str, *, projection: str | None = None
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def scan_items(self, condition: str, prefix: str) -> Iterator[dict[str, Any]]: ...

@@ -9,33 +9,16 @@ known: that entry becomes PARTIAL.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from ingest.adapters.dynamo import attr
-from ingest.adapters.ledger_items import RACE_RETRIES, new_file_item
+from ingest.adapters.ledger_items import RACE_RETRIES, LedgerTable, new_file_item
 from ingest.domain.files import FileEntry, FileStatus
 from ingest.errors import StorageUnavailableError
-
-
-class Ledger(Protocol):
-    """The ledger adapter's reads and conditional writes, as these functions use them."""
-
-    def clock(self) -> float: ...
-
-    def get_file(self, key: str) -> FileEntry | None: ...
-
-    def write(self, operation: str, **request: Any) -> bool: ...
-
-    def update_file(
-        self, key: str, expression: str, *, condition: str, values: dict[str, Any]
-    ) -> bool: ...
-
 
 _NEW = "attribute_not_exists(pk)"
 
 
 def record_failed_upload(
-    ledger: Ledger, key: str, *, reason: str, size: int | None, object_etag: str | None
+    ledger: LedgerTable, key: str, *, reason: str, size: int | None, object_etag: str | None
 ) -> FileStatus | None:
     """An SFTP upload to ``key`` did not complete; ``object_etag`` is what S3 holds now.
 
@@ -62,7 +45,9 @@ def record_failed_upload(
     )
 
 
-def _note_failed_upload(ledger: Ledger, entry: FileEntry, *, reason: str, size: int | None) -> bool:
+def _note_failed_upload(
+    ledger: LedgerTable, entry: FileEntry, *, reason: str, size: int | None
+) -> bool:
     note = {"at": ledger.clock(), "reason": reason[:1000], "bytes": size}
     return ledger.update_file(
         entry.key,
@@ -77,7 +62,7 @@ def _note_failed_upload(ledger: Ledger, entry: FileEntry, *, reason: str, size: 
 
 
 def _replace_with_partial(
-    ledger: Ledger,
+    ledger: LedgerTable,
     key: str,
     entry: FileEntry | None,
     *,

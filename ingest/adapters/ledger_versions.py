@@ -10,13 +10,13 @@ The old version's chunks still in flight see the new entry and stop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from ingest.adapters.dynamo import attr
 from ingest.adapters.ledger_items import (
     RACE_RETRIES,
     SUPERSEDED_PREFIX,
+    LedgerTable,
     superseded_from_item,
     superseded_item,
 )
@@ -24,26 +24,7 @@ from ingest.domain.files import FileEntry, FileStatus, SupersededVersion
 from ingest.errors import StorageUnavailableError
 
 
-class Ledger(Protocol):
-    """The ledger adapter's reads and conditional writes, as these functions use them."""
-
-    @property
-    def table(self) -> str: ...
-
-    def clock(self) -> float: ...
-
-    def get_file(self, key: str) -> FileEntry | None: ...
-
-    def write(self, operation: str, **request: Any) -> bool: ...
-
-    def query_items(
-        self, key: str, prefix: str, *, projection: str | None = None
-    ) -> Iterator[dict[str, Any]]: ...
-
-    def scan_items(self, condition: str, prefix: str) -> Iterator[dict[str, Any]]: ...
-
-
-def register_version(ledger: Ledger, key: str, item: dict[str, Any], version: str) -> bool:
+def register_version(ledger: LedgerTable, key: str, item: dict[str, Any], version: str) -> bool:
     """Make ``item`` (a fresh RECEIVED entry of ``version``) the file's entry.
 
     False when this version is already past RECEIVED (a duplicate S3 event). A RECEIVED entry
@@ -61,13 +42,13 @@ def register_version(ledger: Ledger, key: str, item: dict[str, Any], version: st
     )
 
 
-def superseded_versions(ledger: Ledger, key: str) -> list[SupersededVersion]:
+def superseded_versions(ledger: LedgerTable, key: str) -> list[SupersededVersion]:
     """The versions of ``key`` that newer ones replaced, oldest first."""
     found = [superseded_from_item(item) for item in ledger.query_items(key, SUPERSEDED_PREFIX)]
     return sorted(found, key=lambda s: s.superseded_at)
 
 
-def all_superseded(ledger: Ledger) -> dict[str, list[SupersededVersion]]:
+def all_superseded(ledger: LedgerTable) -> dict[str, list[SupersededVersion]]:
     """Every file's superseded versions, by key, oldest first."""
     found: dict[str, list[SupersededVersion]] = {}
     for item in ledger.scan_items("begins_with(sk, :prefix)", SUPERSEDED_PREFIX):
@@ -76,7 +57,9 @@ def all_superseded(ledger: Ledger) -> dict[str, list[SupersededVersion]]:
     return {key: sorted(v, key=lambda s: s.superseded_at) for key, v in found.items()}
 
 
-def _replace(ledger: Ledger, old: FileEntry | None, item: dict[str, Any], version: str) -> bool:
+def _replace(
+    ledger: LedgerTable, old: FileEntry | None, item: dict[str, Any], version: str
+) -> bool:
     if old is None:
         return ledger.write("PutItem", Item=item, ConditionExpression="attribute_not_exists(pk)")
     condition, values = _still(old)
