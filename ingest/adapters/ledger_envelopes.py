@@ -16,11 +16,11 @@ Items (beside the file's entry, under the same ``pk = FILE#<key>``):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 from ingest.adapters.dynamo import attr, from_item
-from ingest.adapters.ledger_items import file_pk, ledger_item
+from ingest.adapters.ledger_items import LedgerTable, file_pk, ledger_item
 from ingest.domain.envelopes import OUTPUT_KEYS_IN_ENTRY, EnvelopeKind
 
 OUTPUT_PREFIX = "OUTPUT#"
@@ -31,23 +31,6 @@ _BATCH = 100
 MAX_CHAIN = 16
 
 
-class _Ledger(Protocol):
-    @property
-    def table(self) -> str: ...
-
-    def clock(self) -> float: ...
-
-    def write(self, operation: str, **request: Any) -> bool: ...
-
-    def update_file(
-        self, key: str, expression: str, *, condition: str, values: dict[str, Any]
-    ) -> bool: ...
-
-    def query_items(
-        self, key: str, prefix: str, *, projection: str | None = None
-    ) -> Iterator[dict[str, Any]]: ...
-
-
 def output_prefix(version: str) -> str:
     return f"{OUTPUT_PREFIX}{version}#"
 
@@ -55,7 +38,7 @@ def output_prefix(version: str) -> str:
 class EnvelopeLedger:
     """Envelope steps in the ledger table (over the :class:`~ingest.adapters.ledger.Ledger`)."""
 
-    def __init__(self, ledger: _Ledger) -> None:
+    def __init__(self, ledger: LedgerTable) -> None:
         self._ledger = ledger
 
     def record_outputs(

@@ -143,7 +143,7 @@ def same_file(ingestion: str | None) -> tuple[str, dict[str, Any]]:
 
 class LedgerTable(Protocol):
     """The ledger adapter's reads and conditional writes, as the ledger's helper modules
-    (``ledger_chunks``, ``ledger_uploads``, ``ledger_versions``) use them."""
+    (``ledger_chunks``, ``ledger_envelopes``, ``ledger_uploads``, ``ledger_versions``) use them."""
 
     @property
     def table(self) -> str: ...
