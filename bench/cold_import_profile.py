@@ -4,13 +4,27 @@
         # the modules it loads beyond the bare import, by self time (python -X importtime)
     .venv/bin/python bench/cold_import_profile.py --instructions
         # each core handler's and its floor's CPU instructions (valgrind), with .pyc
+    .venv/bin/python bench/cold_import_profile.py --stack-chunks
+        # each core handler's and its floor's frame-stack chunks mapped (strace), with .pyc
 
 ``--instructions`` counts what the time measures without the machine's noise: the instructions
 each import executes (``valgrind --tool=callgrind``; an empty interpreter's are subtracted), one
 run each, deterministic. It leaves out what instructions do not show (waiting for the disk, page
 faults, cache misses): a guide to where the time goes, not the figure the targets are judged by
-(``apt-get install -y valgrind``). The packages, the interpreter, the floors and each case's
-environment are ``bench/cold_import.py``'s.
+(``apt-get install -y valgrind``).
+
+``--stack-chunks`` counts what the instructions leave out and what once made a handler's import
+slower than its instructions said: the 16 KiB chunks of the interpreter's frame stack each import
+maps (``strace``: anonymous ``mmap`` calls of 16 KiB). Python 3.13.0 unmaps a chunk as soon as
+the stack drops back below it (CPython gh-142183, fixed in later 3.13 releases), so code that
+recurses across a chunk's edge again and again (urllib3 compiling its URL regular expressions,
+imported deep inside a handler's own imports) maps, faults in and unmaps one chunk per crossing:
+thousands of system calls and page faults, 20-40 ms of a cold start on this machine. The count
+is near zero for each floor, and should be for each handler (``lambdas/__init__.py`` imports boto3
+first for that reason; ``apt-get install -y strace``).
+
+The packages, the interpreter, the floors and each case's environment are
+``bench/cold_import.py``'s.
 """
 
 from __future__ import annotations
@@ -91,6 +105,46 @@ def instructions(python: str, arts: dict[str, str], runtime: str) -> None:
         print(f"  {function:<36}{value / 1e6:>10.0f}{value / floor:>8.2f}  {verdict}")
 
 
+#: how Python 3.13 maps a chunk of its frame stack (_PY_DATA_STACK_CHUNK_SIZE, 16 KiB)
+STACK_CHUNK_MMAP = "mmap(NULL, 16384, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)"
+
+
+def stack_chunks(python: str, arts: dict[str, str], runtime: str) -> None:
+    """The frame-stack chunks each core handler's import and its floor's map (strace)."""
+    import os
+    import subprocess
+    import tempfile
+
+    def count(code: str, function: str) -> int:
+        paths = [arts[function], runtime]
+        with tempfile.TemporaryDirectory() as tmp:
+            trace = os.path.join(tmp, "trace")
+            strace = ["strace", "-f", "-e", "trace=mmap", "-o", trace]
+            subprocess.run(
+                [*strace, python, "-I", "-S", "-B", cold_import.__file__, "--child", code, *paths],
+                capture_output=True,
+                text=True,
+                env=cold_import._env(function, paths[0]),
+                check=True,
+            )
+            with open(trace) as lines:
+                return sum(STACK_CHUNK_MMAP in line for line in lines)
+
+    codes = {
+        cold_import.FLOOR: cold_import.FLOOR_CODE,
+        cold_import.FLOOR_BATCH: cold_import.FLOOR_BATCH_CODE,
+        cold_import.FLOOR_EVENTS: cold_import.FLOOR_EVENTS_CODE,
+    }
+    empty = count("pass", "ProcessorFunction")
+    print("frame-stack chunks (16 KiB) mapped by each import (strace, with .pyc, one run each)")
+    print(f"  {'case':<36}{'chunks':>10}")
+    for name, code in codes.items():
+        print(f"  {name:<36}{count(code, 'ProcessorFunction') - empty:>10}")
+    for function in cold_import.CORE:
+        chunks = count(f"import {cold_import.FUNCTIONS[function]}", function) - empty
+        print(f"  {function:<36}{chunks:>10}")
+
+
 def main() -> None:
     import argparse
     import os
@@ -104,6 +158,9 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--importtime", choices=sorted(cold_import.FUNCTIONS), help="one handler")
     mode.add_argument("--instructions", action="store_true", help="CPU instructions (valgrind)")
+    mode.add_argument(
+        "--stack-chunks", action="store_true", help="frame-stack chunks mapped (strace)"
+    )
     args = parser.parse_args()
     python = lambda_python() or sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,8 +168,10 @@ def main() -> None:
         arts = cold_import._build(tmp, python, pyc=True)
         if args.importtime:
             importtime(python, arts, runtime, args.importtime)
-        else:
+        elif args.instructions:
             instructions(python, arts, runtime)
+        else:
+            stack_chunks(python, arts, runtime)
 
 
 if __name__ == "__main__":
