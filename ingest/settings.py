@@ -96,7 +96,8 @@ def _read_fields(
     return values, problems
 
 
-_AT_LEAST = re.compile(r"^Expected `int` >= (-?\d+)$")
+#: compiled on first use (re caches it), not at a cold start
+_AT_LEAST = r"^Expected `int` >= (-?\d+)$"
 
 
 def _phrase(exc: Exception) -> str:
@@ -106,7 +107,7 @@ def _phrase(exc: Exception) -> str:
     message = str(exc)
     if message.startswith("Expected `int`, got"):
         return "must be a whole number"
-    if m := _AT_LEAST.match(message):
+    if m := re.match(_AT_LEAST, message):
         return f"must be at least {m.group(1)}"
     return message[0].lower() + message[1:]
 

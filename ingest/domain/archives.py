@@ -44,8 +44,9 @@ PASSWORD_SECRETS_PREFIX = "sftp-ingest/zip/"
 
 #: S3's longest key, in UTF-8 bytes.
 MAX_KEY_BYTES = 1024
-_DRIVE = re.compile(r"^[A-Za-z]:")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: patterns compiled on first use (re caches them), not at a cold start
+_DRIVE = r"^[A-Za-z]:"
+_CONTROL = r"[\x00-\x1f\x7f]"
 
 
 class ZipLimits(Struct, frozen=True):
@@ -93,13 +94,13 @@ class PlannedMember(Struct, frozen=True):
 
 def member_key(archive_key: str, name: str) -> str:
     """The S3 key of member ``name`` of the archive at ``archive_key``; refuses zip slip."""
-    if not name or "\\" in name or name.startswith("/") or _DRIVE.match(name):
+    if not name or "\\" in name or name.startswith("/") or re.match(_DRIVE, name):
         raise ArchiveRefusedError(
             f"member {name!r} has an absolute or Windows path (zip slip)",
             key=archive_key,
             rule="zip_slip",
         )
-    if _CONTROL.search(name):
+    if re.search(_CONTROL, name):
         raise ArchiveRefusedError(
             f"member {name!r} has a control character in its name",
             key=archive_key,

@@ -37,10 +37,11 @@ DEFAULT_WAIT_TIMEOUT = 24 * 3600
 DEFAULT_DUPLICATE_WINDOW = 30 * 24 * 3600
 
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]ib|b)?\s*$", re.IGNORECASE)
+#: patterns compiled on first use (re caches them), not at a cold start
+_SIZE_RE = r"(?i)^\s*(\d+)\s*([kmg]ib|b)?\s*$"
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION_RE = r"^\s*(\d+)\s*([smhdw])\s*$"
+_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class Format(StrEnum):
@@ -268,7 +269,7 @@ def glob_to_regex(glob: str) -> re.Pattern[str]:
             if end == -1:
                 raise ValueError(f"unclosed '{{' in {glob!r}")
             name = glob[i + 1 : end]
-            if not _NAME_RE.match(name):
+            if not re.match(_NAME_RE, name):
                 raise ValueError(f"capture name {name!r} in {glob!r} is not an identifier")
             out.append(f"(?P<{name}>[^/]+)")
             i = end + 1
@@ -294,7 +295,7 @@ def parse_size(value: Any) -> int:
     if isinstance(value, int):
         size = value
     else:
-        m = _SIZE_RE.match(str(value))
+        m = re.match(_SIZE_RE, str(value))
         if not m:
             raise ValueError(f"not a size: {value!r} (use bytes or e.g. '64MiB')")
         size = int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()]
@@ -310,7 +311,7 @@ def parse_duration(value: Any) -> int:
     if isinstance(value, int):
         seconds = value
     else:
-        m = _DURATION_RE.match(str(value))
+        m = re.match(_DURATION_RE, str(value))
         if not m:
             raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '24h', '30d')")
         seconds = int(m.group(1)) * _DURATION_UNITS[m.group(2)]
