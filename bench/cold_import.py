@@ -322,7 +322,7 @@ def main() -> None:
         version = _run(python, "import sys; print(sys.version.split()[0])", [], "x").stdout
         print(
             f"cold import of each handler from its own package, a new interpreter per run, "
-            f"median of {args.runs} runs (python {version.split()[0]} at {python})"
+            f"median of {args.runs} runs (python {version.split()[0]})"
         )
         for setting, arts in settings.items():
             print(f"package sizes, {setting}: {_sizes(arts)}")
