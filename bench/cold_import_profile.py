@@ -30,8 +30,12 @@ The packages, the interpreter, the floors and each case's environment are
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import cold_import
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def importtime(python: str, arts: dict[str, str], runtime: str, function: str) -> None:
@@ -67,33 +71,43 @@ def importtime(python: str, arts: dict[str, str], runtime: str, function: str) -
         print(f"    {name:<56}{self_us / 1000:>8.1f} ms")
 
 
+#: the floors, by name, as ``bench/cold_import.py`` times them
+FLOOR_CODES = {
+    cold_import.FLOOR: cold_import.FLOOR_CODE,
+    cold_import.FLOOR_BATCH: cold_import.FLOOR_BATCH_CODE,
+    cold_import.FLOOR_EVENTS: cold_import.FLOOR_EVENTS_CODE,
+}
+
+
+def _run_under(
+    tool: list[str], python: str, paths: list[str], code: str, function: str
+) -> subprocess.CompletedProcess[str]:
+    """One case's child (``bench/cold_import.py --child``) run under ``tool`` (valgrind, strace)."""
+    import subprocess
+
+    return subprocess.run(
+        [*tool, python, "-I", "-S", "-B", cold_import.__file__, "--child", code, *paths],
+        capture_output=True,
+        text=True,
+        env=cold_import._env(function, paths[0]),
+        check=True,
+    )
+
+
 def instructions(python: str, arts: dict[str, str], runtime: str) -> None:
     """Each core handler's import and its floor's, in CPU instructions (valgrind)."""
     import re
-    import subprocess
 
     def count(code: str, function: str) -> int:
-        paths = [arts[function], runtime]
         valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-        proc = subprocess.run(
-            [*valgrind, python, "-I", "-S", "-B", cold_import.__file__, "--child", code, *paths],
-            capture_output=True,
-            text=True,
-            env=cold_import._env(function, paths[0]),
-            check=True,
-        )
+        proc = _run_under(valgrind, python, [arts[function], runtime], code, function)
         found = re.search(r"Collected : (\d+)", proc.stderr)
         if found is None:
             raise SystemExit(f"valgrind printed no instruction count: {proc.stderr[-500:]}")
         return int(found[1])
 
-    codes = {
-        cold_import.FLOOR: cold_import.FLOOR_CODE,
-        cold_import.FLOOR_BATCH: cold_import.FLOOR_BATCH_CODE,
-        cold_import.FLOOR_EVENTS: cold_import.FLOOR_EVENTS_CODE,
-    }
     empty = count("pass", "ProcessorFunction")
-    floors = {name: count(code, "ProcessorFunction") - empty for name, code in codes.items()}
+    floors = {name: count(code, "ProcessorFunction") - empty for name, code in FLOOR_CODES.items()}
     print("CPU instructions of each import (valgrind, with .pyc, one run each), in millions")
     print(f"  {'case':<36}{'M instr':>10}{'x floor':>8}  <= floor / {cold_import.FLOOR_FACTOR}")
     for name, value in floors.items():
@@ -112,33 +126,20 @@ STACK_CHUNK_MMAP = "mmap(NULL, 16384, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANON
 def stack_chunks(python: str, arts: dict[str, str], runtime: str) -> None:
     """The frame-stack chunks each core handler's import and its floor's map (strace)."""
     import os
-    import subprocess
     import tempfile
 
     def count(code: str, function: str) -> int:
-        paths = [arts[function], runtime]
         with tempfile.TemporaryDirectory() as tmp:
             trace = os.path.join(tmp, "trace")
             strace = ["strace", "-f", "-e", "trace=mmap", "-o", trace]
-            subprocess.run(
-                [*strace, python, "-I", "-S", "-B", cold_import.__file__, "--child", code, *paths],
-                capture_output=True,
-                text=True,
-                env=cold_import._env(function, paths[0]),
-                check=True,
-            )
+            _run_under(strace, python, [arts[function], runtime], code, function)
             with open(trace) as lines:
                 return sum(STACK_CHUNK_MMAP in line for line in lines)
 
-    codes = {
-        cold_import.FLOOR: cold_import.FLOOR_CODE,
-        cold_import.FLOOR_BATCH: cold_import.FLOOR_BATCH_CODE,
-        cold_import.FLOOR_EVENTS: cold_import.FLOOR_EVENTS_CODE,
-    }
     empty = count("pass", "ProcessorFunction")
     print("frame-stack chunks (16 KiB) mapped by each import (strace, with .pyc, one run each)")
     print(f"  {'case':<36}{'chunks':>10}")
-    for name, code in codes.items():
+    for name, code in FLOOR_CODES.items():
         print(f"  {name:<36}{count(code, 'ProcessorFunction') - empty:>10}")
     for function in cold_import.CORE:
         chunks = count(f"import {cold_import.FUNCTIONS[function]}", function) - empty
