@@ -93,12 +93,19 @@ POWERTOOLS_UNUSED := event_handler utilities/idempotency utilities/parameters \
 LAMBDA_PRUNE := $(addprefix aws_lambda_powertools/,$(POWERTOOLS_UNUSED))
 STRIP ?= strip
 
+# The interpreter whose pip fills a package (--target: nothing is installed into it): PYTHON if
+# given on the command line, else .venv's when there is one. Not a pyenv shim by default:
+# `sam build --parallel` runs several of these at once, and pyenv's pip hook then rehashes its
+# shims concurrently and fails the build ("cannot rehash: shims isn't writable").
+PACKAGER ?= $(if $(filter command line,$(origin PYTHON)),$(PYTHON),\
+	$(if $(wildcard $(CURDIR)/$(BIN)/python),$(CURDIR)/$(BIN)/python,$(PYTHON)))
+
 # $(1): the requirements file of the function
 define lambda-package
 	mkdir -p "$(ARTIFACTS_DIR)"
 	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name '__pycache__' -type d -prune -exec rm -rf {} +
-	$(PYTHON) -m pip install --quiet --no-compile --target "$(ARTIFACTS_DIR)" \
+	$(PACKAGER) -m pip install --quiet --no-compile --target "$(ARTIFACTS_DIR)" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version $(LAMBDA_PYTHON) \
 		--only-binary=:all: -r $(1) boto3
 	cd "$(ARTIFACTS_DIR)" && rm -rf bin $(LAMBDA_PRUNE) *-stubs \
