@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ingest.adapters.dynamo import attr, from_item
-from ingest.adapters.ledger_chunks import count_chunk, finish_if_complete
+from ingest.adapters.ledger_chunks import count_chunk
+from ingest.adapters.ledger_chunks import finish_if_complete as finish_when_counted
 from ingest.adapters.ledger_items import (
     FILE_SK,
     chunk_prefix,
@@ -172,43 +173,10 @@ class Ledger:
             ingestion=ingestion,
         )
 
-    def complete_chunk(
-        self,
-        key: str,
-        version: str,
-        index: int,
-        *,
-        rows_ok: int,
-        rows_rejected: int,
-        ingestion: str | None = None,
-        skipped: int = 0,
-        declared: int | None = None,
-    ) -> bool:
-        """Add a chunk's counters to its file exactly once; False when it was counted already
-        (:func:`ingest.adapters.ledger_chunks.count_chunk`)."""
-        return count_chunk(
-            self,
-            key,
-            version,
-            index,
-            rows_ok=rows_ok,
-            rows_rejected=rows_rejected,
-            ingestion=ingestion,
-            skipped=skipped,
-            declared=declared,
-        )
-
-    def finish_if_complete(
-        self,
-        key: str,
-        version: str,
-        ingestion: str | None = None,
-        *,
-        verify: Callable[[FileEntry], str | None] | None = None,
-    ) -> FileEntry | None:
-        """The file's final status once every chunk is counted, or None
-        (:func:`ingest.adapters.ledger_chunks.finish_if_complete`)."""
-        return finish_if_complete(self, key, version, ingestion, verify=verify)
+    #: Add a chunk's counters to its file exactly once; False when it was counted already.
+    complete_chunk = count_chunk
+    #: The file's final status once every chunk is counted, or None.
+    finish_if_complete = finish_when_counted
 
     def mark_failed(
         self, key: str, version: str, reason: str, ingestion: str | None = None
